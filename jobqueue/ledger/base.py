@@ -1,0 +1,143 @@
+"""The task ledger: the workers' own idempotency store, one record per task.
+
+It makes at-least-once delivery safe (DESIGN.md invariants 1-3). Contract of every backend
+(``tests/contract/test_ledger_contract.py`` checks each one):
+
+* **Submit claim.** ``claim_submit(task, token, lease_s, deadline_at)`` returns:
+  ``ACQUIRED`` when no claim exists or the previous holder's lease expired without recording a vendor task id
+  (the new holder takes over); ``HELD`` (with ``retry_after_s``) while another token's lease is live;
+  ``SUBMITTED`` (with ``vendor_task_id``) once a submission is recorded; ``AMBIGUOUS`` once a submit was
+  marked ambiguous (the vendor may have started a job: never resubmit until an operator calls
+  ``reset_submit``). ``record_submission`` and ``mark_ambiguous`` only succeed for the current token;
+  ``release_submit`` gives up a live claim (the vendor definitely created nothing) so a retry can claim again.
+* **Hop order.** ``seq_handled(task)`` is the highest ``seq`` whose successor was sent;
+  ``advance(task, seq)`` raises it to ``seq`` (compare-and-set, never lowers it) and returns whether it rose.
+* **Terminal outcome.** ``record_outcome(task, outcome)`` stores the first outcome and returns the stored
+  one: later calls, whatever they pass, get the first back. That is how a task gets exactly one outcome.
+  ``mark_reported(task)`` records that the backend acknowledged the report.
+* **Stuck tasks.** ``open_tasks(deadline_before)`` lists tasks without an outcome whose deadline is before the
+  given time, oldest deadline first, without scanning every record.
+* Records expire: ``retention_s`` after creation (Redis TTL) or by ``prune`` (SQLite).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+
+
+class ClaimState(str, enum.Enum):
+    ACQUIRED = "acquired"
+    HELD = "held"
+    SUBMITTED = "submitted"
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True)
+class Claim:
+    state: ClaimState
+    vendor_task_id: str | None = None
+    retry_after_s: float = 0.0
+
+
+class Status(str, enum.Enum):
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A task's terminal outcome: exactly what the backend will be told."""
+
+    status: Status
+    result_keys: tuple[str, ...] = ()
+    error_reason: str | None = None
+    vendor_task_id: str | None = None
+    detail: str = field(default="", compare=False)  # for operators' eyes: never sent to the backend
+
+    def dumps(self) -> str:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["result_keys"] = list(self.result_keys)
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def loads(cls, raw: str) -> Outcome:
+        data = json.loads(raw)
+        return cls(
+            status=Status(data["status"]),
+            result_keys=tuple(data.get("result_keys") or ()),
+            error_reason=data.get("error_reason"),
+            vendor_task_id=data.get("vendor_task_id"),
+            detail=data.get("detail") or "",
+        )
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    task_id: str
+    seq: int = -1
+    submit_state: str = ""  # "" | "leased" | "submitted" | "ambiguous"
+    lease_until: float = 0.0
+    vendor_task_id: str | None = None
+    deadline_at: float = 0.0
+    outcome: Outcome | None = None
+    reported_at: float | None = None
+    updated_at: float = 0.0
+
+
+class Ledger(abc.ABC):
+    """Base of every ledger backend; times are unix seconds, passed in so tests control the clock."""
+
+    def __init__(self, *, retention_s: int = 30 * 86400) -> None:
+        self.retention_s = retention_s
+
+    @abc.abstractmethod
+    def claim_submit(self, task_id: str, token: str, lease_s: float, deadline_at: float, now: float) -> Claim: ...
+
+    @abc.abstractmethod
+    def record_submission(self, task_id: str, token: str, vendor_task_id: str, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    def mark_ambiguous(self, task_id: str, token: str, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    def release_submit(self, task_id: str, token: str, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    def reset_submit(self, task_id: str, now: float) -> bool:
+        """Operator action: forget an ambiguous or stale claim so the task may be submitted again."""
+
+    @abc.abstractmethod
+    def seq_handled(self, task_id: str) -> int:
+        """Highest seq whose successor was sent, ``-1`` for an unknown task."""
+
+    @abc.abstractmethod
+    def advance(self, task_id: str, seq: int, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    def record_outcome(self, task_id: str, outcome: Outcome, now: float) -> Outcome: ...
+
+    @abc.abstractmethod
+    def mark_reported(self, task_id: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    def get(self, task_id: str) -> TaskRecord | None: ...
+
+    @abc.abstractmethod
+    def open_tasks(self, deadline_before: float, limit: int = 100) -> list[TaskRecord]: ...
+
+    def prune(self, now: float) -> int:
+        """Delete records older than ``retention_s``; returns how many. Backends with TTLs need not."""
+        return 0
+
+    def close(self) -> None:
+        """Release connections; the default has none."""
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,108 @@
+"""The ObjectStore protocol: streaming object I/O addressed by ``(bucket, key)``.
+
+Contract every backend keeps (``tests/contract/test_store_contract.py``):
+
+* ``open_read`` returns a binary stream (``read(n)``, context manager); memory does not grow with object size.
+  A missing object raises :class:`~objectstore.errors.ObjectNotFound`.
+* ``write`` consumes an iterable of byte chunks and stores them under the key; a reader never sees a partial
+  object (temp file + rename, or multipart completed only at the end and aborted on any failure).
+  ``size`` is a hint (``None`` = unknown length). Returns the stored :class:`ObjectInfo`.
+* ``head`` returns :class:`ObjectInfo` or ``None``; ``delete`` is idempotent; ``list`` yields objects under a
+  prefix in key order; ``copy`` copies within a bucket (server-side where the backend can).
+* ``vendor_url`` is a time-limited GET URL a vendor can fetch without credentials, or raises
+  :class:`~objectstore.errors.StoreUnsupported` where the backend has none (local files).
+* Keys are validated: empty keys, absolute keys, ``..`` segments and backslashes raise
+  :class:`~objectstore.errors.InvalidKey` before any I/O.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from objectstore.errors import InvalidKey
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    size: int
+    etag: str = ""
+    content_type: str = ""
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape a prefix or the store root."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise InvalidKey(f"object key {key!r} is empty, absolute or has a backslash/NUL")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidKey(f"object key {key!r} has an empty, '.' or '..' segment")
+    if len(key.encode()) > 850:
+        raise InvalidKey("object key is longer than 850 bytes")
+    return key
+
+
+def iter_file(stream: BinaryIO, chunk_size: int = CHUNK) -> Iterator[bytes]:
+    """Chunks of a binary stream until EOF."""
+    while chunk := stream.read(chunk_size):
+        yield chunk
+
+
+class ObjectStore(abc.ABC):
+    def __init__(self, default_bucket: str) -> None:
+        self.default_bucket = default_bucket
+
+    @abc.abstractmethod
+    def open_read(self, bucket: str, key: str) -> BinaryIO: ...
+
+    @abc.abstractmethod
+    def write(
+        self,
+        bucket: str,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        size: int | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    def head(self, bucket: str, key: str) -> ObjectInfo | None: ...
+
+    @abc.abstractmethod
+    def delete(self, bucket: str, key: str) -> None: ...
+
+    @abc.abstractmethod
+    def list(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]: ...
+
+    @abc.abstractmethod
+    def copy(self, bucket: str, src_key: str, dst_key: str) -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    def vendor_url(self, bucket: str, key: str, expires_s: int = 3600) -> str: ...
+
+    # -- conveniences built on the primitives ------------------------------------------------
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        return self.write(bucket, key, [data], size=len(data), content_type=content_type)
+
+    def get_bytes(self, bucket: str, key: str, limit: int | None = None) -> bytes:
+        """The whole object, or its first ``limit`` bytes."""
+        with self.open_read(bucket, key) as stream:
+            return stream.read() if limit is None else stream.read(limit)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        return self.head(bucket, key) is not None
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        keys = [info.key for info in self.list(bucket, prefix)]
+        for key in keys:
+            self.delete(bucket, key)
+        return len(keys)
+
+    def close(self) -> None:
+        """Release connections; the default has none."""

@@ -1,0 +1,79 @@
+"""The Vendor protocol: submit a job, ask its state, list its outputs, cancel it.
+
+A vendor client raises only :mod:`vendors.errors` exceptions. ``submit`` is never retried by the client
+after the request may have been sent (REFERENCE.md §5): a timeout after sending raises
+:class:`~vendors.errors.AmbiguousSubmit` and the consumer reconciles.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+
+class VendorState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class VendorOutput:
+    url: str
+    file_type: str = ""  # the vendor's word for it ("png", "mp4"); the bytes decide
+    node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class VendorStatus:
+    state: VendorState
+    outputs: tuple[VendorOutput, ...] = ()
+    detail: str = ""  # failure reason from the vendor: logs only
+    raw_code: int | str | None = None
+
+
+@dataclass(frozen=True)
+class NodeInput:
+    """One entry of RunningHub's ``nodeInfoList``."""
+
+    node_id: str
+    field_name: str
+    field_value: str
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """What to run: a workflow or an AI app, with its node inputs already resolved."""
+
+    kind: str  # "workflow" | "ai-app"
+    target_id: str  # workflowId or webappId
+    nodes: tuple[NodeInput, ...] = field(default_factory=tuple)
+    instance_type: str | None = None
+
+
+class Vendor(abc.ABC):
+    name: str = "vendor"
+    #: largest input ``upload`` accepts; larger inputs are passed by URL
+    max_upload_bytes: int = 30 * 1024 * 1024
+
+    @abc.abstractmethod
+    def upload(self, stream: BinaryIO, filename: str, size: int) -> str:
+        """Upload an input file; returns the reference to use as a node ``fieldValue``."""
+
+    @abc.abstractmethod
+    def submit(self, request: SubmitRequest) -> str:
+        """Start a job; returns the vendor task id (a string, even when the vendor's is a number)."""
+
+    @abc.abstractmethod
+    def status(self, vendor_task_id: str) -> VendorStatus:
+        """Current state; on ``SUCCEEDED`` the outputs (empty outputs are reported as ``FAILED``)."""
+
+    @abc.abstractmethod
+    def cancel(self, vendor_task_id: str) -> None:
+        """Best effort: ask the vendor to stop (and stop billing) a job."""
+
+    def close(self) -> None:
+        """Release connections."""
