@@ -87,7 +87,9 @@ class ObjectStore(abc.ABC):
     def vendor_url(self, bucket: str, key: str, expires_s: int = 3600) -> str: ...
 
     # -- conveniences built on the primitives ------------------------------------------------
-    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> ObjectInfo:
         return self.write(bucket, key, [data], size=len(data), content_type=content_type)
 
     def get_bytes(self, bucket: str, key: str, limit: int | None = None) -> bytes:

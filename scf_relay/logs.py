@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("relay_log_context", default={})
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("relay_log_context", default=None)
 _secrets: set[str] = set()
 # Query strings of signed URLs carry credentials (q-signature, sign=, token=...): never log them.
 _SIGNED_QUERY = re.compile(r"(https?://[^\s?\"']+)\?[^\s\"']*")
@@ -41,7 +41,7 @@ def redact(text: str) -> str:
 @contextlib.contextmanager
 def bind(**fields: Any) -> Iterator[None]:
     """Add ``fields`` to every log record emitted inside the block."""
-    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    token = _context.set({**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
     try:
         yield
     finally:
@@ -60,7 +60,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": redact(record.getMessage()),
         }
-        entry.update(_context.get())
+        entry.update(_context.get() or {})
         for key, value in vars(record).items():
             if key not in self._reserved and not key.startswith("_"):
                 entry[key] = value

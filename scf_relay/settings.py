@@ -28,7 +28,8 @@ class RelaySettings(BaseSettings):
     ledger: str = Field("", description="sqlite:///path | redis://host:port/db")
     store: str = Field("", description="file:///root?bucket=b | cos://bucket-appid?region=ap-guangzhou")
     output_bucket: str = Field("", description="bucket for staging/ and output/ (default: the store's bucket)")
-    auditor: str = Field("local", description="local | tencent")
+    auditor: str = Field("local", description="local | tencent?region=ap-guangzhou")
+    review_passes: bool = Field(False, description="treat a moderation REVIEW as a pass (default: block)")
     backend_url: str = Field("", description="base URL of the backend; reports go to /internal/task/update")
     callback_secret: SecretStr = Field(SecretStr(""), description="HMAC key for X-Relay-Signature")
     pipelines: Path | None = Field(None, description="pipelines.toml to use instead of the packaged one")
@@ -43,6 +44,7 @@ class RelaySettings(BaseSettings):
     max_receive_count: int = Field(5, ge=1, le=1000)
     receive_batch: int = Field(8, ge=1, le=16)
     step_margin_s: float = Field(5.0, ge=0.5, description="budget kept back at the end of a function run")
+    report_retry_s: float = Field(8.0, ge=0, description="in-step retries of a report before a delayed resend")
     report_max_attempts: int = Field(30, ge=1, description="delayed report retries before dead-lettering")
     log_level: str = "INFO"
 

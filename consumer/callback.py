@@ -1,0 +1,116 @@
+"""The backend callback: ``POST {RELAY_BACKEND_URL}/internal/task/update``, signed.
+
+Body, exactly the backend's JSON: ``{"taskId", "status": "done"|"failed", "resultUrls": ["cos://output/..."]}``
+on done, ``"errorReason"`` on failed, ``"vendorTaskId"`` when known. Headers:
+
+* ``X-Relay-Timestamp``: unix seconds
+* ``X-Relay-Signature``: ``sha256=<hex HMAC-SHA256(secret, "{timestamp}.{raw body}")>``
+* ``X-Relay-Delivery``: stable per task and status, so the backend can drop a repeat
+
+:func:`verify_signature` is the function the backend team copies (it needs only the standard library).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from jobqueue.ledger.base import Outcome, Status
+from scf_relay import logs
+
+PATH = "/internal/task/update"
+REPLAY_WINDOW_S = 300
+
+log = logs.get("consumer.callback")
+
+
+def report_body(task_id: str, outcome: Outcome) -> bytes:
+    """The exact JSON the backend expects, compact UTF-8 (Chinese reasons unescaped)."""
+    body: dict[str, object] = {"taskId": task_id, "status": outcome.status.value}
+    if outcome.status is Status.DONE:
+        body["resultUrls"] = [f"cos://{key}" for key in outcome.result_keys]
+    else:
+        body["errorReason"] = outcome.error_reason
+    if outcome.vendor_task_id:
+        body["vendorTaskId"] = outcome.vendor_task_id
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def delivery_id(task_id: str, status: Status) -> str:
+    return hashlib.sha256(f"scf-relay:{task_id}:{status.value}".encode()).hexdigest()[:32]
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
+def verify_signature(
+    secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None, window_s: int = REPLAY_WINDOW_S
+) -> bool:
+    """True if ``body`` was signed with ``secret`` within ``window_s`` seconds of ``now``.
+
+    Copy this into the backend: check it before parsing the body, then deduplicate on X-Relay-Delivery.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        timestamp = int(lowered.get("x-relay-timestamp", ""))
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > window_s:
+        return False
+    expected = sign(secret, timestamp, body)
+    return hmac.compare_digest(expected, lowered.get("x-relay-signature", ""))
+
+
+class Delivery(str, enum.Enum):
+    DELIVERED = "delivered"  # 2xx: the backend has it
+    RETRY = "retry"  # connect error, timeout, 5xx, 429: try again later
+    REJECTED = "rejected"  # other 4xx: our request is wrong (secret, URL); retrying will not help
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    delivery: Delivery
+    detail: str = ""
+
+
+class BackendReporter:
+    """Posts reports. ``client`` is the network seam (tests pass one; the default has short timeouts)."""
+
+    def __init__(
+        self, base_url: str, secret: str, *, client: httpx.Client | None = None, timeout_s: float = 10
+    ) -> None:
+        self.url = base_url.rstrip("/") + PATH
+        self._secret = secret
+        self._client = client or httpx.Client(timeout=timeout_s)
+
+    def post(self, task_id: str, outcome: Outcome, now: float | None = None) -> ReportResult:
+        body = report_body(task_id, outcome)
+        timestamp = int(time.time() if now is None else now)
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "X-Relay-Timestamp": str(timestamp),
+            "X-Relay-Signature": sign(self._secret, timestamp, body),
+            "X-Relay-Delivery": delivery_id(task_id, outcome.status),
+        }
+        try:
+            response = self._client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return ReportResult(Delivery.RETRY, f"{type(exc).__name__}: {exc}")
+        if response.is_success:
+            return ReportResult(Delivery.DELIVERED, str(response.status_code))
+        detail = f"HTTP {response.status_code}: {response.text[:200]}"
+        if response.status_code == 429 or response.status_code >= 500:
+            return ReportResult(Delivery.RETRY, detail)
+        return ReportResult(Delivery.REJECTED, detail)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,66 @@
+"""SCF function 2, the consumer: ``main_handler(event, context)``.
+
+Events:
+
+* timer trigger (``{"Type": "Timer", ...}``) or a nudge from the shim (``{"Type": "Nudge"}``): drain the queue
+  until idle or until ``context["time_limit_in_ms"]`` minus ``RELAY_STEP_MARGIN_S`` is spent;
+* ``{"Type": "Message", "body": "<job message JSON>"}``: run that one message (tests, replays); its successor is
+  sent to the queue as usual, a dead-letter move is returned instead of stored.
+
+Backends are opened once per warm container. Returns a summary dict (counts, why it stopped).
+"""
+
+from __future__ import annotations
+
+from consumer.drain import Budget, DrainStats, drain, send_successor
+from consumer.services import Services, build_services
+from consumer.transitions import DeadLetter, Send
+from scf_relay import logs
+from scf_relay.settings import load
+
+_services: Services | None = None
+log = logs.get("consumer.index")
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        settings = load()
+        logs.setup(settings.log_level)
+        _services = build_services(settings)
+    return _services
+
+
+def reset() -> None:
+    """Forget the cached backends (tests; a new configuration)."""
+    global _services
+    if _services is not None:
+        _services.close()
+    _services = None
+
+
+def main_handler(event: dict, context: dict | None = None) -> dict:
+    svc = services()
+    kind = event.get("Type") if isinstance(event, dict) else None
+    if kind == "Message":
+        return _one_message(svc, event.get("body"))
+    budget = Budget.from_context(context, svc.settings.step_margin_s)
+    stats: DrainStats = drain(svc, budget)
+    summary = {"trigger": kind or "unknown", **stats.as_dict()}
+    log.info("drain finished", extra=summary)
+    return summary
+
+
+def _one_message(svc: Services, body: object) -> dict:
+    from consumer.dispatch import handle
+
+    if not isinstance(body, str):
+        return {"error": "event.body must be a job message JSON string"}
+    msg, move = handle(body, svc)
+    if isinstance(move, DeadLetter):
+        return {"move": "dead_letter", "reason": move.reason}
+    if isinstance(move, Send):
+        send_successor(svc, move)
+    if msg is not None:
+        svc.ledger.advance(msg.task_id, msg.seq, svc.clock())
+    return {"move": type(move).__name__.lower()}

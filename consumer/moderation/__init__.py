@@ -1,0 +1,63 @@
+"""Auditors chosen by ``RELAY_AUDITOR``: ``local`` (marker auditor) or ``tencent[?region=..&endpoint=..]``.
+
+Query parameters of ``tencent``: ``region`` (default: the store's region), ``endpoint`` (``host[:port]`` or a
+URL; a local API server in tests), ``biz_type`` (the moderation policy id from the console), ``bucket_region``
+(the COS region of staged videos, default: the store's region, else ``region``). Credentials come from the
+SCF role variables. Backends are imported lazily.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NoReturn
+from urllib.parse import parse_qsl, urlsplit
+
+if TYPE_CHECKING:
+    from consumer.moderation.base import Auditor
+    from objectstore.base import ObjectStore
+    from scf_relay.settings import RelaySettings
+
+_TENCENT_OPTIONS = {"region", "endpoint", "biz_type", "bucket_region"}
+
+
+def open_auditor(name: str, *, store: ObjectStore | None, settings: RelaySettings | None = None) -> Auditor:
+    """The auditor named by ``name``; ``ConfigError`` naming RELAY_AUDITOR for anything else."""
+    parts = urlsplit(name.strip())
+    kind = parts.path or parts.scheme
+    if kind == "local" and not parts.query:
+        from consumer.moderation.local import LocalMarkerAuditor
+
+        if store is None:
+            _config_error("the local auditor needs the object store to scan staged videos")
+        return LocalMarkerAuditor(store)
+    if kind == "tencent":
+        return _tencent(parts.query, store, settings)
+    _config_error(f"unknown auditor {name!r} (use local or tencent?region=ap-guangzhou)")
+
+
+def _tencent(query: str, store: ObjectStore | None, settings: RelaySettings | None) -> Auditor:
+    from consumer.moderation.tencent import TencentAuditor
+
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = set(options) - _TENCENT_OPTIONS
+    if unknown:
+        _config_error(f"unknown option(s) {sorted(unknown)} (known: {sorted(_TENCENT_OPTIONS)})")
+    region = options.get("region") or getattr(store, "region", None)
+    if not region:
+        _config_error("tencent needs a region (tencent?region=ap-guangzhou)")
+    try:
+        return TencentAuditor(
+            region,
+            endpoint=options.get("endpoint") or None,
+            biz_type=options.get("biz_type") or None,
+            store=store,
+            review_passes=settings.review_passes if settings is not None else False,
+            bucket_region=options.get("bucket_region") or None,
+        )
+    except ValueError as exc:
+        _config_error(str(exc))
+
+
+def _config_error(problem: str) -> NoReturn:
+    from scf_relay.settings import ConfigError  # pydantic: only loaded when there is something to report
+
+    raise ConfigError(f"RELAY_AUDITOR: {problem}") from None

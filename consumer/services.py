@@ -1,0 +1,84 @@
+"""The consumer's I/O ports, built once per warm container from the settings.
+
+Steps receive a :class:`Services` and never build clients themselves, so tests can hand in real backends
+pointed at local servers, and the SCF entry builds everything once per container rather than per message.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from consumer.callback import BackendReporter
+from consumer.fetch import ResultFetcher
+from consumer.moderation.base import Auditor
+from jobqueue.ledger.base import Ledger
+from jobqueue.queue.base import Queue
+from objectstore.base import ObjectStore
+from scf_relay.pipelines import Pipeline, PipelineFile, load_pipelines
+from scf_relay.settings import ConfigError, RelaySettings, require
+from vendors.base import Vendor
+
+
+@dataclass
+class Services:
+    settings: RelaySettings
+    queue: Queue
+    ledger: Ledger
+    store: ObjectStore
+    vendors: dict[str, Vendor]
+    auditor: Auditor
+    reporter: BackendReporter
+    fetcher: ResultFetcher
+    pipelines: PipelineFile
+    clock: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
+
+    @property
+    def output_bucket(self) -> str:
+        return self.settings.output_bucket or self.store.default_bucket
+
+    def vendor_for(self, pipeline: Pipeline) -> Vendor:
+        try:
+            return self.vendors[pipeline.vendor]
+        except KeyError:
+            raise ConfigError(f"no client configured for vendor {pipeline.vendor!r}") from None
+
+    def close(self) -> None:
+        for closable in (
+            self.queue,
+            self.ledger,
+            self.store,
+            self.auditor,
+            self.reporter,
+            self.fetcher,
+            *self.vendors.values(),
+        ):
+            closable.close()
+
+
+def build_services(settings: RelaySettings) -> Services:
+    """Open every backend named by the settings; raises ``ConfigError`` naming the variable at fault."""
+    from consumer.moderation import open_auditor
+    from jobqueue import open_ledger, open_queue
+    from objectstore import open_store
+    from vendors.runninghub import RunningHubClient
+
+    backend_url = require(settings.backend_url, "RELAY_BACKEND_URL", "reports have nowhere to go")
+    secret = require(settings.callback_secret.get_secret_value(), "RELAY_CALLBACK_SECRET", "reports must be signed")
+    api_key = require(settings.runninghub_api_key.get_secret_value(), "RUNNINGHUB_API_KEY", "vendor calls need it")
+    pipelines = load_pipelines(settings.pipelines)
+    store = open_store(settings.store_url())
+    return Services(
+        settings=settings,
+        queue=open_queue(settings.queue_url(), max_receive_count=settings.max_receive_count),
+        ledger=open_ledger(settings.ledger_url()),
+        store=store,
+        vendors={"runninghub": RunningHubClient(settings.runninghub_base_url, api_key)},
+        auditor=open_auditor(settings.auditor, store=store, settings=settings),
+        reporter=BackendReporter(backend_url, secret),
+        fetcher=ResultFetcher(settings.result_host_list(), allow_private=settings.allow_private_hosts),
+        pipelines=pipelines,
+    )

@@ -1,0 +1,1 @@
+"""One module per stage of the task state machine. Each exposes ``run(msg, svc) -> Next``."""

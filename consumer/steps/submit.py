@@ -1,0 +1,131 @@
+"""SUBMIT: input from our store -> vendor; record the vendor task id; then poll.
+
+At most one vendor submission per task (invariant 2): the ledger's submit claim guards it, a submission that
+may have reached the vendor without giving us an id is marked ambiguous and dead-lettered for an operator
+(never resubmitted blindly: that can start and bill the same job twice).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from typing import BinaryIO
+
+from consumer.backoff import until_deadline
+from consumer.errors import DeadLetterStep, ErrorReason, RetryStep, TaskFailure
+from consumer.steps.common import timed_out
+from consumer.transitions import Next, Send
+from jobqueue.ledger.base import ClaimState
+from jobqueue.message import JobMessage, Stage
+from objectstore.base import iter_file
+from objectstore.errors import ObjectNotFound, StoreUnsupported
+from scf_relay import logs
+from scf_relay.filetypes import HEAD_BYTES, sniff
+from scf_relay.pipelines import Pipeline
+from vendors.base import NodeInput, SubmitRequest, Vendor
+from vendors.errors import AmbiguousSubmit, VendorError
+
+log = logs.get("consumer.submit")
+LEASE_S = 300
+SPOOL_IN_MEMORY_BYTES = 1024 * 1024
+
+
+def run(msg: JobMessage, svc) -> Next:
+    now = svc.clock()
+    if now >= msg.deadline_at:
+        return timed_out(msg, svc, cancel=False)
+    pipeline = svc.pipelines.get(msg.pipeline)
+    token = uuid.uuid4().hex
+    claim = svc.ledger.claim_submit(msg.task_id, token, LEASE_S, msg.deadline_at, now)
+    if claim.state is ClaimState.SUBMITTED:
+        log.info("already submitted; polling", extra={"vendor_task_id": claim.vendor_task_id})
+        return _poll_next(msg, pipeline, claim.vendor_task_id, now)
+    if claim.state is ClaimState.HELD:
+        raise RetryStep(
+            "another worker holds the submit claim", delay_s=until_deadline(claim.retry_after_s, now, msg.deadline_at)
+        )
+    if claim.state is ClaimState.AMBIGUOUS:
+        raise DeadLetterStep(_AMBIGUOUS_HELP)
+
+    vendor = svc.vendor_for(pipeline)
+    try:
+        reference = _input_reference(msg, pipeline, vendor, svc)
+        vendor_task_id = vendor.submit(_request(pipeline, reference))
+    except AmbiguousSubmit as exc:
+        svc.ledger.mark_ambiguous(msg.task_id, token, svc.clock())
+        log.error("submit is ambiguous", extra={"detail": str(exc)})
+        raise DeadLetterStep(f"{_AMBIGUOUS_HELP} ({exc})") from None
+    except BaseException:
+        svc.ledger.release_submit(msg.task_id, token, svc.clock())  # nothing was created: a retry may claim
+        raise
+    if not svc.ledger.record_submission(msg.task_id, token, vendor_task_id, svc.clock()):
+        log.error("submit claim was lost while submitting", extra={"vendor_task_id": vendor_task_id})
+    log.info("submitted to vendor", extra={"vendor_task_id": vendor_task_id, "vendor": vendor.name})
+    return _poll_next(msg, pipeline, vendor_task_id, svc.clock())
+
+
+_AMBIGUOUS_HELP = (
+    "submit ambiguous: the vendor may have started (and billed) a job but returned no task id; "
+    "check the vendor console, then `scf-relay dlq redrive --resubmit <id>` or `scf-relay dlq fail <id>`"
+)
+
+
+def _poll_next(msg: JobMessage, pipeline: Pipeline, vendor_task_id: str | None, now: float) -> Send:
+    delay = until_deadline(pipeline.poll.first_s, now, msg.deadline_at, floor_s=0)
+    return Send(msg.next(Stage.POLL, vendor_task_id=vendor_task_id, polls=0), delay)
+
+
+def _request(pipeline: Pipeline, reference: str) -> SubmitRequest:
+    nodes = tuple(NodeInput(n.node_id, n.field_name, n.value.replace("{input}", reference)) for n in pipeline.nodes)
+    return SubmitRequest(pipeline.kind, pipeline.target_id, nodes, pipeline.instance_type)
+
+
+def _input_reference(msg: JobMessage, pipeline: Pipeline, vendor: Vendor, svc) -> str:
+    """Check the input (exists, size, type by magic bytes) and hand it to the vendor: upload or URL."""
+    bucket, key = msg.input.bucket, msg.input.key
+    info = svc.store.head(bucket, key)
+    if info is None:
+        raise TaskFailure(ErrorReason.INVALID_INPUT, f"input {key} no longer exists")
+    if info.size == 0 or info.size > pipeline.max_input_bytes:
+        raise TaskFailure(ErrorReason.INVALID_INPUT, f"input is {info.size} bytes (limit {pipeline.max_input_bytes})")
+    if info.size > vendor.max_upload_bytes:
+        _check_type(svc.store.get_bytes(bucket, key, limit=HEAD_BYTES), pipeline)
+        try:
+            return svc.store.vendor_url(bucket, key, expires_s=int(pipeline.deadline_s))
+        except StoreUnsupported as exc:
+            raise DeadLetterStep(f"input over the vendor's upload limit and {exc}") from None
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
+        size = _spool(svc.store, bucket, key, spool, pipeline)
+        spool.seek(0)
+        try:
+            return vendor.upload(spool, key.rsplit("/", 1)[-1], size)
+        except VendorError:
+            raise
+        except OSError as exc:  # pragma: no cover - local disk trouble
+            raise RetryStep(f"spooling input failed: {exc}") from None
+
+
+def _spool(store, bucket: str, key: str, spool: BinaryIO, pipeline: Pipeline) -> int:
+    """Copy the input into ``spool`` (memory up to 1 MiB, then /tmp), checking its type on the first bytes."""
+    try:
+        with store.open_read(bucket, key) as stream:
+            size = 0
+            for chunk in iter_file(stream):
+                if size == 0:
+                    _check_type(chunk, pipeline)
+                size += len(chunk)
+                if size > pipeline.max_input_bytes:
+                    raise TaskFailure(ErrorReason.INVALID_INPUT, "input grew past the size limit")
+                spool.write(chunk)
+    except ObjectNotFound:
+        raise TaskFailure(ErrorReason.INVALID_INPUT, f"input {key} no longer exists") from None
+    return size
+
+
+def _check_type(head: bytes, pipeline: Pipeline) -> None:
+    kind = sniff(head)
+    if kind not in pipeline.input_types:
+        raise TaskFailure(
+            ErrorReason.INVALID_INPUT,
+            f"input is {kind or 'not a known file type'}, expected {list(pipeline.input_types)}",
+        )

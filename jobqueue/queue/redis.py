@@ -1,0 +1,223 @@
+"""The self-hosted queue on Redis: every state change is one Lua script (``*.lua`` beside this file).
+
+URL: ``redis://[:password@]host:port/db?prefix=relay&queue=jobs`` (``rediss://`` for TLS). Every key of
+the queue starts with ``<prefix>:<queue>:``; the key layout is documented at the top of each script.
+
+Time: the scores (when a delayed message becomes ready, when a visibility timeout ends, when a message
+died) come from this process's clock (``clock``, default :func:`time.time`), passed to the scripts as
+``now``; the server's clock is never read. Workers on several machines therefore need synchronised clocks
+(NTP); a skew of a few seconds only shifts delays and visibility deadlines by that much.
+
+Nothing is held in worker memory: a delayed message is a sorted-set entry, a received one stays in the
+in-flight set until it is deleted, and the next receive after its deadline puts it back (with a higher
+receive count), so a worker dying between receive and delete loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
+from jobqueue.queue.base import DeadLetter, Queue, QueueStats, Received, exceeded_reason
+from jobqueue.queue.polling import poll_until_some
+
+DEFAULT_PREFIX = "relay"
+DEFAULT_QUEUE = "jobs"
+#: the order of KEYS every script receives (see the header of any ``*.lua`` file)
+KEY_NAMES = ("bodies", "enqueued", "counts", "receipts", "ready", "delayed", "inflight", "dead", "dead_order")
+_SCRIPTS = ("send", "receive", "finish", "redrive", "remove_dead")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+_REDRIVE_CHUNK = 100
+
+
+class RedisQueue(Queue):
+    """The Queue on Redis; ``client`` is a ``redis.Redis(decode_responses=True)``."""
+
+    max_batch = 16
+    max_delay_s = 7 * 24 * 3600
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        queue: str = DEFAULT_QUEUE,
+        max_receive_count: int = 5,
+        clock: Callable[[], float] = time.time,
+        owns_client: bool = False,
+    ) -> None:
+        super().__init__(max_receive_count=max_receive_count)
+        _check_names(prefix, queue)
+        self.prefix, self.queue = prefix, queue
+        self.keys = [f"{prefix}:{queue}:{name}" for name in KEY_NAMES]
+        self._client = client
+        self._owns_client = owns_client
+        self._clock = clock
+        folder = Path(__file__).parent
+        self._scripts = {
+            name: client.register_script((folder / f"{name}.lua").read_text(encoding="utf-8")) for name in _SCRIPTS
+        }
+
+    @classmethod
+    def from_url(cls, url: str, *, max_receive_count: int = 5, clock: Callable[[], float] = time.time) -> RedisQueue:
+        """Connect to ``url``; its ``prefix`` and ``queue`` parameters name the keys, the rest go to redis."""
+        import redis
+
+        redis_url, prefix, queue = _split_url(url)
+        try:
+            client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5)
+        except ValueError as exc:  # redis-py names the bad part; the URL itself may hold a password
+            raise QueueConfigError(f"RELAY_QUEUE: bad redis URL: {exc}") from None
+        return cls(
+            client,
+            prefix=prefix,
+            queue=queue,
+            max_receive_count=max_receive_count,
+            clock=clock,
+            owns_client=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisQueue(prefix={self.prefix!r}, queue={self.queue!r})"
+
+    # -- protocol ------------------------------------------------------------------------------
+    def _send_many(self, bodies: list[str], delay_s: float) -> list[str]:
+        ids = [uuid.uuid4().hex for _ in bodies]
+        now = self._clock()
+        pairs = [value for message_id, body in zip(ids, bodies, strict=True) for value in (message_id, body)]
+        self._run("send", _score(now), _score(now + delay_s), *pairs)
+        return ids
+
+    def _receive(self, max_messages: int, visibility_timeout_s: float, wait_s: float) -> list[Received]:
+        return poll_until_some(lambda: self._receive_now(max_messages, visibility_timeout_s), wait_s)
+
+    def delete(self, receipt: str) -> bool:
+        return self._run("finish", receipt, _score(self._clock()), "") == 1
+
+    def dead_letter(self, received: Received, reason: str) -> bool:
+        if not reason:
+            raise ValueError("a dead letter needs a reason")
+        return self._run("finish", received.receipt, _score(self._clock()), reason) == 1
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        with self._translated_errors():
+            ranked = self._client.zrange(self._key("dead_order"), 0, limit - 1, withscores=True)
+            entries = self._client.hmget(self._key("dead"), [mid for mid, _ in ranked]) if ranked else []
+        return [
+            _dead_letter(mid, entry, dead_at) for (mid, dead_at), entry in zip(ranked, entries, strict=True) if entry
+        ]
+
+    def dead_letter_by_id(self, message_id: str) -> DeadLetter | None:
+        with self._translated_errors():
+            entry = self._client.hget(self._key("dead"), message_id)
+            dead_at = self._client.zscore(self._key("dead_order"), message_id)
+        return _dead_letter(message_id, entry, dead_at or 0.0) if entry else None
+
+    def redrive(self, message_ids: Sequence[str] | None = None, limit: int | None = None) -> list[str]:
+        if message_ids is not None:
+            return list(self._run("redrive", _score(self._clock()), *dict.fromkeys(message_ids)))
+        moved: list[str] = []
+        while limit is None or len(moved) < limit:
+            chunk = _REDRIVE_CHUNK if limit is None else min(_REDRIVE_CHUNK, limit - len(moved))
+            with self._translated_errors():
+                oldest = self._client.zrange(self._key("dead_order"), 0, chunk - 1)
+            done = list(self._run("redrive", _score(self._clock()), *oldest)) if oldest else []
+            moved.extend(done)
+            if not done:
+                break
+        return moved
+
+    def remove_dead(self, message_id: str) -> bool:
+        return self._run("remove_dead", message_id) == 1
+
+    def stats(self) -> QueueStats:
+        now = _score(self._clock())
+        with self._translated_errors():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.llen(self._key("ready"))
+            for name in ("delayed", "inflight"):
+                pipe.zcount(self._key(name), "-inf", now)
+                pipe.zcount(self._key(name), f"({now}", "+inf")
+            pipe.hlen(self._key("dead"))
+            ready, delayed_due, delayed, expired, in_flight, dead = pipe.execute()
+        return QueueStats(ready=ready + delayed_due + expired, delayed=delayed, in_flight=in_flight, dead=dead)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _receive_now(self, max_messages: int, visibility_timeout_s: float) -> list[Received]:
+        now = self._clock()
+        tokens = [secrets.token_urlsafe(12) for _ in range(max_messages)]
+        rows = self._run(
+            "receive",
+            _score(now),
+            _score(now + visibility_timeout_s),
+            max_messages,
+            self.max_receive_count,
+            _exceeded_template(self.max_receive_count),
+            *tokens,
+        )
+        return [Received(mid, body, receipt, int(n), float(enqueued)) for mid, body, receipt, n, enqueued in rows]
+
+    def _run(self, script: str, *args: object) -> Any:
+        with self._translated_errors():
+            return self._scripts[script](keys=self.keys, args=list(args))
+
+    def _key(self, name: str) -> str:
+        return self.keys[KEY_NAMES.index(name)]
+
+    @contextlib.contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        import redis
+
+        try:
+            yield
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise BackendUnavailable(f"{self!r}: redis unreachable: {exc}") from None
+        except redis.exceptions.RedisError as exc:
+            raise QueueError(f"{self!r}: redis error: {exc}") from None
+
+
+def _split_url(url: str) -> tuple[str, str, str]:
+    """``(url for redis-py, prefix, queue)``: our two query parameters taken out, the others kept."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise QueueConfigError(f"RELAY_QUEUE: expected a redis:// URL, got scheme {parts.scheme!r}")
+    params = dict(parse_qsl(parts.query))
+    prefix = params.pop("prefix", DEFAULT_PREFIX)
+    queue = params.pop("queue", DEFAULT_QUEUE)
+    _check_names(prefix, queue)
+    return urlunsplit(parts._replace(query=urlencode(params))), prefix, queue
+
+
+def _check_names(prefix: str, queue: str) -> None:
+    for what, value in (("prefix", prefix), ("queue", queue)):
+        if not _NAME.match(value):
+            raise QueueConfigError(f"redis queue {what} {value!r} must be 1-100 of A-Z a-z 0-9 _ . : -")
+
+
+def _score(unix_s: float) -> str:
+    """A time as the exact decimal string the scripts use as a sorted-set score."""
+    return repr(float(unix_s))
+
+
+def _exceeded_template(max_receive_count: int) -> str:
+    """:func:`exceeded_reason` with a Lua ``%d`` where the count goes, so the wording stays defined once."""
+    marker = 918273645
+    return exceeded_reason(marker, max_receive_count).replace("%", "%%").replace(str(marker), "%d")
+
+
+def _dead_letter(message_id: str, entry: str, dead_at: float) -> DeadLetter:
+    data = json.loads(entry)
+    return DeadLetter(message_id, data["body"], data["reason"], float(dead_at), int(data["receive_count"]))

@@ -1,0 +1,1 @@
+"""The ``scf-relay`` command (typer + rich). Every command takes ``--json``."""

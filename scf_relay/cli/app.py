@@ -1,0 +1,170 @@
+"""``scf-relay``: demo, emulator, receiver, worker, dlq, tasks, infra, package."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from scf_relay.cli import dlq, tasks
+from scf_relay.cli.output import console, emit_json, err_console, fail, table
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="scf-relay: COS uploads -> AI vendor -> COS -> backend."
+)
+emulator_app = typer.Typer(no_args_is_help=True, help="Local emulators of the vendors.")
+app.add_typer(emulator_app, name="emulator")
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(tasks.app, name="tasks")
+
+JSON = typer.Option(False, "--json", help="print JSON instead of tables")
+
+
+@app.command()
+def demo(
+    n_tasks: int = typer.Option(12, "--tasks", min=1, max=500, help="how many uploads to run"),
+    backend_url: str = typer.Option("", help="report to this backend instead of a local receiver"),
+    callback_secret: str = typer.Option("", help="HMAC secret for reports (default: random per run)"),
+    scenario: str = typer.Option("happy", help="happy: all succeed; mixed: some vendor failures and blocks"),
+    home: Path = typer.Option(Path(".relay/demo"), help="where the demo keeps its queue, ledger and bucket"),
+    timeout_s: float = typer.Option(120.0, help="give up after this many seconds"),
+    as_json: bool = JSON,
+) -> None:
+    """Run the whole flow on this machine: emulator, shim, queue, consumer, moderation, signed reports."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from scf_relay.demo.runner import DemoOptions, run_demo
+    from scf_relay.settings import ConfigError
+
+    if scenario not in ("happy", "mixed"):
+        fail("--scenario must be 'happy' or 'mixed'", as_json=as_json)
+    opts = DemoOptions(n_tasks, backend_url or None, callback_secret or None, home, timeout_s, scenario)
+    columns = (TextColumn("[bold]tasks finished"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        job = bar.add_task("tasks", total=n_tasks)
+        try:
+            result = run_demo(opts, progress=lambda done, total: bar.update(job, completed=done))
+        except ConfigError as exc:
+            fail(str(exc), as_json=as_json)
+    data = result
+    if as_json:
+        emit_json(data)
+    else:
+        _print_demo(data)
+    if not data["ok"]:
+        raise typer.Exit(1)
+
+
+def _short(text: str | None, limit: int = 60) -> str:
+    return "" if not text else text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _print_demo(data: dict) -> None:
+    rows = [
+        (
+            t["task_id"],
+            t["pipeline"],
+            t["status"] + (f" {t['error_reason']}" if t["error_reason"] else ""),
+            len(t["outputs"]),
+            t["polls"],
+            f"{t['billed_ms']:.0f}",
+            t["reports"],
+            {True: "ok", False: "BAD", None: "-"}[t["signature_ok"]],
+            _short(t["dead_letter"]),
+        )
+        for t in data["tasks"]
+    ]
+    table(
+        "scf-relay demo",
+        ["task", "pipeline", "outcome", "files", "polls", "billed ms", "reports", "signature", "dead letter"],
+        rows,
+    )
+    console.print(f"finished in {data['elapsed_s']} s; shim: {data['shim']}")
+    console.print(f"results under [bold]{data['bucket_dir']}/output/[/]; state under {data['home']}")
+
+
+@emulator_app.command("runninghub")
+def emulator_runninghub(
+    port: int = typer.Option(8765, help="port on 127.0.0.1"),
+    host: str = typer.Option("127.0.0.1"),
+    api_key: str = typer.Option("relay-demo-key", help="the only key accepted (others get 802)"),
+    job_s: float = typer.Option(2.0, help="seconds a job runs"),
+    queue_s: float = typer.Option(0.5, help="seconds a job waits QUEUED first"),
+    concurrency: int = typer.Option(8, help="unfinished jobs per key before 421"),
+    fail_rate: float = typer.Option(0.0),
+    http_5xx_rate: float = typer.Option(0.0),
+    never_finish_rate: float = typer.Option(0.0),
+    block_rate: float = typer.Option(0.0),
+    garbage_rate: float = typer.Option(0.0),
+    seed: int = typer.Option(None),
+) -> None:
+    """Serve a RunningHub-compatible API in the foreground (Ctrl-C stops)."""
+    from vendors.emulator import EmulatorConfig, serve_forever
+
+    config = EmulatorConfig(
+        api_key=api_key,
+        job_s=job_s,
+        queue_s=queue_s,
+        concurrency=concurrency,
+        fail_rate=fail_rate,
+        http_5xx_rate=http_5xx_rate,
+        never_finish_rate=never_finish_rate,
+        block_rate=block_rate,
+        garbage_rate=garbage_rate,
+        seed=seed,
+        host=host,
+        port=port,
+    )
+    serve_forever(config)
+
+
+@app.command()
+def receiver(
+    port: int = typer.Option(8766, help="port on 127.0.0.1"),
+    secret: str = typer.Option(..., envvar="RELAY_CALLBACK_SECRET", help="HMAC secret the reports are signed with"),
+    as_json: bool = JSON,
+) -> None:
+    """A stand-in backend: verifies and prints every report it receives (Ctrl-C stops)."""
+    from scf_relay.demo.receiver import ReportReceiver
+
+    with ReportReceiver(secret, port=port) as rx:
+        err_console.print(f"receiving on {rx.base_url}/internal/task/update")
+        seen = 0
+        try:
+            while True:
+                time.sleep(0.2)
+                for report in rx.reports[seen:]:
+                    record = {"delivery": report.delivery, "verified": report.verified, "body": report.body}
+                    emit_json(record) if as_json else console.print(record)
+                seen = len(rx.reports)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(1, min=1, max=64, help="consumer threads"),
+    until_idle: bool = typer.Option(False, "--until-idle", help="exit once nothing is ready, delayed or in flight"),
+    idle_sleep_s: float = typer.Option(0.5, help="pause between empty receives"),
+    health_file: Path = typer.Option(None, help="write a JSON heartbeat here every few seconds"),
+    as_json: bool = JSON,
+) -> None:
+    """Run the consumer as a long-lived process on the configured queue (SIGTERM/SIGINT stop it gracefully)."""
+    from scf_relay.settings import ConfigError
+    from scf_relay.worker import Worker
+
+    try:
+        summary = Worker.from_env(concurrency, idle_sleep_s=idle_sleep_s, health_file=health_file).run(
+            until_idle=until_idle
+        )
+    except ConfigError as exc:
+        fail(str(exc), as_json=as_json)
+    if as_json:
+        emit_json(summary)
+    else:
+        table("worker", list(summary), [list(summary.values())])
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,54 @@
+"""``scf-relay tasks``: what the ledger knows about a task, and which tasks are past their deadline."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import typer
+
+from scf_relay.cli.output import console, emit_json, fail, table
+
+app = typer.Typer(no_args_is_help=True, help="Look up tasks in the ledger.")
+JSON = typer.Option(False, "--json", help="print JSON instead of tables")
+
+
+def _ledger(as_json: bool):
+    from jobqueue import open_ledger
+    from scf_relay.settings import ConfigError, load
+
+    try:
+        return open_ledger(load().ledger_url())
+    except ConfigError as exc:
+        fail(str(exc), as_json=as_json)
+
+
+def _record_dict(record) -> dict:
+    data = dataclasses.asdict(record)
+    if record.outcome is not None:
+        data["outcome"] = {**dataclasses.asdict(record.outcome), "status": record.outcome.status.value}
+    return data
+
+
+@app.command()
+def show(task_id: str, as_json: bool = JSON) -> None:
+    """The ledger record of one task."""
+    record = _ledger(as_json).get(task_id)
+    if record is None:
+        fail(f"task {task_id} is not in the ledger", as_json=as_json, code=1)
+    emit_json(_record_dict(record)) if as_json else console.print(_record_dict(record))
+
+
+@app.command()
+def stuck(
+    grace_s: float = typer.Option(0.0, help="only tasks whose deadline passed this long ago"),
+    limit: int = typer.Option(100, min=1),
+    as_json: bool = JSON,
+) -> None:
+    """Tasks past their deadline with no outcome (look for them in `scf-relay dlq list`)."""
+    records = _ledger(as_json).open_tasks(time.time() - grace_s, limit)
+    if as_json:
+        emit_json([_record_dict(r) for r in records])
+        return
+    rows = [(r.task_id, r.submit_state, r.vendor_task_id, round(time.time() - r.deadline_at), r.seq) for r in records]
+    table(f"stuck tasks ({len(records)})", ["task", "submit", "vendor task", "late by s", "seq"], rows)

@@ -1,0 +1,210 @@
+"""``LocalStack``: everything of the flow on one machine, for the demo and the end-to-end tests.
+
+It starts the RunningHub emulator and (unless a backend URL is given) a report receiver on loopback, points
+the ``RELAY_*`` environment at an embedded home (SQLite queue and ledger, a local bucket), and drives the real
+entry points: ``producer_shim.index.main_handler`` for COS events and the consumer's drain loop for ticks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scf_relay.demo.events import cos_event
+
+APPID = "1250000000"
+BUCKET = f"relay-{APPID}"
+
+
+@dataclass
+class TaskView:
+    """What happened to one task, as the demo prints it and the tests assert it."""
+
+    task_id: str
+    user_id: str
+    pipeline: str
+    expected: str = "done"
+    status: str = "pending"
+    error_reason: str | None = None
+    outputs: list[dict] = field(default_factory=list)
+    polls: int = 0
+    steps: int = 0
+    billed_ms: float = 0.0
+    reports: int = 0
+    signature_ok: bool | None = None
+    report_body: dict | None = None
+    dead_letter: str | None = None
+
+    def terminal(self) -> bool:
+        return self.status in ("done", "failed") or self.dead_letter is not None
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+class LocalStack:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        emulator: dict | None = None,
+        backend_url: str | None = None,
+        secret: str | None = None,
+        env: dict[str, str] | None = None,
+        receiver_down_for_s: float = 0.0,
+    ) -> None:
+        self.home = home.resolve()
+        self.emulator_knobs = emulator or {}
+        self.backend_url = backend_url
+        self.secret = secret or secrets.token_hex(16)
+        self.extra_env = env or {}
+        self.receiver_down_for_s = receiver_down_for_s
+        self.views: dict[str, TaskView] = {}
+        self.emulator = None
+        self.receiver = None
+        self._stack = contextlib.ExitStack()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        from consumer import index as consumer
+        from producer_shim import index as shim
+        from scf_relay.demo.receiver import ReportReceiver
+        from vendors.emulator import EmulatorConfig, RunningHubEmulator
+
+        shutil.rmtree(self.home, ignore_errors=True)
+        self.home.mkdir(parents=True)
+        try:
+            self.emulator = self._stack.enter_context(RunningHubEmulator(EmulatorConfig(**self.emulator_knobs)))
+            if not self.backend_url:
+                self.receiver = ReportReceiver(self.secret, down_for_s=self.receiver_down_for_s)
+                self._stack.enter_context(self.receiver)
+                self.backend_url = self.receiver.base_url
+            env = {
+                "RELAY_HOME": str(self.home),
+                "RELAY_STORE": f"file://{self.home / 'store'}?bucket={BUCKET}",
+                "RELAY_BACKEND_URL": self.backend_url,
+                "RELAY_CALLBACK_SECRET": self.secret,
+                "RELAY_ALLOW_PRIVATE_HOSTS": "1",
+                "RELAY_REPORT_RETRY_S": "1",
+                "RELAY_STEP_MARGIN_S": "0.5",
+                "RUNNINGHUB_BASE_URL": self.emulator.base_url,
+                "RUNNINGHUB_API_KEY": self.emulator.config.api_key,
+                **self.extra_env,
+            }
+            self._stack.enter_context(_environ(env))
+            shim.reset()
+            consumer.reset()
+            self._stack.callback(shim.reset)
+            self._stack.callback(consumer.reset)
+            self.svc = consumer.services()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @property
+    def bucket_dir(self) -> Path:
+        return self.home / "store" / BUCKET
+
+    # -- driving the flow --------------------------------------------------------------------
+    def upload(
+        self,
+        task_id: str,
+        user_id: str,
+        pipeline: str,
+        data: bytes,
+        *,
+        meta: bool = True,
+        name: str = "original.jpg",
+        expected: str = "done",
+    ) -> dict:
+        """Put an input into the local bucket; returns the COS event announcing it."""
+        key = f"input/{user_id}/{task_id}/{name}"
+        self.svc.store.put_bytes(BUCKET, key, data)
+        self.views[task_id] = TaskView(task_id, user_id, pipeline, expected)
+        return cos_event(BUCKET, key, len(data), meta={"x-cos-meta-pipeline": pipeline} if meta else None)
+
+    def deliver(self, event: dict, times: int = 1) -> list[dict]:
+        """Hand an event to the producer shim ``times`` times (COS delivers at least once)."""
+        from producer_shim import index as shim
+
+        return [shim.main_handler(event, {}) for _ in range(times)]
+
+    def tick(self, budget_s: float = 5.0):
+        """One consumer run, like a timer trigger: drain until idle or out of budget."""
+        from consumer.drain import Budget, drain
+
+        return drain(self.svc, Budget(budget_s), on_step=self._on_step)
+
+    def run_until_terminal(
+        self,
+        timeout_s: float = 60.0,
+        progress: Callable[[int, int], None] | None = None,
+        tick: Callable[[], object] | None = None,
+    ) -> bool:
+        """Tick until every uploaded task is reported or dead-lettered; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            stats = (tick or self.tick)()
+            self.refresh()
+            finished = sum(v.terminal() for v in self.views.values())
+            if progress:
+                progress(finished, len(self.views))
+            if finished == len(self.views):
+                return True
+            if getattr(stats, "stopped_by", "idle") == "idle":
+                time.sleep(0.1)
+        return False
+
+    def _on_step(self, msg, move, elapsed_ms: float) -> None:
+        from jobqueue.message import Stage
+
+        view = self.views.get(msg.task_id) if msg else None
+        if view is not None:
+            view.steps += 1
+            view.billed_ms += elapsed_ms
+            view.polls += msg.stage is Stage.POLL
+
+    def refresh(self) -> None:
+        """Update every view from the ledger, the dead-letter store, the bucket and the receiver."""
+        from jobqueue.message import task_of
+
+        svc = self.svc
+        dead = {task_of(d.body): d.reason for d in svc.queue.dead_letters(limit=10_000)}
+        reports = self.receiver.by_task() if self.receiver else {}
+        for view in self.views.values():
+            view.dead_letter = dead.get(view.task_id)
+            got = reports.get(view.task_id, [])
+            view.reports = len(got)
+            if got:
+                view.report_body = got[-1].body
+                view.signature_ok = all(r.verified for r in got)
+            record = svc.ledger.get(view.task_id)
+            if record is None or record.outcome is None or record.reported_at is None:
+                continue
+            view.status = record.outcome.status.value
+            view.error_reason = record.outcome.error_reason
+            view.outputs = [
+                {"key": key, "bytes": info.size if (info := svc.store.head(svc.output_bucket, key)) else None}
+                for key in record.outcome.result_keys
+            ]

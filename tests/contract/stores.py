@@ -1,0 +1,38 @@
+"""The object-store backends the contract suite runs against.
+
+``STORES`` maps a backend name to ``factory(tmp_path) -> ObjectStore``; the store's ``default_bucket`` must
+exist and be empty. ``LEFTOVERS`` maps a backend name to ``leftovers(store) -> list[str]``: what a failed
+write may leave behind outside the object namespace (temp files, incomplete multipart uploads); the suite
+asserts it is empty after a write that failed. Add a backend by adding an entry to each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from objectstore.base import ObjectStore
+from objectstore.local import LocalStore
+
+
+def _local(tmp_path: Path) -> ObjectStore:
+    return LocalStore.from_url(f"file://{tmp_path / 'store'}?bucket=contract-bucket")
+
+
+def _local_leftovers(store: ObjectStore) -> list[str]:
+    """Every file under the root that is not an object's data file or sidecar."""
+    assert isinstance(store, LocalStore)
+    return sorted(
+        str(path.relative_to(store.root))
+        for path in store.root.rglob("*")
+        if path.is_file() and path.name.endswith(".tmp")
+    )
+
+
+STORES: dict[str, Callable[[Path], ObjectStore]] = {
+    "local": _local,
+}
+
+LEFTOVERS: dict[str, Callable[[ObjectStore], list[str]]] = {
+    "local": _local_leftovers,
+}

@@ -1,0 +1,359 @@
+"""The Ledger contract (``jobqueue/ledger/base.py``), run against every backend in ``ledgers.LEDGERS``.
+
+Times are explicit: every call passes ``now``, so leases and deadlines are tested without sleeping.
+The last sections check what only one backend has: SQLite's ``prune`` and URL forms, Redis's TTLs,
+deadline index and key prefix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+
+import pytest
+
+from jobqueue.errors import QueueConfigError
+from jobqueue.ledger.base import Claim, ClaimState, Outcome, Status, TaskRecord
+
+from .ledgers import LEDGERS, NEEDS_REDIS
+
+NOW = 1_700_000_000.0
+LEASE_S = 30.0
+DEADLINE = NOW + 3600
+DONE = Outcome(Status.DONE, result_keys=("output/u1/t1/frame_01.jpg",), vendor_task_id="v-1", detail="first")
+FAILED = Outcome(Status.FAILED, error_reason="生成超时", detail="second")
+
+
+def _backend_params():
+    return [pytest.param(name, marks=pytest.mark.redis) if name in NEEDS_REDIS else name for name in LEDGERS]
+
+
+@pytest.fixture(params=_backend_params())
+def make_ledger(request, tmp_path):
+    """Opens the backend under test; every call opens the same stored state again."""
+    redis_url = request.getfixturevalue("redis_url") if request.param in NEEDS_REDIS else None
+    opened = []
+
+    def make():
+        opened.append(LEDGERS[request.param](tmp_path, redis_url))
+        return opened[-1]
+
+    yield make
+    for ledger in opened:
+        ledger.close()
+
+
+@pytest.fixture
+def ledger(make_ledger):
+    return make_ledger()
+
+
+def _claim(ledger, token, now=NOW, task="t1", deadline_at=DEADLINE):
+    return ledger.claim_submit(task, token, LEASE_S, deadline_at, now)
+
+
+# -- submit claim ------------------------------------------------------------------------------
+def test_first_claim_is_acquired_and_leased(ledger):
+    assert _claim(ledger, "a") == Claim(ClaimState.ACQUIRED)
+    record = ledger.get("t1")
+    assert (record.submit_state, record.lease_until, record.deadline_at) == (
+        "leased",
+        NOW + LEASE_S,
+        DEADLINE,
+    )
+
+
+def test_live_claim_of_another_token_is_held_for_the_remaining_lease(ledger):
+    _claim(ledger, "a")
+    claim = _claim(ledger, "b", now=NOW + 10)
+    assert claim.state is ClaimState.HELD
+    assert claim.retry_after_s == pytest.approx(LEASE_S - 10)
+
+
+def test_the_holder_claiming_again_renews_its_lease(ledger):
+    _claim(ledger, "a")
+    assert _claim(ledger, "a", now=NOW + 20).state is ClaimState.ACQUIRED
+    assert _claim(ledger, "b", now=NOW + 40).retry_after_s == pytest.approx(LEASE_S - 20)
+
+
+def test_an_expired_lease_lets_another_token_take_over_the_dead_claim(ledger):
+    _claim(ledger, "a")
+    assert _claim(ledger, "b", now=NOW + LEASE_S + 1).state is ClaimState.ACQUIRED
+    assert not ledger.record_submission("t1", "a", "v-late", NOW + LEASE_S + 2)
+    assert ledger.record_submission("t1", "b", "v-b", NOW + LEASE_S + 3)
+    assert ledger.get("t1").vendor_task_id == "v-b"
+
+
+def test_a_recorded_submission_answers_every_later_claim(ledger):
+    _claim(ledger, "a")
+    assert ledger.record_submission("t1", "a", "v-1", NOW + 1)
+    for token, now in (("a", NOW + 2), ("b", NOW + 5), ("c", NOW + 10 * LEASE_S)):
+        assert _claim(ledger, token, now=now) == Claim(ClaimState.SUBMITTED, vendor_task_id="v-1")
+    assert ledger.get("t1").submit_state == "submitted"
+
+
+def test_an_ambiguous_submit_blocks_every_claim_until_an_operator_resets_it(ledger):
+    _claim(ledger, "a")
+    assert ledger.mark_ambiguous("t1", "a", NOW + 1)
+    assert _claim(ledger, "b", now=NOW + 2).state is ClaimState.AMBIGUOUS
+    assert _claim(ledger, "a", now=NOW + 100 * LEASE_S).state is ClaimState.AMBIGUOUS
+    assert ledger.reset_submit("t1", NOW + 200 * LEASE_S)
+    assert _claim(ledger, "c", now=NOW + 200 * LEASE_S).state is ClaimState.ACQUIRED
+
+
+def test_only_the_current_token_records_marks_or_releases(ledger):
+    _claim(ledger, "a")
+    assert not ledger.record_submission("t1", "b", "v-x", NOW + 1)
+    assert not ledger.mark_ambiguous("t1", "b", NOW + 1)
+    assert not ledger.release_submit("t1", "b", NOW + 1)
+    assert ledger.get("t1").submit_state == "leased"
+    assert not ledger.record_submission("unknown", "a", "v-x", NOW + 1)
+    assert not ledger.mark_ambiguous("unknown", "a", NOW + 1)
+    assert not ledger.release_submit("unknown", "a", NOW + 1)
+
+
+def test_release_lets_a_retry_claim_at_once(ledger):
+    _claim(ledger, "a")
+    assert ledger.release_submit("t1", "a", NOW + 1)
+    assert not ledger.release_submit("t1", "a", NOW + 2)
+    assert ledger.get("t1").submit_state == ""
+    assert _claim(ledger, "b", now=NOW + 2).state is ClaimState.ACQUIRED
+    assert not ledger.record_submission("t1", "a", "v-a", NOW + 3)
+
+
+def test_a_settled_claim_cannot_be_settled_again(ledger):
+    _claim(ledger, "a")
+    assert ledger.record_submission("t1", "a", "v-1", NOW + 1)
+    assert not ledger.mark_ambiguous("t1", "a", NOW + 2)
+    assert not ledger.release_submit("t1", "a", NOW + 2)
+    assert not ledger.record_submission("t1", "a", "v-2", NOW + 2)
+    assert ledger.get("t1").vendor_task_id == "v-1"
+
+
+def test_reset_submit_clears_a_live_or_ambiguous_claim_but_keeps_a_submission(ledger):
+    assert not ledger.reset_submit("unknown", NOW)
+    _claim(ledger, "a")
+    assert ledger.reset_submit("t1", NOW + 1)
+    assert not ledger.reset_submit("t1", NOW + 1)  # nothing left to forget
+    assert not ledger.record_submission("t1", "a", "v-a", NOW + 2)
+    assert _claim(ledger, "b", now=NOW + 2).state is ClaimState.ACQUIRED
+    assert ledger.record_submission("t1", "b", "v-b", NOW + 3)
+    assert not ledger.reset_submit("t1", NOW + 4)
+    assert _claim(ledger, "c", now=NOW + 5) == Claim(ClaimState.SUBMITTED, vendor_task_id="v-b")
+
+
+def test_the_first_known_deadline_is_kept(ledger):
+    ledger.advance("t1", 0, NOW)  # a record without a deadline
+    _claim(ledger, "a", deadline_at=DEADLINE)
+    _claim(ledger, "b", now=NOW + 1, deadline_at=DEADLINE + 99)
+    assert ledger.get("t1").deadline_at == DEADLINE
+
+
+# -- hop order ------------------------------------------------------------------------------------
+def test_seq_handled_is_minus_one_for_an_unknown_task(ledger):
+    assert ledger.seq_handled("unknown") == -1
+
+
+def test_advance_is_a_compare_and_set_that_never_lowers(ledger):
+    assert ledger.advance("t1", 0, NOW)
+    assert ledger.seq_handled("t1") == 0
+    assert ledger.advance("t1", 5, NOW + 1)
+    assert not ledger.advance("t1", 5, NOW + 2)
+    assert not ledger.advance("t1", 3, NOW + 3)
+    assert ledger.seq_handled("t1") == 5
+    assert ledger.get("t1").seq == 5
+
+
+# -- terminal outcome --------------------------------------------------------------------------------
+def test_the_first_outcome_wins_and_every_caller_gets_it_back(ledger):
+    assert ledger.record_outcome("t1", DONE, NOW) == DONE
+    again = ledger.record_outcome("t1", FAILED, NOW + 1)
+    assert again == DONE
+    assert again.detail == "first"
+    assert ledger.record_outcome("t1", DONE, NOW + 2) == DONE
+    assert ledger.get("t1").outcome == DONE
+
+
+def test_mark_reported_records_the_first_acknowledgement(ledger):
+    ledger.record_outcome("t1", FAILED, NOW)
+    assert ledger.get("t1").reported_at is None
+    ledger.mark_reported("t1", NOW + 1)
+    ledger.mark_reported("t1", NOW + 2)
+    assert ledger.get("t1").reported_at == NOW + 1
+
+
+# -- reading --------------------------------------------------------------------------------------------
+def test_get_returns_the_full_record(ledger):
+    assert ledger.get("unknown") is None
+    _claim(ledger, "a")
+    ledger.record_submission("t1", "a", "v-1", NOW + 1)
+    ledger.advance("t1", 2, NOW + 2)
+    ledger.record_outcome("t1", DONE, NOW + 3)
+    ledger.mark_reported("t1", NOW + 4)
+    expected = TaskRecord(
+        task_id="t1",
+        seq=2,
+        submit_state="submitted",
+        lease_until=0.0,
+        vendor_task_id="v-1",
+        deadline_at=DEADLINE,
+        outcome=DONE,
+        reported_at=NOW + 4,
+        updated_at=NOW + 4,
+    )
+    assert ledger.get("t1") == expected
+
+
+def test_open_tasks_lists_tasks_without_outcome_before_the_bound_oldest_first(ledger):
+    for task, deadline in (("late", NOW + 400), ("a", NOW + 300), ("b", NOW + 100), ("c", NOW + 200)):
+        _claim(ledger, "tok", task=task, deadline_at=deadline)
+    _claim(ledger, "tok", task="finished", deadline_at=NOW + 50)
+    ledger.record_outcome("finished", DONE, NOW + 1)
+    ledger.record_outcome("c", FAILED, NOW + 1)
+    ledger.advance("no-deadline", 0, NOW)
+
+    tasks = ledger.open_tasks(NOW + 350)
+    assert [t.task_id for t in tasks] == ["b", "a"]
+    assert tasks[0] == ledger.get("b")
+    assert [t.task_id for t in ledger.open_tasks(NOW + 350, limit=1)] == ["b"]
+    assert ledger.open_tasks(NOW + 100) == []  # the bound is exclusive
+    assert [t.task_id for t in ledger.open_tasks(NOW + 10_000)] == ["b", "a", "late"]
+
+
+def test_open_tasks_orders_equal_deadlines_by_task_id_and_pages_with_limit(ledger):
+    for task in ("t3", "t1", "t2"):
+        _claim(ledger, "tok", task=task, deadline_at=NOW + 10)
+    assert [t.task_id for t in ledger.open_tasks(NOW + 11, limit=2)] == ["t1", "t2"]
+
+
+def test_state_survives_closing_and_reopening(make_ledger):
+    first = make_ledger()
+    _claim(first, "a")
+    first.record_submission("t1", "a", "v-1", NOW + 1)
+    _claim(first, "a", task="t2")
+    first.advance("t1", 7, NOW + 2)
+    first.record_outcome("t3", FAILED, NOW + 3)
+    record = first.get("t1")
+    first.close()
+
+    second = make_ledger()
+    assert second.get("t1") == record
+    assert _claim(second, "b", now=NOW + 5).vendor_task_id == "v-1"
+    assert _claim(second, "b", now=NOW + 5, task="t2").state is ClaimState.HELD
+    assert second.seq_handled("t1") == 7
+    assert second.record_outcome("t3", DONE, NOW + 6) == FAILED
+    assert [t.task_id for t in second.open_tasks(DEADLINE + 1)] == ["t1", "t2"]
+
+
+# -- SQLite only ------------------------------------------------------------------------------------------
+def test_sqlite_prune_drops_records_older_than_retention(tmp_path):
+    from jobqueue.ledger.sqlite import SqliteLedger
+
+    with SqliteLedger(tmp_path / "l.db", retention_s=100) as ledger:
+        ledger.advance("old", 1, NOW)
+        ledger.record_outcome("young", DONE, NOW + 60)
+        assert ledger.prune(NOW + 100) == 0
+        assert ledger.prune(NOW + 101) == 1
+        assert ledger.get("old") is None
+        assert ledger.get("young").outcome == DONE
+
+
+def test_sqlite_url_forms_create_parent_folders(tmp_path, monkeypatch):
+    from jobqueue.ledger.sqlite import SqliteLedger
+
+    monkeypatch.chdir(tmp_path)
+    with SqliteLedger.from_url("sqlite:///rel/dir/ledger.db") as ledger:
+        ledger.advance("t1", 1, NOW)
+    assert (tmp_path / "rel" / "dir" / "ledger.db").is_file()
+    with SqliteLedger.from_url(f"sqlite:///{tmp_path / 'abs' / 'ledger.db'}?retention_s=60") as ledger:
+        assert ledger.retention_s == 60
+    assert (tmp_path / "abs" / "ledger.db").is_file()
+    for bad in ("sqlite://", "sqlite://host/x.db", "sqlite:///x.db?retention_s=-1"):
+        with pytest.raises(QueueConfigError):
+            SqliteLedger.from_url(bad)
+
+
+def test_sqlite_open_tasks_reads_the_open_index_not_the_table(tmp_path):
+    from jobqueue.ledger.sqlite import SqliteLedger
+
+    with SqliteLedger(tmp_path / "l.db") as ledger:
+        ledger.advance("t1", 0, NOW)
+    with contextlib.closing(sqlite3.connect(tmp_path / "l.db")) as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT task_id FROM tasks WHERE outcome IS NULL AND deadline_at > 0"
+            " AND deadline_at < ? ORDER BY deadline_at, task_id LIMIT 5",
+            (NOW,),
+        ).fetchall()
+    assert any("tasks_open_by_deadline" in row[-1] for row in plan), plan
+
+
+# -- Redis only --------------------------------------------------------------------------------
+@pytest.fixture
+def redis_ledger(redis_url):
+    import redis
+
+    from jobqueue.ledger.redis import RedisLedger, split_url
+
+    client_url, prefix, _ = split_url(redis_url)
+    client = redis.Redis.from_url(client_url, decode_responses=True)
+    with RedisLedger.from_url(f"{redis_url}&retention_s=500") as ledger:
+        yield ledger, client, prefix
+    client.close()
+
+
+@pytest.mark.redis
+def test_redis_every_write_sets_the_retention_ttl(redis_ledger):
+    ledger, client, prefix = redis_ledger
+    key = f"{prefix}:task:t1"
+    writes = [
+        lambda: _claim(ledger, "a"),
+        lambda: ledger.record_submission("t1", "a", "v", NOW + 1),
+        lambda: ledger.advance("t1", 1, NOW + 2),
+        lambda: ledger.record_outcome("t1", DONE, NOW + 3),
+        lambda: ledger.mark_reported("t1", NOW + 4),
+    ]
+    for write in writes:
+        client.expire(key, 5)
+        write()
+        assert 490 <= client.ttl(key) <= 500
+
+
+@pytest.mark.redis
+def test_redis_deadline_index_holds_only_open_tasks_and_drops_expired_ones(redis_ledger):
+    ledger, client, prefix = redis_ledger
+    for task in ("t1", "t2", "t3"):
+        _claim(ledger, "a", task=task)
+    ledger.advance("no-deadline", 1, NOW)
+    ledger.record_outcome("t1", DONE, NOW + 1)
+    assert client.zrange(f"{prefix}:deadlines", 0, -1) == ["t2", "t3"]
+
+    client.pexpire(f"{prefix}:task:t2", 1)
+    until = time.monotonic() + 2
+    while client.exists(f"{prefix}:task:t2") and time.monotonic() < until:
+        time.sleep(0.005)
+    assert [t.task_id for t in ledger.open_tasks(DEADLINE + 1)] == ["t3"]
+    assert client.zrange(f"{prefix}:deadlines", 0, -1) == ["t3"]
+
+
+@pytest.mark.redis
+def test_redis_keys_follow_the_documented_layout_under_the_prefix(redis_ledger):
+    ledger, client, prefix = redis_ledger
+    _claim(ledger, "a")
+    ledger.record_outcome("t2", DONE, NOW)
+    assert sorted(client.scan_iter(match=f"{prefix}:*")) == [
+        f"{prefix}:deadlines",
+        f"{prefix}:task:t1",
+        f"{prefix}:task:t2",
+    ]
+
+
+def test_redis_url_options_are_validated():
+    from jobqueue.ledger.redis import RedisLedger, split_url
+
+    assert split_url("redis://127.0.0.1:6379/2?prefix=p&retention_s=9")[1:] == ("p", 9)
+    assert split_url("redis://127.0.0.1:6379/2")[1:] == ("relay", 30 * 86400)
+    assert split_url("redis://:pw@h:1/0?prefix=p&socket_timeout=3")[0] == "redis://:pw@h:1/0?socket_timeout=3"
+    for query in ("prefix=", "retention_s=0", "retention_s=abc"):
+        with pytest.raises(QueueConfigError):
+            RedisLedger.from_url(f"redis://127.0.0.1:6379/15?{query}")

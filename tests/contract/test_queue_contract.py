@@ -1,0 +1,320 @@
+"""The Queue contract (``jobqueue/queue/base.py``), run against every backend in ``queues.QUEUES``.
+
+Time is a fake clock handed to the backend and moved by ``clock.advance``, so delays and visibility
+timeouts are tested without sleeping (backends in ``REAL_CLOCK`` sleep instead; the waits stay short).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from jobqueue.queue.base import QueueStats, exceeded_reason
+
+from .queues import NEEDS_REDIS, QUEUES, REAL_CLOCK
+
+VISIBILITY_S = 2
+DELAY_S = 3
+MARGIN_S = 1  # past a deadline by this much, so a backend with whole-second times agrees it has passed
+
+
+class SuiteClock:
+    """Unix seconds that move only when ``advance`` is called (or real time, for a REAL_CLOCK backend)."""
+
+    def __init__(self, real: bool) -> None:
+        self.real = real
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return time.time() if self.real else self.now
+
+    def advance(self, seconds: float) -> None:
+        if self.real:
+            time.sleep(seconds)
+        else:
+            self.now += seconds
+
+
+def _backend_params():
+    return [pytest.param(name, marks=pytest.mark.redis) if name in NEEDS_REDIS else name for name in QUEUES]
+
+
+@pytest.fixture(params=_backend_params())
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def clock(backend):
+    return SuiteClock(real=backend in REAL_CLOCK)
+
+
+@pytest.fixture
+def make_queue(request, backend, tmp_path, clock):
+    """Opens the backend under test; every call opens the same stored queue again."""
+    redis_url = request.getfixturevalue("redis_url") if backend in NEEDS_REDIS else None
+    opened = []
+
+    def make(max_receive_count=5):
+        opened.append(QUEUES[backend](tmp_path, redis_url, max_receive_count, clock))
+        return opened[-1]
+
+    yield make
+    for queue in opened:
+        queue.close()
+
+
+@pytest.fixture
+def queue(make_queue):
+    return make_queue()
+
+
+def _receive_one(queue):
+    received = queue.receive(1, VISIBILITY_S)
+    assert len(received) == 1, received
+    return received[0]
+
+
+def _dead(queue, body, reason="bad"):
+    queue.send(body)
+    received = _receive_one(queue)
+    assert queue.dead_letter(received, reason)
+    return received.message_id
+
+
+# -- send, receive, delete -------------------------------------------------------------------
+def test_sent_message_is_received_once_and_deleted(queue, clock):
+    body = '{"hello": "世界"}'
+    message_id = queue.send(body)
+
+    received = _receive_one(queue)
+
+    assert (received.message_id, received.body, received.receive_count) == (message_id, body, 1)
+    assert abs(received.enqueued_at - clock()) < 5
+    assert queue.receive(1, VISIBILITY_S) == []
+    assert queue.delete(received.receipt) is True
+    assert queue.delete(received.receipt) is False
+    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=0, dead=0)
+
+
+def test_send_batch_beyond_max_batch_keeps_order_and_delivers_all(queue):
+    bodies = [f"body-{n}" for n in range(queue.max_batch * 2 + 3)]
+
+    ids = queue.send_batch(bodies)
+
+    assert len(ids) == len(set(ids)) == len(bodies)
+    delivered = {}
+    for _ in range(10):
+        batch = queue.receive(queue.max_batch, VISIBILITY_S)
+        if not batch:
+            break
+        delivered.update({r.message_id: r.body for r in batch})
+    assert delivered == dict(zip(ids, bodies, strict=True))
+
+
+def test_receive_is_capped_at_max_batch(queue):
+    queue.send_batch([f"b{n}" for n in range(queue.max_batch + 4)])
+
+    assert len(queue.receive(queue.max_batch + 10, VISIBILITY_S)) == queue.max_batch
+    assert len(queue.receive(queue.max_batch + 10, VISIBILITY_S)) == 4
+
+
+def test_receive_waits_up_to_wait_s_for_nothing_and_not_at_all_for_a_ready_message(queue):
+    started = time.monotonic()
+    assert queue.receive(1, VISIBILITY_S, wait_s=0.3) == []
+    assert 0.25 <= time.monotonic() - started < 3
+
+    queue.send("ready")
+    started = time.monotonic()
+    assert [r.body for r in queue.receive(1, VISIBILITY_S, wait_s=5)] == ["ready"]
+    assert time.monotonic() - started < 1
+
+
+# -- delays ------------------------------------------------------------------------------------
+def test_delayed_message_is_not_receivable_before_its_delay(queue, clock):
+    queue.send("later", delay_s=DELAY_S)
+
+    assert queue.receive(1, VISIBILITY_S) == []
+    assert queue.stats() == QueueStats(ready=0, delayed=1, in_flight=0, dead=0)
+
+    clock.advance(DELAY_S + MARGIN_S)
+
+    assert queue.stats() == QueueStats(ready=1, delayed=0, in_flight=0, dead=0)
+    assert _receive_one(queue).body == "later"
+
+
+@pytest.mark.parametrize("bad_delay", [-1, "max+1"])
+def test_delay_outside_range_is_refused_and_nothing_is_sent(queue, bad_delay):
+    delay_s = queue.max_delay_s + 1 if bad_delay == "max+1" else bad_delay
+
+    with pytest.raises(ValueError):
+        queue.send("x", delay_s=delay_s)
+    with pytest.raises(ValueError):
+        queue.send_batch(["x", "y"], delay_s=delay_s)
+    assert queue.stats().pending == 0
+
+
+def test_longest_delay_is_accepted(queue):
+    queue.send("far", delay_s=queue.max_delay_s)
+
+    assert queue.stats() == QueueStats(ready=0, delayed=1, in_flight=0, dead=0)
+
+
+# -- visibility --------------------------------------------------------------------------------
+def test_message_not_deleted_in_time_comes_back_with_a_new_receipt(queue, clock):
+    queue.send("work")
+    first = _receive_one(queue)
+    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=1, dead=0)
+
+    clock.advance(VISIBILITY_S + MARGIN_S)
+    second = _receive_one(queue)
+
+    assert (second.message_id, second.body, second.receive_count) == (first.message_id, "work", 2)
+    assert second.receipt != first.receipt
+    assert queue.delete(first.receipt) is False, "a stale receipt must not delete the redelivered copy"
+    assert queue.stats().in_flight == 1
+    assert queue.delete(second.receipt) is True
+    assert queue.stats().pending == 0
+
+
+def test_message_received_too_often_becomes_a_dead_letter(make_queue, clock):
+    queue = make_queue(max_receive_count=2)
+    message_id = queue.send("crashes the worker")
+    for expected_count in (1, 2):
+        assert _receive_one(queue).receive_count == expected_count
+        clock.advance(VISIBILITY_S + MARGIN_S)
+
+    assert queue.receive(1, VISIBILITY_S) == []
+
+    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=0, dead=1)
+    (dead,) = queue.dead_letters()
+    assert (dead.message_id, dead.body, dead.receive_count) == (message_id, "crashes the worker", 2)
+    assert dead.reason == exceeded_reason(2, 2)
+
+
+# -- dead letters ------------------------------------------------------------------------------
+def test_dead_letter_moves_the_message_with_its_reason(queue, clock):
+    queue.send("poison")
+    received = _receive_one(queue)
+
+    assert queue.dead_letter(received, "body is not JSON") is True
+
+    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=0, dead=1)
+    (dead,) = queue.dead_letters()
+    assert (dead.message_id, dead.body, dead.reason, dead.receive_count) == (
+        received.message_id,
+        "poison",
+        "body is not JSON",
+        1,
+    )
+    assert abs(dead.dead_at - clock()) < 5
+    assert queue.dead_letter_by_id(received.message_id) == dead
+    assert queue.dead_letter(received, "again") is False
+    assert queue.delete(received.receipt) is False
+
+
+def test_dead_letter_with_a_stale_receipt_does_nothing(queue, clock):
+    queue.send("work")
+    first = _receive_one(queue)
+    clock.advance(VISIBILITY_S + MARGIN_S)
+    second = _receive_one(queue)
+
+    assert queue.dead_letter(first, "late") is False
+
+    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=1, dead=0)
+    assert queue.delete(second.receipt) is True
+
+
+def test_listing_dead_letters_changes_nothing(queue, clock):
+    first = _dead(queue, "a")
+    clock.advance(1)
+    second = _dead(queue, "b")
+
+    listed = queue.dead_letters()
+
+    assert [d.message_id for d in listed] == [first, second]
+    assert queue.dead_letters() == listed
+    assert queue.dead_letters(limit=1) == listed[:1]
+    assert queue.receive(1, VISIBILITY_S) == []
+    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=0, dead=2)
+
+
+def test_redrive_by_id_sends_back_only_those_ready_with_count_reset(queue, clock):
+    first = _dead(queue, "a")
+    second = _dead(queue, "b")
+
+    assert queue.redrive([first, "no-such-id"]) == [first]
+
+    assert queue.stats() == QueueStats(ready=1, delayed=0, in_flight=0, dead=1)
+    received = _receive_one(queue)
+    assert (received.message_id, received.body, received.receive_count) == (first, "a", 1)
+    assert [d.message_id for d in queue.dead_letters()] == [second]
+
+
+def test_redrive_all_goes_oldest_first_up_to_the_limit(queue, clock):
+    ids = []
+    for body in ("a", "b", "c"):
+        ids.append(_dead(queue, body))
+        clock.advance(1)
+
+    assert queue.redrive(limit=2) == ids[:2]
+    assert queue.redrive() == ids[2:]
+    assert queue.redrive() == []
+    assert queue.stats() == QueueStats(ready=3, delayed=0, in_flight=0, dead=0)
+
+
+def test_redriven_message_gets_a_full_set_of_receives_again(make_queue, clock):
+    queue = make_queue(max_receive_count=1)
+    message_id = queue.send("flaky")
+    _receive_one(queue)
+    clock.advance(VISIBILITY_S + MARGIN_S)
+    assert queue.receive(1, VISIBILITY_S) == []  # the second receive dead-letters it
+
+    assert queue.redrive() == [message_id]
+
+    received = _receive_one(queue)
+    assert (received.message_id, received.receive_count) == (message_id, 1)
+
+
+def test_remove_dead_drops_one_dead_letter(queue):
+    gone = _dead(queue, "a")
+    kept = _dead(queue, "b")
+
+    assert queue.remove_dead(gone) is True
+    assert queue.remove_dead(gone) is False
+
+    assert queue.dead_letter_by_id(gone) is None
+    assert [d.message_id for d in queue.dead_letters()] == [kept]
+    assert queue.redrive([gone]) == []
+
+
+# -- stats and persistence ---------------------------------------------------------------------
+def test_stats_count_every_state(queue):
+    queue.send_batch(["r1", "r2", "r3"])
+    queue.send("later", delay_s=DELAY_S)
+    taken = queue.receive(2, VISIBILITY_S)
+    assert queue.dead_letter(taken[1], "bad")
+
+    stats = queue.stats()
+
+    assert stats == QueueStats(ready=1, delayed=1, in_flight=1, dead=1)
+    assert stats.pending == 3
+
+
+def test_messages_survive_closing_and_reopening_the_queue(make_queue, clock):
+    queue = make_queue()
+    held_id = queue.send("held")
+    _receive_one(queue)  # then the worker "dies": nobody deletes it
+    queue.send("later", delay_s=DELAY_S)
+    dead_id = _dead(queue, "dead")
+    queue.close()
+
+    reopened = make_queue()
+
+    assert reopened.stats() == QueueStats(ready=0, delayed=1, in_flight=1, dead=1)
+    assert reopened.dead_letter_by_id(dead_id).body == "dead"
+    clock.advance(max(VISIBILITY_S, DELAY_S) + MARGIN_S)
+    got = {r.body: r for r in reopened.receive(5, VISIBILITY_S)}
+    assert sorted(got) == ["held", "later"]
+    assert (got["held"].message_id, got["held"].receive_count) == (held_id, 2)

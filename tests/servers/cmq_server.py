@@ -1,0 +1,356 @@
+"""A local TDMQ-for-CMQ data-plane server: real HTTP on 127.0.0.1, signatures verified as documented.
+
+``LocalCmqServer(secret_id, secret_key, token=None)`` serves ``POST /v2/index.php`` in a thread (port chosen
+by the OS). Every request is checked as REFERENCE.md §2 describes: ``Action``, ``SecretId``, ``Nonce``,
+``Timestamp`` (within ``max_skew_s`` of real time, nonce not reused), ``SignatureMethod`` (HmacSHA256 or
+HmacSHA1), ``Token`` when the server was given one, and ``Signature`` = base64(HMAC(key, "POST" + Host
+header + "/v2/index.php?" + sorted k=v, raw values, "_" in names as ".")). The check is written here
+independently of ``jobqueue.queue.cmq_signing`` so a bug there cannot verify itself. Failures answer 4100.
+
+Queue semantics live in :mod:`tests.servers.cmq_broker`. Test tools: ``clock.advance(s)`` (with the default
+:class:`Clock`), ``fail_next(n, status)`` (HTTP errors without a CMQ body), ``messages(queue)`` (state without
+receiving), ``calls`` (actions accepted, in order).
+
+``make_cmq_queue`` is the factory of the shared queue contract registry.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+from jobqueue.queue.base import QueueStats
+from jobqueue.queue.cmq import CmqQueue
+from scf_relay.tencent import static_credentials
+from tests.servers.cmq_broker import Clock, CmqBroker, CmqFault, QueueSpec
+
+PATH = "/v2/index.php"
+AUTH_FAILED = 4100
+INVALID_PARAMETER = 4000
+_DIGESTS = {"HmacSHA256": hashlib.sha256, "HmacSHA1": hashlib.sha1}
+_NUMBERED = re.compile(r"(?P<name>\w+)\.(?P<n>\d+)")
+
+
+class LocalCmqServer:
+    """The server; use as a context manager or ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        secret_id: str,
+        secret_key: str,
+        token: str | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        max_real_wait_s: float = 1.0,
+        max_skew_s: float = 300,
+    ) -> None:
+        self.secret_id = secret_id
+        self._secret_key = secret_key
+        self._token = token
+        self.clock = clock or Clock()
+        self.broker = CmqBroker(self.clock, max_real_wait_s=max_real_wait_s)
+        self.max_skew_s = max_skew_s
+        self.calls: list[str] = []
+        self._failures: list[int] = []
+        self._nonces: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalCmqServer({self.endpoint if self.running else 'stopped'})"
+
+    # -- lifetime ----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    def start(self) -> LocalCmqServer:
+        """Serve on a new OS-chosen port (also after ``stop()``: the queues and messages stay)."""
+        self._httpd = _HttpServer(("127.0.0.1", 0), _Handler)
+        self._httpd.app = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="local-cmq", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._httpd.drop_connections()
+        self.broker.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+
+    def __enter__(self) -> LocalCmqServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        assert self._httpd is not None, "server not started"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- test tools --------------------------------------------------------------------------
+    def create_queue(self, name: str, **attributes: Any) -> None:
+        """Create (or change) a queue. Attributes of :class:`~tests.servers.cmq_broker.QueueSpec`:
+        ``visibility_timeout_s=30``, ``max_msg_size_bytes=65536``, ``retention_s=43200``, ``dlq=None``,
+        ``max_receive_count=5``, ``delay_s=0``, ``polling_wait_s=0``."""
+        self.broker.create_queue(QueueSpec(name, **attributes))
+
+    def fail_next(self, count: int = 1, status: int = 503) -> None:
+        """Answer the next ``count`` requests with HTTP ``status`` and a non-CMQ body."""
+        with self._lock:
+            self._failures.extend([status] * count)
+
+    def messages(self, queue: str) -> list[dict[str, Any]]:
+        return self.broker.snapshot(queue)
+
+    # -- one request -------------------------------------------------------------------------
+    def handle(self, path: str, host: str, form_text: str) -> tuple[int, Any]:
+        """(HTTP status, JSON object or plain text) for one POST."""
+        with self._lock:
+            failure = self._failures.pop(0) if self._failures else None
+        if failure is not None:
+            return failure, "injected failure"
+        if path.split("?")[0] != PATH:
+            return 404, {"code": INVALID_PARAMETER, "message": f"no such path {path}"}
+        params = dict(parse_qsl(form_text, keep_blank_values=True))
+        answer: dict[str, Any] = {"code": 0, "message": "", "requestId": uuid.uuid4().hex}
+        try:
+            self._verify(host, params)
+            action = params["Action"]
+            answer.update(self._dispatch(action, {k.replace("_", "."): v for k, v in params.items()}))
+            self.calls.append(action)
+        except CmqFault as fault:
+            answer.update(code=fault.code, message=fault.message)
+        return 200, answer
+
+    def _verify(self, host: str, params: dict[str, str]) -> None:
+        for name in ("Action", "SecretId", "Nonce", "Timestamp", "Signature"):
+            if not params.get(name):
+                raise CmqFault(AUTH_FAILED, f"(10100)authentication failed: {name} is missing")
+        digest = _DIGESTS.get(params.get("SignatureMethod", "HmacSHA1"))
+        if digest is None:
+            raise CmqFault(AUTH_FAILED, "(10100)authentication failed: unknown SignatureMethod")
+        if params["SecretId"] != self.secret_id:
+            raise CmqFault(AUTH_FAILED, "(10100)authentication failed: secretId does not exist")
+        if not params["Timestamp"].isdigit() or abs(time.time() - int(params["Timestamp"])) > self.max_skew_s:
+            raise CmqFault(AUTH_FAILED, "(10100)authentication failed: Timestamp outside the allowed window")
+        if self._token is not None and params.get("Token") != self._token:
+            raise CmqFault(AUTH_FAILED, "(10100)authentication failed: Token is missing or invalid")
+        pairs = "&".join(f"{k.replace('_', '.')}={params[k]}" for k in sorted(params) if k != "Signature")
+        plain = f"POST{host}{PATH}?{pairs}"
+        expected = base64.b64encode(hmac.new(self._secret_key.encode(), plain.encode(), digest).digest()).decode()
+        if not hmac.compare_digest(expected, params["Signature"]):
+            raise CmqFault(AUTH_FAILED, "(10110)authentication failed: signature mismatch")
+        nonce = (params["SecretId"], params["Nonce"], params["Timestamp"])
+        with self._lock:
+            if nonce in self._nonces:
+                raise CmqFault(AUTH_FAILED, "(10100)authentication failed: Nonce reused")
+            self._nonces.add(nonce)
+
+    def _dispatch(self, action: str, params: dict[str, str]) -> dict[str, Any]:
+        queue = _required(params, "queueName")
+        if action == "SendMessage":
+            msg_ids = self.broker.send(queue, [_required(params, "msgBody")], _int(params, "delaySeconds"))
+            return {"msgId": msg_ids[0]}
+        if action == "BatchSendMessage":
+            msg_ids = self.broker.send(queue, _numbered(params, "msgBody"), _int(params, "delaySeconds"))
+            return {"msgList": [{"msgId": msg_id} for msg_id in msg_ids]}
+        if action == "ReceiveMessage":
+            return self.broker.receive(queue, 1, _int(params, "pollingWaitSeconds"))[0]
+        if action == "BatchReceiveMessage":
+            count = _int(params, "numOfMsg")
+            if count is None:
+                raise CmqFault(INVALID_PARAMETER, "numOfMsg is missing")
+            return {"msgInfoList": self.broker.receive(queue, count, _int(params, "pollingWaitSeconds"))}
+        if action == "DeleteMessage":
+            self.broker.delete(queue, _required(params, "receiptHandle"))
+            return {}
+        if action == "BatchDeleteMessage":
+            return self._batch_delete(queue, _numbered(params, "receiptHandle"))
+        raise CmqFault(INVALID_PARAMETER, f"(10010)unknown Action {action!r}")
+
+    def _batch_delete(self, queue: str, receipts: list[str]) -> dict[str, Any]:
+        errors = []
+        for receipt in receipts:
+            try:
+                self.broker.delete(queue, receipt)
+            except CmqFault as fault:
+                errors.append({"code": fault.code, "message": fault.message, "receiptHandle": receipt})
+        if errors:
+            raise CmqFault(errors[0]["code"], f"{len(errors)} of {len(receipts)} deletes failed")
+        return {}
+
+
+def _required(params: dict[str, str], name: str) -> str:
+    if name not in params:
+        raise CmqFault(INVALID_PARAMETER, f"(10010){name} is missing")
+    return params[name]
+
+
+def _int(params: dict[str, str], name: str) -> int | None:
+    if name not in params:
+        return None
+    try:
+        return int(params[name])
+    except ValueError:
+        raise CmqFault(INVALID_PARAMETER, f"(10010){name} is not an integer") from None
+
+
+def _numbered(params: dict[str, str], name: str) -> list[str]:
+    """``name.1``, ``name.2``... in numeric order."""
+    found = [(int(m["n"]), v) for k, v in params.items() if (m := _NUMBERED.fullmatch(k)) and m["name"] == name]
+    if not found:
+        raise CmqFault(INVALID_PARAMETER, f"(10010){name}.n is missing")
+    return [value for _n, value in sorted(found)]
+
+
+class _HttpServer(ThreadingHTTPServer):
+    """Remembers open keep-alive connections so that ``stop()`` really stops answering."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.app: LocalCmqServer
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def drop_connections(self) -> None:
+        with self.connections_lock:
+            for connection in self.connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self.connections.clear()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
+
+    server: _HttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        length = int(self.headers.get("Content-Length") or 0)
+        form_text = self.rfile.read(length).decode("utf-8", errors="replace")
+        status, payload = self.server.app.handle(self.path, self.headers.get("Host", ""), form_text)
+        is_json = not isinstance(payload, str)
+        body = (json.dumps(payload, ensure_ascii=False) if is_json else payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json" if is_json else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        """Quiet: tests read the state, not the access log."""
+
+
+# -- the contract registry's factory ------------------------------------------------------------
+CONTRACT_SECRET_ID = "AKIDlocalcmqcontract"
+CONTRACT_SECRET_KEY = "local-cmq-contract-secret-key"
+CONTRACT_TOKEN = "local-cmq-contract-session-token"
+CONTRACT_VISIBILITY_S = 2  # the work queue's VisibilityTimeout: the contract suite's VISIBILITY_S
+CONTRACT_DLQ_VISIBILITY_S = 1
+_contract_servers: dict[str, LocalCmqServer] = {}
+_open_queues: dict[str, int] = {}
+_registry_lock = threading.Lock()
+
+
+class ContractCmqQueue(CmqQueue):
+    """A CmqQueue whose ``close()`` also releases its local server (stopped when its last queue closes)."""
+
+    server: LocalCmqServer
+    _key: str
+    _released = False
+
+    def close(self) -> None:
+        super().close()
+        with _registry_lock:
+            if self._released:
+                return
+            self._released = True
+            _open_queues[self._key] -= 1
+            if _open_queues[self._key] == 0:
+                self.server.stop()
+
+
+def make_cmq_queue(
+    tmp_path: Any, redis_url: str | None, max_receive_count: int, clock: Callable[[], float] | None = None
+) -> ContractCmqQueue:
+    """A CmqQueue on a local server, for ``tests/contract/queues.py``.
+
+    One server per ``tmp_path``: calling again with the same ``tmp_path`` opens the same queues (reopening
+    works). Its HTTP thread stops when the last queue on it is closed; its messages stay in memory for a
+    reopen (restarted on a new port). The server runs on ``clock`` (the suite's fake clock) and the queue
+    stamps ``dead_at`` with it. Queues: ``work`` (VisibilityTimeout 2 s, MaxReceiveCount =
+    ``max_receive_count``, changed on reopen) and ``dead_letters`` (VisibilityTimeout 1 s); temporary
+    credentials with a token; ``stats()`` reads the server's counts, as the control plane would.
+    """
+    del redis_url  # the server keeps everything in memory
+    key = str(tmp_path)
+    with _registry_lock:
+        server = _contract_servers.get(key)
+        if server is None:
+            server = LocalCmqServer(CONTRACT_SECRET_ID, CONTRACT_SECRET_KEY, CONTRACT_TOKEN, clock=clock)
+            server.create_queue("dead_letters", visibility_timeout_s=CONTRACT_DLQ_VISIBILITY_S)
+            _contract_servers[key] = server
+        server.create_queue(
+            "work",
+            visibility_timeout_s=CONTRACT_VISIBILITY_S,
+            dlq="dead_letters",
+            max_receive_count=max_receive_count,
+        )
+        if not server.running:
+            server.start()
+        _open_queues[key] = _open_queues.get(key, 0) + 1
+    queue = ContractCmqQueue(
+        "work",
+        "dead_letters",
+        endpoint=server.endpoint,
+        credentials=static_credentials(CONTRACT_SECRET_ID, CONTRACT_SECRET_KEY, CONTRACT_TOKEN),
+        max_receive_count=max_receive_count,
+        stats_provider=lambda: control_plane_stats(server, "work", "dead_letters"),
+        dead_letter_search_s=CONTRACT_DLQ_VISIBILITY_S + 1,
+        clock=clock or time.time,
+    )
+    queue.server, queue._key = server, key
+    return queue
+
+
+def control_plane_stats(server: LocalCmqServer, queue: str, dlq: str) -> QueueStats:
+    """The counts DescribeCmqQueueDetail would give (the role of ``cmq_admin.queue_stats``)."""
+    counts = server.broker.counts(queue)
+    dead = server.broker.counts(dlq)
+    return QueueStats(dead=sum(dead.values()), **counts)

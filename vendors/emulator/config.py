@@ -1,0 +1,76 @@
+"""The emulator's knobs. Handlers read them live, so a test may change a knob on a running emulator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vendors.emulator.media import SUPPORTED_TYPES
+
+DEFAULT_API_KEY = "relay-demo-key"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What a workflow / AI app produces: ``count`` files of ``file_type`` (``jpeg``, ``png``, ``mp4``).
+
+    ``count=0`` makes a task that finishes without output (outputs code 0 with an empty list).
+    """
+
+    count: int
+    file_type: str
+
+
+def packaged_targets() -> dict[str, TargetSpec]:
+    """target_id -> outputs of every pipeline in the packaged ``pipelines.toml``.
+
+    A type the emulator cannot make (webp, gif) is served as PNG.
+    """
+    from scf_relay.pipelines import load_pipelines
+
+    targets = {}
+    for pipeline in load_pipelines().pipelines.values():
+        wanted = pipeline.outputs.types[0]
+        file_type = wanted if wanted in SUPPORTED_TYPES else "png"
+        targets[pipeline.target_id] = TargetSpec(count=pipeline.outputs.count, file_type=file_type)
+    return targets
+
+
+@dataclass
+class EmulatorConfig:
+    """Behaviour of a :class:`~vendors.emulator.server.RunningHubEmulator`; rates are probabilities."""
+
+    api_key: str = DEFAULT_API_KEY  # any other key: code 802 (v2: HTTP 401)
+    job_s: float = 2.0  # RUNNING time of a task
+    queue_s: float = 0.5  # QUEUED time before it runs
+    concurrency: int = 8  # unfinished tasks allowed at once; submits past it get 421
+    fail_rate: float = 0.0  # tasks that end 805 with a failedReason
+    http_5xx_rate: float = 0.0  # requests answered 502 before anything is done
+    http_5xx_next: int = 0  # the next N requests are answered 502 (counts down)
+    never_finish_rate: float = 0.0  # tasks that stay RUNNING forever
+    block_rate: float = 0.0  # successful tasks whose last output carries BLOCK_MARKER
+    garbage_rate: float = 0.0  # requests whose work is done but whose answer is a non-JSON 200
+    balance: int = 10_000  # coins; each created task costs one; 0 -> 812 on submit
+    seed: int | None = None  # seeds task ids, random outcomes and file contents
+    host: str = "127.0.0.1"
+    port: int = 0
+    #: workflow / AI app id -> outputs; ``None`` means the packaged pipelines
+    targets: dict[str, TargetSpec] | None = None
+    max_upload_bytes: int = 30 * 1024 * 1024  # larger uploads: code 809
+    delay_s: float = 0.0  # every answer waits this long after the work is done (a hung vendor)
+    #: endpoint path -> legacy code to answer with, before doing anything ("/task/openapi/create": 1505)
+    force_codes: dict[str, int] = field(default_factory=dict)
+    task_id_as_number: bool = False  # send data.taskId as a JSON number instead of a string
+    clock: Callable[[], float] = time.monotonic  # task timelines are computed from this clock
+
+    def __post_init__(self) -> None:
+        if self.targets is None:
+            self.targets = packaged_targets()
+        for name in ("fail_rate", "http_5xx_rate", "never_finish_rate", "block_rate", "garbage_rate"):
+            rate = getattr(self, name)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name}={rate} is not a probability in [0, 1]")
+        for target_id, spec in self.targets.items():
+            if spec.file_type not in SUPPORTED_TYPES:
+                raise ValueError(f"target {target_id}: cannot make {spec.file_type!r} files")

@@ -1,0 +1,185 @@
+"""RunningHub's answers, decoded: error codes to :mod:`vendors.errors`, bodies to :class:`VendorStatus`.
+
+Pure functions over decoded JSON (REFERENCE.md §5), kept apart from the HTTP client so that every code and
+shape is visible in one place. A body of the wrong shape is "vendor garbage": :class:`TransientError`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from vendors.base import VendorOutput, VendorState, VendorStatus
+from vendors.errors import (
+    AuthError,
+    BalanceError,
+    CapacityError,
+    InputRejected,
+    OurSideError,
+    TaskFailed,
+    TransientError,
+    VendorError,
+)
+
+CODE_OK = 0
+CODE_RUNNING = 804
+CODE_FAILED = 805
+CODE_QUEUED = 813
+CODE_TOO_LARGE = 809
+
+_ERROR_CLASSES: dict[type[VendorError], tuple[int, ...]] = {
+    AuthError: (801, 802, 806, 811),
+    BalanceError: (812,),
+    OurSideError: (301, 380, 433, 803, 901),  # our workflow id or node mapping is wrong
+    CapacityError: (415, 421, 814, 1003, 1520),
+    InputRejected: (CODE_TOO_LARGE,),
+    TransientError: (500, 808, 1005, 1010, 1011, 1012),
+    TaskFailed: (423, 807, 1501, 1505),  # task not found; vendor-side moderation block
+}
+ERROR_BY_CODE: dict[int, type[VendorError]] = {code: cls for cls, codes in _ERROR_CLASSES.items() for code in codes}
+
+_V2_STATES = {
+    "CREATE": VendorState.QUEUED,
+    "QUEUED": VendorState.QUEUED,
+    "RUNNING": VendorState.RUNNING,
+    "SUCCESS": VendorState.SUCCEEDED,
+    "FAILED": VendorState.FAILED,
+    "CANCEL": VendorState.FAILED,
+}
+NO_OUTPUT = "finished without output"
+_DETAIL_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A legacy answer: ``{code, msg, data}``."""
+
+    code: int
+    msg: str
+    data: Any
+
+
+def garbage(op: str, what: str) -> TransientError:
+    return TransientError(f"runninghub {op}: vendor garbage: {what}")
+
+
+def as_code(value: Any) -> int | None:
+    """A vendor code as an int (it may come as a number or a string of digits); ``None`` if it is neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def parse_envelope(op: str, payload: Any) -> Envelope:
+    code = as_code(payload.get("code")) if isinstance(payload, dict) else None
+    if code is None:
+        raise garbage(op, "no {code, msg, data} envelope")
+    msg = payload.get("msg") or payload.get("message") or ""
+    return Envelope(code, str(msg)[:200], payload.get("data"))
+
+
+def error_for(op: str, code: int, msg: str = "") -> VendorError:
+    """The exception for a non-zero vendor code; an unknown code is transient and keeps its number."""
+    cls = ERROR_BY_CODE.get(code, TransientError)
+    known = "" if code in ERROR_BY_CODE else " (unknown code)"
+    return cls(f"runninghub {op}: code {code} {msg}{known}".rstrip(), code=code)
+
+
+def task_id_of(data: Any) -> str | None:
+    """``data.taskId`` as a decimal string; a number stays exact (JSON ints decode to int, never float)."""
+    value = data.get("taskId") if isinstance(data, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value) if value > 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return value.strip()
+    return None  # missing, or a float that may have lost digits
+
+
+def node_errors_of(data: Any) -> dict:
+    """``promptTips.node_errors`` (``promptTips`` is a JSON string, or already an object); ``{}`` if none."""
+    tips = data.get("promptTips") if isinstance(data, dict) else None
+    if isinstance(tips, str):
+        try:
+            tips = json.loads(tips)
+        except ValueError:
+            return {}
+    errors = tips.get("node_errors") if isinstance(tips, dict) else None
+    return errors if isinstance(errors, dict) and errors else {}
+
+
+def failure_detail(reason: Any, fallback: str = "task failed") -> str:
+    """One short line from a ``failedReason``: ``node: ExceptionType: first line of the message``."""
+    if isinstance(reason, str):
+        try:
+            reason = json.loads(reason)
+        except ValueError:
+            return reason.strip().splitlines()[0][:_DETAIL_CHARS] if reason.strip() else fallback
+    if not isinstance(reason, dict):
+        return fallback
+    node = reason.get("node_name") or reason.get("node_id")
+    message = str(reason.get("exception_message") or "").strip()
+    first_line = message.splitlines()[0] if message else ""
+    parts = [str(p) for p in (node, reason.get("exception_type"), first_line) if p]
+    return ": ".join(parts)[:_DETAIL_CHARS] or fallback
+
+
+def status_from_outputs(envelope: Envelope) -> VendorStatus:
+    """The state of a task from ``/task/openapi/outputs``; other codes raise their error."""
+    code, data = envelope.code, envelope.data
+    if code == CODE_OK:
+        if not isinstance(data, list):
+            raise garbage("status", "outputs data is not a list")
+        if not data:
+            return VendorStatus(VendorState.FAILED, detail=NO_OUTPUT, raw_code=code)
+        outputs = tuple(_output(item, "fileUrl", "fileType") for item in data)
+        return VendorStatus(VendorState.SUCCEEDED, outputs=outputs, raw_code=code)
+    if code == CODE_RUNNING:
+        return VendorStatus(VendorState.RUNNING, raw_code=code)
+    if code == CODE_QUEUED:
+        return VendorStatus(VendorState.QUEUED, raw_code=code)
+    if code == CODE_FAILED:
+        reason = data.get("failedReason") if isinstance(data, dict) else None
+        return VendorStatus(VendorState.FAILED, detail=failure_detail(reason), raw_code=code)
+    raise error_for("status", code, envelope.msg)
+
+
+def status_from_v2(payload: Any) -> VendorStatus:
+    """The state of a task from ``/openapi/v2/query``; an error envelope raises its error."""
+    if isinstance(payload, dict) and isinstance(payload.get("data"), dict) and "status" not in payload:
+        payload = payload["data"]  # tolerate the {code, message, data} wrapping of other v2 endpoints
+    if not isinstance(payload, dict):
+        raise garbage("query", "not a JSON object")
+    if "status" not in payload:
+        code = as_code(payload.get("code"))
+        if code:
+            raise error_for("query", code, str(payload.get("msg") or payload.get("message") or ""))
+        raise garbage("query", "no status")
+    raw = str(payload["status"]).upper()
+    state = _V2_STATES.get(raw)
+    if state is None:
+        raise garbage("query", f"unknown status {raw[:20]!r}")
+    if state is VendorState.FAILED:
+        reason = payload.get("failedReason") or payload.get("errorMessage") or raw.lower()
+        detail = failure_detail(reason, fallback=raw.lower())
+        return VendorStatus(state, detail=detail, raw_code=raw)
+    if state is not VendorState.SUCCEEDED:
+        return VendorStatus(state, raw_code=raw)
+    results = payload.get("results") or []
+    if not isinstance(results, list):
+        raise garbage("query", "results is not a list")
+    if not results:
+        return VendorStatus(VendorState.FAILED, detail=NO_OUTPUT, raw_code=raw)
+    return VendorStatus(state, outputs=tuple(_output(r, "url", "outputType") for r in results), raw_code=raw)
+
+
+def _output(item: Any, url_key: str, type_key: str) -> VendorOutput:
+    url = item.get(url_key) if isinstance(item, dict) else None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise garbage("status", f"an output without a {url_key}")
+    node_id = item.get("nodeId")
+    return VendorOutput(
+        url=url, file_type=str(item.get(type_key) or ""), node_id=None if node_id is None else str(node_id)
+    )
