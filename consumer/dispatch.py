@@ -118,7 +118,8 @@ def _retry(msg: JobMessage, svc, exc: Exception) -> Next:
     if msg.stage in (Stage.SUBMIT, Stage.POLL):
         delay = until_deadline(delay, now, msg.deadline_at)
     log.warning("retrying stage", extra={"reason": reason, "delay_s": round(delay, 2)})
-    return Send(msg.next(attempt=msg.attempt + 1), delay)
+    changes = {"audit_job_id": None} if getattr(exc, "restart_audit", False) else {}
+    return Send(msg.next(attempt=msg.attempt + 1, **changes), delay)
 
 
 def _exhausted(msg: JobMessage, svc, exc: Exception, reason: str, limit: int) -> Next:

@@ -33,9 +33,10 @@ class StepError(Exception):
 class RetryStep(StepError):
     retryable = True
 
-    def __init__(self, reason: str, *, delay_s: float | None = None) -> None:
+    def __init__(self, reason: str, *, delay_s: float | None = None, restart_audit: bool = False) -> None:
         super().__init__(reason)
         self.delay_s = delay_s
+        self.restart_audit = restart_audit  # the moderation job died: the retry must start a new one
 
 
 class TaskFailure(StepError):

@@ -2,7 +2,8 @@
 
 A result URL is fetched only if it is ``https`` on an allowed host (``RELAY_RESULT_HOSTS``) and every address the
 host resolves to is public. ``RELAY_ALLOW_PRIVATE_HOSTS=1`` is the explicit opt-in that also allows ``http`` and
-loopback/private addresses (the local emulator). Redirects are followed by hand, each hop checked the same way.
+loopback/private addresses (the local emulator). Link-local addresses (the cloud metadata service at
+169.254.169.254) are refused even then. Redirects are followed by hand, each hop checked the same way.
 Between the check and the connection a hostile DNS server could change its answer (rebinding); vendor hosts are
 an allow-list of the vendor's own domains, which bounds that risk.
 """
@@ -58,15 +59,16 @@ class ResultFetcher:
             raise FetchRejected("result URL has no host")
         if not self._host_allowed(host):
             raise FetchRejected(f"result host {host!r} is not in RELAY_RESULT_HOSTS")
-        if not self.allow_private:
-            for address in _resolve(host, parts.port or 443):
-                if not address.is_global:
-                    raise FetchRejected(f"result host {host!r} resolves to non-public address {address}")
+        for address in _resolve(host, parts.port or 443):
+            if address.is_link_local or address.is_multicast or address.is_unspecified:
+                raise FetchRejected(f"result host {host!r} resolves to {address}, which is never fetched")
+            if not self.allow_private and not address.is_global:
+                raise FetchRejected(f"result host {host!r} resolves to non-public address {address}")
 
     def _host_allowed(self, host: str) -> bool:
-        if self.allow_private and _is_ip_literal_or_localhost(host):
+        if any(host == h or (h.startswith(".") and host.endswith(h)) for h in self.allowed_hosts):
             return True
-        return any(host == h or (h.startswith(".") and host.endswith(h)) for h in self.allowed_hosts)
+        return self.allow_private and _is_loopback_or_private_literal(host)
 
     def copy_to_store(
         self, url: str, store: ObjectStore, bucket: str, key: str, *, max_bytes: int, types: tuple[str, ...]
@@ -152,11 +154,12 @@ def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
-def _is_ip_literal_or_localhost(host: str) -> bool:
+def _is_loopback_or_private_literal(host: str) -> bool:
+    """``localhost`` or a loopback/private IP literal: what the opt-in admits besides the allow-list."""
     if host == "localhost":
         return True
     try:
-        ipaddress.ip_address(host.strip("[]"))
-        return True
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    return address.is_loopback or (address.is_private and not address.is_link_local)

@@ -138,4 +138,20 @@ def _nudge_safely(summary: dict[str, Any], settings: RelaySettings) -> None:
 
 
 def _nudge(summary: dict[str, Any], settings: RelaySettings) -> None:
-    """Seam: start the consumer at once (async SCF Invoke) after something was enqueued. No-op for now."""
+    """Start the consumer at once (async SCF ``Invoke``) when ``RELAY_NUDGE_FUNCTION`` names it and something
+    was enqueued. ``nudge_consumer`` logs and swallows its own failures; the SDK is imported only here, so a
+    shim without a nudge never loads ``tencentcloud``."""
+    if not settings.nudge_function or not summary.get("enqueued"):
+        return
+    if not settings.nudge_region:
+        log.warning("RELAY_NUDGE_FUNCTION is set but RELAY_NUDGE_REGION is not: not nudging")
+        return
+    from consumer.nudge import nudge_consumer
+
+    nudge_consumer(
+        settings.nudge_function,
+        region=settings.nudge_region,
+        namespace=settings.nudge_namespace or "default",
+        endpoint=settings.nudge_endpoint or None,
+        payload={"Enqueued": len(summary["enqueued"])},
+    )

@@ -27,3 +27,8 @@ def sniff(head: bytes) -> str | None:
     if head[4:8] == b"ftyp":
         return "mp4"
     return None
+
+
+#: Bytes the local marker auditor treats as forbidden content; the RunningHub emulator embeds them in outputs it
+#: wants blocked. Only a contract between those two local stand-ins: real moderation never looks for it.
+BLOCK_MARKER = b"RELAY-EMULATOR-BLOCK"

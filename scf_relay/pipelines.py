@@ -82,7 +82,7 @@ class Pipeline(_Strict):
     vendor: Literal["runninghub"]
     kind: Literal["workflow", "ai-app"]
     target_id: str = Field(min_length=1)
-    deadline_s: int = Field(ge=30, le=86400)
+    deadline_s: int = Field(ge=1, le=86400)
     moderation: Literal["image", "video"]
     input_types: tuple[str, ...] = Field(min_length=1)
     max_input_bytes: int = Field(gt=0)

@@ -47,6 +47,10 @@ class RelaySettings(BaseSettings):
     report_retry_s: float = Field(8.0, ge=0, description="in-step retries of a report before a delayed resend")
     report_max_attempts: int = Field(30, ge=1, description="delayed report retries before dead-lettering")
     log_level: str = "INFO"
+    nudge_function: str = Field("", description="consumer function the shim invokes async after enqueuing (off: '')")
+    nudge_region: str = Field("", description="region of the nudged function, e.g. ap-guangzhou")
+    nudge_namespace: str = Field("default", description="SCF namespace of the nudged function")
+    nudge_endpoint: str = Field("", description="SCF API host[:port] or URL (default: the public endpoint)")
 
     runninghub_base_url: str = Field(
         "https://www.runninghub.cn", validation_alias=AliasChoices("RUNNINGHUB_BASE_URL", "runninghub_base_url")

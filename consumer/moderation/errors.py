@@ -2,7 +2,8 @@
 
 ::
 
-    AuditError              cannot decide now (network, 5xx, throttling, a video job that errored)   retryable
+    AuditError              cannot decide now (network, 5xx, throttling)                    retryable
+    ├── AuditJobFailed      an asynchronous (video) job ended ERROR/CANCELLED: start a new job   retryable
     ├── AuditConfigError    our side is wrong: credentials, permission, service not enabled,
     │                       package used up, a job id from another auditor       not retryable: dead-letter
     └── AuditRejected       the service refuses the content or the request (unreadable image, too
@@ -17,6 +18,10 @@ from __future__ import annotations
 
 class AuditError(Exception):
     retryable = True
+
+
+class AuditJobFailed(AuditError):
+    """Polling the same job again gets the same answer: the caller must start a new job."""
 
 
 class AuditConfigError(AuditError):

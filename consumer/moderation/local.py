@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from consumer.moderation.base import Auditor, AuditPending, AuditResult, Verdict
 from consumer.moderation.errors import AuditConfigError
 from objectstore.base import ObjectStore, iter_file
-from vendors.emulator.media import BLOCK_MARKER
+from scf_relay.filetypes import BLOCK_MARKER
 
 JOB_PREFIX = "local:"
 

@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from consumer.moderation.base import Auditor, AuditPending, AuditResult, Verdict
-from consumer.moderation.errors import AuditConfigError, AuditError, AuditRejected
+from consumer.moderation.errors import AuditConfigError, AuditError, AuditJobFailed, AuditRejected
 from objectstore.base import ObjectStore
 from scf_relay import logs
 from scf_relay.tencent import CredentialsProvider, env_credentials
@@ -153,7 +153,7 @@ class TencentAuditor(Auditor):
             return AuditPending(retry_after_s=retry_s)
         if status == VideoStatus.FINISH.value:
             return self._result(response.Suggestion, response.Label, None, "")
-        raise AuditError(f"video moderation task ended {status}: {response.ErrorType}: {response.ErrorDescription}")
+        raise AuditJobFailed(f"video moderation task ended {status}: {response.ErrorType}: {response.ErrorDescription}")
 
     # -- plumbing -----------------------------------------------------------------------------
     def _biz(self) -> dict[str, str]:

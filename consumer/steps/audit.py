@@ -8,8 +8,9 @@ is never ``done`` without a ``PASS`` for every result (invariant 5).
 
 from __future__ import annotations
 
-from consumer.errors import ErrorReason, TaskFailure
+from consumer.errors import ErrorReason, RetryStep, TaskFailure
 from consumer.moderation.base import AuditPending, AuditResult, Verdict
+from consumer.moderation.errors import AuditJobFailed
 from consumer.steps.common import failed
 from consumer.transitions import Next, Send, finish
 from jobqueue.ledger.base import Outcome, Status
@@ -73,7 +74,10 @@ def _video(msg: JobMessage, svc, staged: list[str]) -> list[AuditResult] | Send:
         return Send(msg.next(audit_job_id="|".join(jobs), attempt=0), 2.0)
     results: list[AuditResult] = []
     for job in msg.audit_job_id.split("|"):
-        result = svc.auditor.video_result(job)
+        try:
+            result = svc.auditor.video_result(job)
+        except AuditJobFailed as exc:  # the job is dead: start new ones (bounded by the stage's attempts)
+            raise RetryStep(f"video moderation job failed: {exc}", restart_audit=True) from None
         if isinstance(result, AuditPending):
             return Send(msg.next(attempt=0), max(1.0, result.retry_after_s))
         results.append(result)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from scf_relay.cli import dlq, tasks
+from scf_relay.cli import dlq, infra, package, tasks
 from scf_relay.cli.output import console, emit_json, err_console, fail, table
 
 app = typer.Typer(
@@ -17,6 +17,8 @@ emulator_app = typer.Typer(no_args_is_help=True, help="Local emulators of the ve
 app.add_typer(emulator_app, name="emulator")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(infra.app, name="infra")
+app.command("package")(package.package)
 
 JSON = typer.Option(False, "--json", help="print JSON instead of tables")
 
@@ -168,3 +170,7 @@ def worker(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

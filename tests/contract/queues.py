@@ -39,7 +39,14 @@ def _redis(tmp_path: Path, redis_url: str | None, max_receive_count: int, clock:
     return RedisQueue.from_url(redis_url, max_receive_count=max_receive_count, clock=clock)
 
 
-QUEUES: dict[str, QueueFactory] = {"sqlite": _sqlite, "redis": _redis}
+def _cmq(tmp_path: Path, redis_url: str | None, max_receive_count: int, clock: Clock) -> Queue:
+    """TDMQ for CMQ over the data-plane HTTP API, against the signature-checking local server (on ``clock``)."""
+    from tests.servers.cmq_server import make_cmq_queue
+
+    return make_cmq_queue(tmp_path, redis_url, max_receive_count, clock)
+
+
+QUEUES: dict[str, QueueFactory] = {"sqlite": _sqlite, "redis": _redis, "cmq": _cmq}
 
 NEEDS_REDIS = frozenset({"redis"})
 REAL_CLOCK: frozenset[str] = frozenset()

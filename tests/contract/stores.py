@@ -29,10 +29,26 @@ def _local_leftovers(store: ObjectStore) -> list[str]:
     )
 
 
+def _cos(tmp_path: Path) -> ObjectStore:
+    """COS through ``cos-python-sdk-v5`` against the local COS server (a fresh bucket per test)."""
+    from tests.servers.cos_server import make_cos_store
+
+    return make_cos_store(tmp_path)
+
+
+def _cos_leftovers(store: ObjectStore) -> list[str]:
+    """Incomplete multipart uploads in the store's bucket."""
+    from tests.servers.cos_server import cos_leftovers
+
+    return cos_leftovers(store)
+
+
 STORES: dict[str, Callable[[Path], ObjectStore]] = {
     "local": _local,
+    "cos": _cos,
 }
 
 LEFTOVERS: dict[str, Callable[[ObjectStore], list[str]]] = {
     "local": _local_leftovers,
+    "cos": _cos_leftovers,
 }

@@ -36,8 +36,36 @@ class SuiteClock:
             self.now += seconds
 
 
-def _backend_params():
-    return [pytest.param(name, marks=pytest.mark.redis) if name in NEEDS_REDIS else name for name in QUEUES]
+# -- clauses a backend cannot meet (REFERENCE.md §2 for CMQ) --------------------------------------
+CMQ_LISTING_RECEIVES = (
+    "CMQ can look at a dead letter only by receiving it, which hides it for the DLQ's VisibilityTimeout and "
+    "raises its dequeueCount (REFERENCE.md §2: 'also when a CLI merely inspects a dead-letter queue'), so a "
+    "look right after another one misses what the first look hid"
+)
+CMQ_LOOKUP_AFTER_LISTING = (
+    CMQ_LISTING_RECEIVES + "; dead_letter_by_id waits for the hidden message in real seconds, but the "
+    "local server hides it on the suite's fake clock, which this test does not advance"
+)
+CMQ_REDRIVE_NEW_ID = (
+    "CMQ cannot move a message from the DLQ back to its queue (REFERENCE.md §2: the data plane only sends, "
+    "receives and deletes; the control plane has no receive or delete): redrive sends the body again and "
+    "the server assigns it a new msgId"
+)
+
+
+def _backend_params(cannot_meet: dict[str, str] | None = None):
+    params = []
+    for name in QUEUES:
+        marks = [pytest.mark.redis] if name in NEEDS_REDIS else []
+        if cannot_meet and name in cannot_meet:
+            marks.append(pytest.mark.xfail(strict=True, reason=cannot_meet[name]))
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+def cannot_meet(**reasons: str):
+    """Run the test on every backend, expecting those named (backend=reason) to fail it; a pass is an error."""
+    return pytest.mark.parametrize("backend", _backend_params(reasons), indirect=True)
 
 
 @pytest.fixture(params=_backend_params())
@@ -194,6 +222,7 @@ def test_message_received_too_often_becomes_a_dead_letter(make_queue, clock):
 
 
 # -- dead letters ------------------------------------------------------------------------------
+@cannot_meet(cmq=CMQ_LOOKUP_AFTER_LISTING)
 def test_dead_letter_moves_the_message_with_its_reason(queue, clock):
     queue.send("poison")
     received = _receive_one(queue)
@@ -226,6 +255,7 @@ def test_dead_letter_with_a_stale_receipt_does_nothing(queue, clock):
     assert queue.delete(second.receipt) is True
 
 
+@cannot_meet(cmq=CMQ_LISTING_RECEIVES)
 def test_listing_dead_letters_changes_nothing(queue, clock):
     first = _dead(queue, "a")
     clock.advance(1)
@@ -240,6 +270,7 @@ def test_listing_dead_letters_changes_nothing(queue, clock):
     assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=0, dead=2)
 
 
+@cannot_meet(cmq=CMQ_REDRIVE_NEW_ID)
 def test_redrive_by_id_sends_back_only_those_ready_with_count_reset(queue, clock):
     first = _dead(queue, "a")
     second = _dead(queue, "b")
@@ -264,6 +295,7 @@ def test_redrive_all_goes_oldest_first_up_to_the_limit(queue, clock):
     assert queue.stats() == QueueStats(ready=3, delayed=0, in_flight=0, dead=0)
 
 
+@cannot_meet(cmq=CMQ_REDRIVE_NEW_ID)
 def test_redriven_message_gets_a_full_set_of_receives_again(make_queue, clock):
     queue = make_queue(max_receive_count=1)
     message_id = queue.send("flaky")
@@ -277,6 +309,7 @@ def test_redriven_message_gets_a_full_set_of_receives_again(make_queue, clock):
     assert (received.message_id, received.receive_count) == (message_id, 1)
 
 
+@cannot_meet(cmq=CMQ_LISTING_RECEIVES)
 def test_remove_dead_drops_one_dead_letter(queue):
     gone = _dead(queue, "a")
     kept = _dead(queue, "b")

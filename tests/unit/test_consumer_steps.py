@@ -1,0 +1,153 @@
+"""The consumer's decisions, one step at a time, on real SQLite/local-file backends and a scripted vendor."""
+
+from __future__ import annotations
+
+import pytest
+
+from consumer.dispatch import handle
+from consumer.transitions import Ack, DeadLetter, Send
+from jobqueue.ledger.base import ClaimState, Outcome, Status
+from jobqueue.message import Stage
+from tests.unit.step_harness import BUCKET, ScriptedVendor, make_services, message
+from vendors.base import VendorState, VendorStatus
+from vendors.emulator.media import make_jpeg
+from vendors.errors import AmbiguousSubmit, AuthError, CapacityError, TaskFailed, TransientError
+
+
+@pytest.fixture
+def vendor():
+    return ScriptedVendor()
+
+
+@pytest.fixture
+def svc(tmp_path, vendor, relay_home):
+    services = make_services(tmp_path, vendor)
+    services.store.put_bytes(BUCKET, "input/u1/t1/original.jpg", make_jpeg(1))
+    yield services
+    services.close()
+
+
+def run(svc, msg):
+    return handle(msg.dumps(), svc)[1]
+
+
+def test_submit_records_the_vendor_task_and_hands_on_to_poll(svc, vendor):
+    vendor.submits.append("19000000000000000001")
+    move = run(svc, message())
+    assert isinstance(move, Send) and move.message.stage is Stage.POLL
+    assert move.message.vendor_task_id == "19000000000000000001" and move.message.seq == 1
+    assert move.delay_s == svc.pipelines.get("promo_poster").poll.first_s
+    [(_, request)] = [c for c in vendor.calls if c[0] == "submit"]
+    assert request.nodes[0].field_value == "api/original.jpg"  # "{input}" became the uploaded file
+
+
+def test_ambiguous_submit_dead_letters_and_never_resubmits(svc, vendor):
+    vendor.submits.append(AmbiguousSubmit("read timeout after sending"))
+    move = run(svc, message())
+    assert isinstance(move, DeadLetter) and "ambiguous" in move.reason and "dlq redrive --resubmit" in move.reason
+    assert svc.ledger.claim_submit("t1", "other", 60, 0, svc.clock()).state is ClaimState.AMBIGUOUS
+    # a redrive without --resubmit dead-letters again without calling the vendor
+    assert isinstance(run(svc, message()), DeadLetter)
+    assert vendor.count("submit") == 1
+
+
+def test_capacity_and_transient_errors_release_the_claim_and_retry_later(svc, vendor):
+    vendor.submits.extend([CapacityError("421 queue maxed", code=421), "19000000000000000002"])
+    move = run(svc, message())
+    assert isinstance(move, Send) and move.message.stage is Stage.SUBMIT and move.message.attempt == 1
+    assert move.delay_s >= 2
+    move = run(svc, move.message)
+    assert isinstance(move, Send) and move.message.stage is Stage.POLL
+
+
+def test_a_live_claim_of_another_worker_is_waited_for_not_doubled(svc, vendor):
+    assert svc.ledger.claim_submit("t1", "someone-else", 120, 0, svc.clock()).state is ClaimState.ACQUIRED
+    move = run(svc, message())
+    assert isinstance(move, Send) and move.message.stage is Stage.SUBMIT and 100 < move.delay_s <= 120
+    assert vendor.count("submit") == 0
+
+
+def test_our_key_rejected_dead_letters_without_outcome(svc, vendor):
+    vendor.submits.append(AuthError("802 key unauthorized", code=802))
+    move = run(svc, message())
+    assert isinstance(move, DeadLetter) and "802" in move.reason
+    assert svc.ledger.get("t1").outcome is None
+
+
+def test_submit_after_the_deadline_fails_with_timeout_without_calling_the_vendor(svc, vendor):
+    move = run(svc, message(deadline_in_s=-1))
+    assert isinstance(move, Send) and move.message.stage is Stage.REPORT
+    assert svc.ledger.get("t1").outcome.error_reason == "生成超时"
+    assert vendor.calls == []
+
+
+def test_poll_backs_off_with_jitter_and_never_past_the_deadline(svc, vendor):
+    vendor.statuses.extend([VendorStatus(VendorState.RUNNING)] * 3 + [VendorStatus(VendorState.QUEUED)])
+    policy = svc.pipelines.get("promo_poster").poll
+    msg = message(Stage.POLL, vendor_task_id="v1", deadline_in_s=600)
+    delays = []
+    for _ in range(3):
+        move = run(svc, msg)
+        assert isinstance(move, Send) and move.message.stage is Stage.POLL
+        delays.append(move.delay_s)
+        msg = move.message
+    assert all(policy.base_s <= d <= policy.max_s for d in delays)
+    near = message(Stage.POLL, vendor_task_id="v1", deadline_in_s=1.5, polls=10)
+    move = run(svc, near)
+    assert move.delay_s <= 1.5 + 0.01
+
+
+def test_poll_past_deadline_cancels_the_vendor_job_and_reports_timeout(svc, vendor):
+    vendor.statuses.append(VendorStatus(VendorState.RUNNING))
+    move = run(svc, message(Stage.POLL, vendor_task_id="v9", deadline_in_s=-1))
+    assert isinstance(move, Send) and move.message.stage is Stage.REPORT
+    assert ("cancel", "v9") in vendor.calls
+    assert svc.ledger.get("t1").outcome.error_reason == "生成超时"
+
+
+def test_poll_transient_errors_are_bounded_by_the_deadline(svc, vendor):
+    vendor.statuses.append(TransientError("connect refused"))
+    move = run(svc, message(Stage.POLL, vendor_task_id="v1", deadline_in_s=-1))
+    assert svc.ledger.get("t1").outcome.error_reason == "生成超时"
+    assert isinstance(move, Send) and move.message.stage is Stage.REPORT
+
+
+def test_vendor_failure_and_lost_task_report_failed(svc, vendor):
+    vendor.statuses.append(VendorStatus(VendorState.FAILED, detail="CUDA out of memory"))
+    run(svc, message(Stage.POLL, vendor_task_id="v1"))
+    outcome = svc.ledger.get("t1").outcome
+    assert outcome.error_reason == "生成失败" and outcome.detail == "CUDA out of memory"
+    vendor.statuses.append(TaskFailed("807 task not found", code=807))
+    run(svc, message(Stage.POLL, task_id="t2", vendor_task_id="v2"))
+    assert svc.ledger.get("t2").outcome.error_reason == "生成失败"
+
+
+def test_stale_and_finished_messages_are_acknowledged_and_dropped(svc, vendor):
+    svc.ledger.advance("t1", 3, svc.clock())
+    assert isinstance(run(svc, message(Stage.POLL, vendor_task_id="v1", seq=2)), Ack)
+    svc.ledger.record_outcome("t1", Outcome(Status.DONE, ("output/u1/t1/poster_01.png",)), svc.clock())
+    assert isinstance(run(svc, message(Stage.POLL, vendor_task_id="v1", seq=9)), Ack)
+    assert vendor.calls == []
+
+
+def test_report_reports_the_first_recorded_outcome_even_if_a_later_step_disagrees(svc):
+    first = Outcome(Status.FAILED, error_reason="生成超时", vendor_task_id="v1")
+    svc.ledger.record_outcome("t1", first, svc.clock())
+    later = Outcome(Status.DONE, ("output/u1/t1/poster_01.png",), vendor_task_id="v1")
+    svc.store.put_bytes(BUCKET, "output/u1/t1/poster_01.png", b"\x89PNG\r\n\x1a\n....")
+    from consumer.transitions import finish
+
+    move = finish(message(Stage.AUDIT, seq=4), later, svc)
+    assert move.message.stage is Stage.REPORT
+    assert svc.ledger.get("t1").outcome == first
+    assert not svc.store.exists(BUCKET, "output/u1/t1/poster_01.png")  # a failed task keeps nothing in output/
+
+
+def test_report_retries_an_unreachable_backend_then_dead_letters_when_attempts_run_out(svc):
+    svc.ledger.record_outcome("t1", Outcome(Status.FAILED, error_reason="生成失败"), svc.clock())
+    move = run(svc, message(Stage.REPORT, seq=5))
+    assert isinstance(move, Send) and move.message.stage is Stage.REPORT and move.message.attempt == 1
+    last = message(Stage.REPORT, seq=6, attempt=svc.settings.report_max_attempts - 1)
+    move = run(svc, last)
+    assert isinstance(move, DeadLetter) and "gave up" in move.reason
+    assert svc.ledger.get("t1").reported_at is None

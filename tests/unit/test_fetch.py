@@ -1,0 +1,114 @@
+"""Result downloads: https only, allowed hosts, no private addresses, size and type checked while streaming."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from consumer.fetch import FetchFailed, FetchRejected, ResultFetcher
+from objectstore.local import LocalStore
+from vendors.emulator.media import make_jpeg, make_png
+
+ROUTES: dict[str, tuple[int, dict, bytes]] = {}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        status, headers, body = ROUTES.get(self.path, (404, {}, b""))
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def store(tmp_path):
+    return LocalStore(tmp_path, "b")
+
+
+def fetch(url, store, *, allow_private=True, max_bytes=1 << 20, types=("jpeg",), hosts=()):
+    return ResultFetcher(list(hosts), allow_private=allow_private).copy_to_store(
+        url, store, "b", "k/out.jpg", max_bytes=max_bytes, types=types
+    )
+
+
+def test_streams_a_good_result_into_the_store(server, store):
+    ROUTES["/ok.jpg"] = (200, {}, make_jpeg(3))
+    info, kind = fetch(f"{server}/ok.jpg", store)
+    assert kind == "jpeg" and info.size == len(make_jpeg(3))
+    assert store.get_bytes("b", "k/out.jpg") == make_jpeg(3)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://cdn.runninghub.cn/x.jpg", "not https"),
+        ("https://evil.example.com/x.jpg", "not in RELAY_RESULT_HOSTS"),
+        ("ftp://runninghub.cn/x.jpg", "not https"),
+        ("https://127.0.0.1/x.jpg", "not in RELAY_RESULT_HOSTS"),
+    ],
+)
+def test_refuses_urls_without_the_opt_in(url, why, store):
+    fetcher = ResultFetcher(["runninghub.cn", ".runninghub.cn"], allow_private=False)
+    with pytest.raises(FetchRejected, match=why):
+        fetcher.check_url(url)
+
+
+def test_link_local_is_refused_even_with_the_opt_in():
+    # checked before any connection: nothing is sent to the metadata address
+    with pytest.raises(FetchRejected, match="not in RELAY_RESULT_HOSTS"):
+        ResultFetcher([], allow_private=True).check_url("http://169.254.169.254/latest/meta-data")
+    with pytest.raises(FetchRejected, match="never fetched"):
+        ResultFetcher(["169.254.169.254"], allow_private=True).check_url("http://169.254.169.254/x")
+
+
+def test_refuses_an_allowed_name_that_resolves_to_a_private_address():
+    fetcher = ResultFetcher(["localhost"], allow_private=False)
+    with pytest.raises(FetchRejected, match="non-public address"):
+        fetcher.check_url("https://localhost/x.jpg")
+
+
+def test_a_redirect_to_a_refused_host_is_refused(server, store):
+    ROUTES["/hop"] = (302, {"location": "http://metadata.invalid/latest/meta-data"}, b"")
+    with pytest.raises(FetchRejected, match="not in RELAY_RESULT_HOSTS"):
+        ResultFetcher(["127.0.0.1"], allow_private=True).copy_to_store(
+            f"{server}/hop", store, "b", "k/out.jpg", max_bytes=100, types=("jpeg",)
+        )
+
+
+def test_too_large_and_wrong_type_are_rejected_and_leave_nothing(server, store):
+    ROUTES["/big.jpg"] = (200, {}, make_jpeg(1) + b"\0" * 5000)
+    with pytest.raises(FetchRejected, match="over the limit"):
+        fetch(f"{server}/big.jpg", store, max_bytes=1000)
+    ROUTES["/png-named-jpg.jpg"] = (200, {}, make_png(4, 4, seed=1))
+    with pytest.raises(FetchRejected, match="png"):
+        fetch(f"{server}/png-named-jpg.jpg", store)
+    ROUTES["/html"] = (200, {}, b"<html>login page</html>")
+    with pytest.raises(FetchRejected, match="unknown type"):
+        fetch(f"{server}/html", store)
+    assert list(store.list("b", "")) == []
+
+
+def test_server_errors_are_retryable_and_client_errors_are_not(server, store):
+    ROUTES["/503"] = (503, {}, b"")
+    with pytest.raises(FetchFailed):
+        fetch(f"{server}/503", store)
+    with pytest.raises(FetchRejected, match="404"):
+        fetch(f"{server}/missing", store)
+    with pytest.raises(FetchFailed):
+        fetch("http://127.0.0.1:9/refused.jpg", store)
