@@ -18,7 +18,8 @@ Two modes:
   library keeps its ``.pyc``, as the runtime's does.
 
 Probe runs (the entry's code between two clock reads, ``--runs`` of them) give the in-process times of the
-import and of the setup (medians) and which heavy modules were loaded (``qcloud_cos``, ``tencentcloud``, ``redis``, ``httpx``, ``pydantic``). Results go to
+import and of the setup (medians) and which heavy modules were loaded (``qcloud_cos``, ``tencentcloud``,
+``redis``, ``httpx``, ``pydantic``; every third-party package in the JSON). Results go to
 ``bench/results/cold_start.json``; ``--json`` prints that JSON instead of the table.
 """
 

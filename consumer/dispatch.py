@@ -1,7 +1,8 @@
 """Run one received message through its stage and decide what happens next.
 
-Order of checks: poison -> not yet due (a long delay split into hops) -> stale (``seq`` already handled) ->
-already finished -> the stage. Exceptions are translated here into the three endings of
+Order of checks: poison -> not yet due (a long delay split into hops) -> the ledger admits the hop (stale:
+``seq`` already handled; busy: a duplicate is running it now, so this copy is deferred) -> already finished ->
+the stage. Exceptions are translated here into the three endings of
 :mod:`consumer.errors`: retry (bounded per stage), report ``failed``, or dead-letter. Errors of the queue or
 ledger themselves are not caught: the message then stays in the queue and comes back after its visibility
 timeout (bounded by the queue's max receive count).
@@ -16,8 +17,9 @@ from consumer.errors import DeadLetterStep, ErrorReason, RetryStep, TaskFailure
 from consumer.fetch import FetchFailed, FetchRejected
 from consumer.steps import audit, collect, poll, report, submit
 from consumer.steps.common import failed, timed_out
-from consumer.transitions import Ack, DeadLetter, Next, Send, finish
+from consumer.transitions import Ack, DeadLetter, Defer, Next, Send, finish
 from jobqueue.errors import PoisonMessage
+from jobqueue.ledger.base import HopState
 from jobqueue.message import JobMessage, Stage, parse
 from objectstore.errors import StoreError
 from scf_relay import logs
@@ -53,10 +55,14 @@ def _handle(msg: JobMessage, svc) -> Next:
     now = svc.clock()
     if msg.not_before is not None and now < msg.not_before - 0.5:
         return Send(msg.next(attempt=msg.attempt, not_before=msg.not_before), msg.not_before - now)
-    record = svc.ledger.get(msg.task_id)
-    if record is not None and msg.seq <= record.seq:
-        log.info("stale message dropped", extra={"handled_seq": record.seq})
+    hop = svc.ledger.begin_hop(msg.task_id, msg.seq, svc.settings.visibility_timeout_s, now)
+    if hop.state is HopState.STALE:
+        log.info("stale message dropped")
         return Ack("stale")
+    if hop.state is HopState.BUSY:  # a duplicate of a hop another runner is doing right now
+        log.info("hop busy elsewhere; deferred", extra={"retry_after_s": round(hop.retry_after_s, 1)})
+        return Defer(msg, hop.retry_after_s + 1)
+    record = svc.ledger.get(msg.task_id)
     if record is not None and record.outcome is not None and msg.stage is not Stage.REPORT:
         log.info("task already finished; message dropped")
         return Ack("finished")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consumer.dispatch import handle
-from consumer.transitions import Ack, DeadLetter, Next, Send
+from consumer.transitions import Ack, DeadLetter, Defer, Next, Send
 from jobqueue.message import JobMessage
 from jobqueue.queue.base import Received
 from scf_relay import logs
@@ -117,7 +117,7 @@ def process(svc, received: Received, stats: DrainStats | None = None, on_step=No
         return None
     elapsed_ms = (time.perf_counter() - started) * 1000
     stats.step_ms.append(elapsed_ms)
-    if isinstance(move, Send):
+    if isinstance(move, (Send, Defer)):
         stats.sent += 1
     elif isinstance(move, DeadLetter):
         stats.dead_lettered += 1
@@ -133,12 +133,22 @@ def apply(svc, received: Received, msg: JobMessage | None, move: Next) -> None:
         with logs.bind(task_id=msg.task_id if msg else None):
             svc.queue.dead_letter(received, move.reason)
             log.error("dead-lettered", extra={"reason": move.reason, "message_id": received.message_id})
+            if msg is not None:  # a redrive of this hop must not wait for the dead runner's lease
+                svc.ledger.release_hop(msg.task_id, msg.seq, svc.clock())
+        return
+    forward(svc, msg, move)
+    svc.queue.delete(received.receipt)
+
+
+def forward(svc, msg: JobMessage | None, move: Next) -> None:
+    """Send what comes next, then record the hop as handled (a deferred or stale message records nothing)."""
+    if isinstance(move, Defer):
+        svc.queue.send(move.message.dumps(), min(move.delay_s, svc.queue.max_delay_s))
         return
     if isinstance(move, Send):
         send_successor(svc, move)
     if msg is not None and not (isinstance(move, Ack) and move.note == "stale"):
         svc.ledger.advance(msg.task_id, msg.seq, svc.clock())
-    svc.queue.delete(received.receipt)
 
 
 def send_successor(svc, move: Send) -> None:

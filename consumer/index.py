@@ -12,9 +12,9 @@ Backends are opened once per warm container. Returns a summary dict (counts, why
 
 from __future__ import annotations
 
-from consumer.drain import Budget, DrainStats, drain, send_successor
+from consumer.drain import Budget, DrainStats, drain, forward
 from consumer.services import Services, build_services
-from consumer.transitions import DeadLetter, Send
+from consumer.transitions import DeadLetter
 from scf_relay import logs
 from scf_relay.settings import load
 
@@ -59,8 +59,5 @@ def _one_message(svc: Services, body: object) -> dict:
     msg, move = handle(body, svc)
     if isinstance(move, DeadLetter):
         return {"move": "dead_letter", "reason": move.reason}
-    if isinstance(move, Send):
-        send_successor(svc, move)
-    if msg is not None:
-        svc.ledger.advance(msg.task_id, msg.seq, svc.clock())
+    forward(svc, msg, move)
     return {"move": type(move).__name__.lower()}

@@ -23,6 +23,14 @@ class Send:
 
 
 @dataclass(frozen=True)
+class Defer:
+    """Run this same message later (another runner holds its hop): re-sent unchanged, the hop not recorded."""
+
+    message: JobMessage
+    delay_s: float
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     reason: str
 
@@ -32,7 +40,7 @@ class Ack:
     note: str
 
 
-Next = Send | DeadLetter | Ack
+Next = Send | Defer | DeadLetter | Ack
 
 
 def finish(msg: JobMessage, outcome: Outcome, svc) -> Send:  # svc: consumer.services.Services

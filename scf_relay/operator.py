@@ -50,17 +50,21 @@ def redrive(
     rate_per_s: float = 0.0,
     resubmit: bool = False,
 ) -> list[str]:
-    """Send dead letters back (all when ``message_ids`` is None). ``resubmit`` also clears an ambiguous submit
-    claim of each task (only after checking the vendor console: it allows a second vendor job)."""
-    targets = [d.message_id for d in queue.dead_letters(limit=100_000)] if message_ids is None else message_ids
+    """Send dead letters back (all when ``message_ids`` is None); returns the ids moved.
+
+    ``resubmit`` also clears each task's ambiguous submit claim: only after checking the vendor console, since
+    it allows a second vendor job. ``rate_per_s`` spaces the moves out. Without either, the queue moves them in
+    one pass (on CMQ every look at the dead-letter queue hides what it sees, so fewer looks is better).
+    """
     if dry_run:
-        return targets
+        return [d.message_id for d in queue.dead_letters(limit=100_000)] if message_ids is None else message_ids
+    if not resubmit and rate_per_s <= 0:
+        return queue.redrive(message_ids)
+    letters = {d.message_id: d for d in queue.dead_letters(limit=100_000)}
+    targets = list(letters) if message_ids is None else [i for i in message_ids if i in letters]
     moved: list[str] = []
     for message_id in targets:
-        letter = queue.dead_letter_by_id(message_id)
-        if letter is None:
-            continue
-        task_id = task_of(letter.body)
+        task_id = task_of(letters[message_id].body)
         if resubmit and task_id:
             ledger.reset_submit(task_id, time.time())
         moved.extend(queue.redrive([message_id]))

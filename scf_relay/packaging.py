@@ -1,25 +1,17 @@
 """Build the SCF code packages: ``<out>/<function>.zip`` plus the same tree unzipped at ``<out>/<function>/``.
 
-For each function (``producer_shim``, ``consumer``):
-
-1. **Dependencies** for SCF's Python 3.10 on x86_64 Linux: ``pip install --target`` with ``--platform
+1. **Dependencies** (:data:`FUNCTIONS`, versions from ``pyproject.toml``): ``pip install --target --platform
    manylinux2014_x86_64 --implementation cp --python-version 3.10 --only-binary=:all:``, run by a *Python 3.10*
-   interpreter, because pip evaluates environment markers (``exceptiongroup; python_version < "3.11"``, a
-   dependency of httpx's anyio) against the interpreter that runs it, not against ``--python-version``.
-   Versions are the ranges in ``pyproject.toml``; which distributions each function gets is
-   :data:`FUNCTIONS` (extras ``cloud`` and ``redis`` are selectable). ``crcmod`` (needed by
-   ``cos-python-sdk-v5``) is published as source only; it is built once and repackaged as a pure-Python
-   wheel, without its optional C extension (crcmod falls back to its Python implementation).
-2. **Our code**: ``scf_relay`` (without ``cli`` and ``demo``), ``jobqueue``, ``objectstore``, ``vendors``
-   (without ``emulator``), ``consumer``, ``producer_shim``; ``.py``, ``.toml`` and ``.lua`` files only.
-   A root ``index.py`` re-exports the function's ``main_handler``, so the SCF handler is ``index.main_handler``.
-3. **Junk removed**: console scripts (``bin/``), ``__pycache__``, ``tests``/``SelfTest`` folders, ``.pyi``
-   stubs, and the install records in ``*.dist-info`` (``METADATA`` and licences stay).
+   because pip evaluates environment markers against the interpreter running it, not ``--python-version``
+   (httpx's anyio needs ``exceptiongroup`` on 3.10 only). ``crcmod`` (imported by ``cos-python-sdk-v5``) exists
+   only as source: it is built once and repackaged as a pure-Python wheel without its optional C extension.
+2. **Our code** without ``scf_relay/cli``, ``scf_relay/demo`` and ``vendors/emulator`` (``.py``, ``.toml``,
+   ``.lua``), and a root ``index.py`` re-exporting ``main_handler``: the SCF handler is ``index.main_handler``.
+3. **No junk**: console scripts, ``__pycache__``, ``tests``/``SelfTest`` folders, ``.pyi`` stubs, install records.
 4. **Bytecode**: SCF's code directory is read-only, so modules without ``.pyc`` compile on every cold start
-   (REFERENCE.md §1). ``python3.10 -m compileall --invalidation-mode unchecked-hash`` writes
-   ``__pycache__/*.cpython-310.pyc`` that the runtime uses whatever mtimes the unzipped sources get.
-5. **Zip**: entries sorted, fixed timestamps and modes, ``PYTHONHASHSEED=0`` while compiling: the same
-   inputs give the same bytes.
+   (REFERENCE.md §1); ``compileall --invalidation-mode unchecked-hash`` writes ``.cpython-310.pyc`` files the
+   runtime uses whatever mtimes the unzipped sources get.
+5. **Deterministic zip**: sorted entries, fixed dates and modes, ``PYTHONHASHSEED=0`` while compiling.
 
 Errors are :class:`PackagingError`, one line saying what failed and what to do.
 """
@@ -61,43 +53,30 @@ class PackagingError(Exception):
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """One SCF function: its handler module and the distributions it needs (``""``: always; else per extra)."""
+    """One SCF function: its handler module and the distributions it needs, always and per extra."""
 
     name: str
     handler_module: str
-    requires: dict[str, tuple[str, ...]]
+    always: tuple[str, ...]
+    cloud: tuple[str, ...]
+    redis: tuple[str, ...] = ("redis",)
 
     def distributions(self, extras: Sequence[str]) -> list[str]:
-        wanted = [*self.requires.get("", ())]
-        for extra in extras:
-            wanted += self.requires.get(extra, ())
-        return list(dict.fromkeys(wanted))
+        return list(dict.fromkeys([*self.always, *(name for extra in extras for name in getattr(self, extra))]))
 
 
+_BASE = ("pydantic", "pydantic-settings", "tomli")
+_SDK = "tencentcloud-sdk-python-"  # one service per distribution, never the all-services meta package
 FUNCTIONS: dict[str, FunctionSpec] = {
+    # the shim's cmq:// queue speaks HTTP through httpx; its nudge is an SCF API 3.0 call
     "producer_shim": FunctionSpec(
-        "producer_shim",
-        "producer_shim.index",
-        {
-            "": ("pydantic", "pydantic-settings", "tomli"),
-            # the cmq:// queue speaks HTTP through httpx; the nudge is an SCF API 3.0 call
-            "cloud": ("httpx", "tencentcloud-sdk-python-common", "tencentcloud-sdk-python-scf"),
-            "redis": ("redis",),
-        },
+        "producer_shim", "producer_shim.index", _BASE, ("httpx", _SDK + "common", _SDK + "scf")
     ),
     "consumer": FunctionSpec(
         "consumer",
         "consumer.index",
-        {
-            "": ("pydantic", "pydantic-settings", "tomli", "httpx", "backoff"),
-            "cloud": (
-                "cos-python-sdk-v5",
-                "tencentcloud-sdk-python-common",
-                "tencentcloud-sdk-python-ims",
-                "tencentcloud-sdk-python-vm",
-            ),
-            "redis": ("redis",),
-        },
+        (*_BASE, "httpx", "backoff"),
+        ("cos-python-sdk-v5", _SDK + "common", _SDK + "ims", _SDK + "vm"),
     ),
 }
 
@@ -139,16 +118,16 @@ def build(options: BuildOptions, progress: Callable[[str], None] = lambda _: Non
     unknown = sorted(set(options.functions) - set(FUNCTIONS))
     bad_extras = sorted(set(options.extras) - set(KNOWN_EXTRAS))
     if unknown or bad_extras:
-        raise PackagingError(f"unknown function(s) {unknown} or extra(s) {bad_extras}; known: "
-                             f"{sorted(FUNCTIONS)} and {list(KNOWN_EXTRAS)}")
+        raise PackagingError(
+            f"unknown function(s) {unknown} or extra(s) {bad_extras}; known: "
+            f"{sorted(FUNCTIONS)} and {list(KNOWN_EXTRAS)}"
+        )
     python = find_python(options.python)
     pins = project_pins()
     options.out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="scf-relay-package-") as work:
         wheels = Path(work)
-        return [
-            _build_function(FUNCTIONS[name], options, python, pins, wheels, progress) for name in options.functions
-        ]
+        return [_build_function(FUNCTIONS[name], options, python, pins, wheels, progress) for name in options.functions]
 
 
 def _build_function(
@@ -165,7 +144,7 @@ def _build_function(
     tree.mkdir(parents=True)
     requirements = [_pinned(name, pins) for name in spec.distributions(options.extras)]
     progress(f"{spec.name}: installing {len(requirements)} requirement(s) for CPython {SCF_PYTHON} {PLATFORM}")
-    index_args = _index_args(options)
+    index_args = ["--no-index", "--find-links", str(options.offline_wheels)] if options.offline_wheels else []
     fallbacks = [name for name, needer in PURE_FALLBACKS.items() if needer in spec.distributions(options.extras)]
     for name in fallbacks:
         if not any(wheels.glob(f"{name}-*.whl")):
@@ -180,10 +159,22 @@ def _build_function(
         compile_tree(python, tree)
     zip_path = options.out_dir / f"{spec.name}.zip"
     write_zip(tree, zip_path)
-    report = _report(spec, tree, zip_path, options.compile, python, requirements)
-    if report.uncompressed_bytes > SCF_UNZIPPED_LIMIT_BYTES:
-        raise PackagingError(f"{zip_path}: {report.uncompressed_bytes} bytes unzipped, over SCF's 500 MB limit")
-    return report
+    total, files, biggest = _sizes(tree)
+    if total > SCF_UNZIPPED_LIMIT_BYTES:
+        raise PackagingError(f"{zip_path}: {total} bytes unzipped, over SCF's 500 MB limit")
+    return BuildReport(
+        function=spec.name,
+        handler="index.main_handler",
+        zip_path=str(zip_path),
+        tree_path=str(tree),
+        compressed_bytes=zip_path.stat().st_size,
+        uncompressed_bytes=total,
+        files=files,
+        compiled=options.compile,
+        python=python,
+        requirements=requirements,
+        biggest=biggest,
+    )
 
 
 # -- requirements ---------------------------------------------------------------------------------
@@ -221,12 +212,6 @@ def _pinned(name: str, pins: dict[str, str]) -> str:
         raise PackagingError(f"pyproject.toml pins no {name!r}: add it to [project] dependencies") from None
 
 
-def _index_args(options: BuildOptions) -> list[str]:
-    if options.offline_wheels is None:
-        return []
-    return ["--no-index", "--find-links", str(options.offline_wheels)]
-
-
 # -- interpreters and pip -------------------------------------------------------------------------
 
 
@@ -250,12 +235,8 @@ def find_python(explicit: str | None = None) -> str:
 def python_version(python: str) -> str | None:
     """``"3.10"`` for a working interpreter, ``None`` when it does not run."""
     try:
-        done = subprocess.run(
-            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        probe = [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -281,8 +262,10 @@ def _pip_install(python: str, target: Path, requirements: list[str], extra_args:
 def _build_pure_wheel(python: str, name: str, wheels: Path, index_args: list[str]) -> None:
     """Build ``name`` from source (or take a wheel) and store it as a ``py3-none-any`` wheel in ``wheels``."""
     with tempfile.TemporaryDirectory(prefix="scf-relay-wheel-") as scratch:
-        _run([python, "-m", "pip", "wheel", "--use-pep517", "--no-deps", "-w", scratch, *index_args, name],
-             f"building {name}")
+        _run(
+            [python, "-m", "pip", "wheel", "--use-pep517", "--no-deps", "-w", scratch, *index_args, name],
+            f"building {name}",
+        )
         for built in Path(scratch).glob("*.whl"):
             purify_wheel(built, wheels)
 
@@ -375,30 +358,13 @@ def write_zip(tree: Path, zip_path: Path) -> None:
     partial.replace(zip_path)
 
 
-def _report(
-    spec: FunctionSpec, tree: Path, zip_path: Path, compiled: bool, python: str, requirements: list[str]
-) -> BuildReport:
+def _sizes(tree: Path) -> tuple[int, int, list[dict[str, int | str]]]:
+    """(bytes, files, the 8 biggest top-level entries) of ``tree``; all ``*.dist-info`` count as one entry."""
     by_top: dict[str, int] = {}
-    total = count = 0
-    for path in tree.rglob("*"):
-        if path.is_file():
-            size = path.stat().st_size
-            top = path.relative_to(tree).parts[0]
-            top = "(dist-info)" if top.endswith(".dist-info") else top
-            by_top[top] = by_top.get(top, 0) + size
-            total += size
-            count += 1
+    files = [path for path in tree.rglob("*") if path.is_file()]
+    for path in files:
+        top = path.relative_to(tree).parts[0]
+        key = "(dist-info)" if top.endswith(".dist-info") else top
+        by_top[key] = by_top.get(key, 0) + path.stat().st_size
     biggest = sorted(by_top.items(), key=lambda item: (-item[1], item[0]))[:8]
-    return BuildReport(
-        function=spec.name,
-        handler="index.main_handler",
-        zip_path=str(zip_path),
-        tree_path=str(tree),
-        compressed_bytes=zip_path.stat().st_size,
-        uncompressed_bytes=total,
-        files=count,
-        compiled=compiled,
-        python=python,
-        requirements=requirements,
-        biggest=[{"name": name, "bytes": size} for name, size in biggest],
-    )
+    return sum(by_top.values()), len(files), [{"name": name, "bytes": size} for name, size in biggest]

@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scf_relay import logs
 
+#: bucket of the embedded default; COS names buckets ``<name>-<appid>`` and the shim checks that shape
+EMBEDDED_BUCKET = "relay-1250000000"
+
 
 class ConfigError(Exception):
     """The configuration is unusable; the message names the variable and the fix."""
@@ -72,7 +75,7 @@ class RelaySettings(BaseSettings):
         return self.ledger or f"sqlite:///{(self.home / 'ledger.db').resolve()}"
 
     def store_url(self) -> str:
-        return self.store or f"file://{(self.home / 'store').resolve()}?bucket=relay-local"
+        return self.store or f"file://{(self.home / 'store').resolve()}?bucket={EMBEDDED_BUCKET}"
 
     def route_table(self) -> dict[str, str]:
         table: dict[str, str] = {}

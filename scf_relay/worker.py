@@ -260,7 +260,8 @@ class Worker:
             )
 
     def summary(self) -> dict:
-        """Counts so far, why the worker stopped (``""`` while running) and the exit code it implies."""
+        """Counts so far, ``stopped_by`` (``""`` while running, else signal | stop | idle | backend_failed) and
+        the ``exit_code`` it implies. ``dropped``: duplicate or stale messages acknowledged without work."""
         with self._lock:
             t = self._totals
             return {

@@ -11,7 +11,7 @@ import tempfile
 import uuid
 from typing import BinaryIO
 
-from consumer.backoff import until_deadline
+from consumer.backoff import retry_delay, until_deadline
 from consumer.errors import DeadLetterStep, ErrorReason, RetryStep, TaskFailure
 from consumer.steps.common import timed_out
 from consumer.transitions import Next, Send
@@ -40,24 +40,30 @@ def run(msg: JobMessage, svc) -> Next:
     if claim.state is ClaimState.SUBMITTED:
         log.info("already submitted; polling", extra={"vendor_task_id": claim.vendor_task_id})
         return _poll_next(msg, pipeline, claim.vendor_task_id, now)
-    if claim.state is ClaimState.HELD:
-        raise RetryStep(
-            "another worker holds the submit claim", delay_s=until_deadline(claim.retry_after_s, now, msg.deadline_at)
-        )
+    if claim.state is ClaimState.HELD:  # wait for the holder, briefly: it usually settles within seconds
+        delay = min(claim.retry_after_s, retry_delay(msg.attempt, svc.rng, cap_s=30))
+        raise RetryStep("another worker holds the submit claim", delay_s=until_deadline(delay, now, msg.deadline_at))
     if claim.state is ClaimState.AMBIGUOUS:
         raise DeadLetterStep(_AMBIGUOUS_HELP)
 
     vendor = svc.vendor_for(pipeline)
     try:
         reference = _input_reference(msg, pipeline, vendor, svc)
+    except BaseException:
+        svc.ledger.release_submit(msg.task_id, token, svc.clock())  # nothing was sent: a retry may claim
+        raise
+    if not svc.ledger.mark_sending(msg.task_id, token, svc.clock()):
+        raise RetryStep("submit claim lapsed while preparing the input")  # another worker took over
+    try:
         vendor_task_id = vendor.submit(_request(pipeline, reference))
     except AmbiguousSubmit as exc:
         svc.ledger.mark_ambiguous(msg.task_id, token, svc.clock())
         log.error("submit is ambiguous", extra={"detail": str(exc)})
         raise DeadLetterStep(f"{_AMBIGUOUS_HELP} ({exc})") from None
-    except BaseException:
-        svc.ledger.release_submit(msg.task_id, token, svc.clock())  # nothing was created: a retry may claim
+    except VendorError:
+        svc.ledger.release_submit(msg.task_id, token, svc.clock())  # a definite refusal: nothing was created
         raise
+    # Any other exception leaves the claim "sending": when its lease lapses the task turns ambiguous (fail safe).
     if not svc.ledger.record_submission(msg.task_id, token, vendor_task_id, svc.clock()):
         log.error("submit claim was lost while submitting", extra={"vendor_task_id": vendor_task_id})
     log.info("submitted to vendor", extra={"vendor_task_id": vendor_task_id, "vendor": vendor.name})

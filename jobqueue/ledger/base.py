@@ -4,14 +4,21 @@ It makes at-least-once delivery safe (DESIGN.md invariants 1-3). Contract of eve
 (``tests/contract/test_ledger_contract.py`` checks each one):
 
 * **Submit claim.** ``claim_submit(task, token, lease_s, deadline_at)`` returns:
-  ``ACQUIRED`` when no claim exists or the previous holder's lease expired without recording a vendor task id
-  (the new holder takes over); ``HELD`` (with ``retry_after_s``) while another token's lease is live;
-  ``SUBMITTED`` (with ``vendor_task_id``) once a submission is recorded; ``AMBIGUOUS`` once a submit was
-  marked ambiguous (the vendor may have started a job: never resubmit until an operator calls
-  ``reset_submit``). ``record_submission`` and ``mark_ambiguous`` only succeed for the current token;
-  ``release_submit`` gives up a live claim (the vendor definitely created nothing) so a retry can claim again.
+  ``ACQUIRED`` when no claim exists or the previous holder's lease expired while it was only preparing
+  (uploading the input: the new holder takes over); ``HELD`` (with ``retry_after_s``) while another token's
+  lease is live; ``SUBMITTED`` (with ``vendor_task_id``) once a submission is recorded; ``AMBIGUOUS`` once a
+  submit was marked ambiguous, or when a holder's lease expired after ``mark_sending`` (it died while the
+  request may have reached the vendor): never resubmit until an operator calls ``reset_submit``.
+  ``mark_sending`` (just before the vendor call), ``record_submission`` and ``mark_ambiguous`` only succeed
+  for the current token; ``release_submit`` gives up a claim (the vendor definitely created nothing) so a
+  retry can claim again.
 * **Hop order.** ``seq_handled(task)`` is the highest ``seq`` whose successor was sent;
   ``advance(task, seq)`` raises it to ``seq`` (compare-and-set, never lowers it) and returns whether it rose.
+  ``begin_hop(task, seq, lease_s)`` admits one runner per hop: ``STALE`` when ``seq`` is at most the handled
+  seq or below a hop already begun; ``BUSY`` (with ``retry_after_s``) while another runner's lease on the same
+  ``seq`` is live (a concurrent duplicate); else ``RUN``, taking the lease. A runner that died leaves a lease
+  that expires, so the redelivered message runs again. ``release_hop(task, seq)`` drops the lease of a hop
+  that ended without a successor (dead-lettered), so a redrive runs at once.
 * **Terminal outcome.** ``record_outcome(task, outcome)`` stores the first outcome and returns the stored
   one: later calls, whatever they pass, get the first back. That is how a task gets exactly one outcome.
   ``mark_reported(task)`` records that the backend acknowledged the report.
@@ -33,6 +40,18 @@ class ClaimState(str, enum.Enum):
     HELD = "held"
     SUBMITTED = "submitted"
     AMBIGUOUS = "ambiguous"
+
+
+class HopState(str, enum.Enum):
+    RUN = "run"
+    STALE = "stale"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True)
+class Hop:
+    state: HopState
+    retry_after_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +98,7 @@ class Outcome:
 class TaskRecord:
     task_id: str
     seq: int = -1
-    submit_state: str = ""  # "" | "leased" | "submitted" | "ambiguous"
+    submit_state: str = ""  # "" | "leased" | "sending" | "submitted" | "ambiguous"
     lease_until: float = 0.0
     vendor_task_id: str | None = None
     deadline_at: float = 0.0
@@ -96,6 +115,9 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     def claim_submit(self, task_id: str, token: str, lease_s: float, deadline_at: float, now: float) -> Claim: ...
+
+    @abc.abstractmethod
+    def mark_sending(self, task_id: str, token: str, now: float) -> bool: ...
 
     @abc.abstractmethod
     def record_submission(self, task_id: str, token: str, vendor_task_id: str, now: float) -> bool: ...
@@ -116,6 +138,12 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     def advance(self, task_id: str, seq: int, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float) -> Hop: ...
+
+    @abc.abstractmethod
+    def release_hop(self, task_id: str, seq: int, now: float) -> None: ...
 
     @abc.abstractmethod
     def record_outcome(self, task_id: str, outcome: Outcome, now: float) -> Outcome: ...

@@ -15,7 +15,7 @@ from importlib import resources
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
-from jobqueue.ledger.base import Claim, ClaimState, Ledger, Outcome, TaskRecord
+from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, Ledger, Outcome, TaskRecord
 
 try:
     import redis
@@ -75,6 +75,8 @@ class RedisLedger(Ledger):
             self._settle = _script(client, "settle_claim")
             self._reset = _script(client, "reset_submit")
             self._advance = _script(client, "advance")
+            self._hop = _script(client, "begin_hop")
+            self._release_hop = _script(client, "release_hop")
             self._outcome = _script(client, "record_outcome")
             self._reported = _script(client, "mark_reported")
             self._open = _script(client, "open_tasks")
@@ -113,6 +115,9 @@ class RedisLedger(Ledger):
             return Claim(state, vendor_task_id=reply[1])
         return Claim(state)
 
+    def mark_sending(self, task_id: str, token: str, now: float) -> bool:
+        return self._settle_claim(task_id, token, "sending", "", now)
+
     def record_submission(self, task_id: str, token: str, vendor_task_id: str, now: float) -> bool:
         return self._settle_claim(task_id, token, "submitted", vendor_task_id, now)
 
@@ -140,6 +145,17 @@ class RedisLedger(Ledger):
     def advance(self, task_id: str, seq: int, now: float) -> bool:
         with _translated():
             return self._advance(keys=[self._task_key(task_id)], args=[int(seq), float(now), self.retention_s]) == 1
+
+    def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float) -> Hop:
+        args = [int(seq), float(now + lease_s), float(now), self.retention_s]
+        with _translated():
+            reply = [_text(part) for part in self._hop(keys=[self._task_key(task_id)], args=args)]
+        state = HopState(reply[0])
+        return Hop(state, retry_after_s=float(reply[1]) - now) if state is HopState.BUSY else Hop(state)
+
+    def release_hop(self, task_id: str, seq: int, now: float) -> None:
+        with _translated():
+            self._release_hop(keys=[self._task_key(task_id)], args=[int(seq), float(now), self.retention_s])
 
     # -- terminal outcome ----------------------------------------------------------------------
     def record_outcome(self, task_id: str, outcome: Outcome, now: float) -> Outcome:

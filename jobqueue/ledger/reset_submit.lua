@@ -10,7 +10,7 @@ local task = KEYS[1]
 local now, retention_s = unpack(ARGV)
 
 local state = redis.call('HGET', task, 'submit_state')
-if state ~= 'leased' and state ~= 'ambiguous' then
+if state ~= 'leased' and state ~= 'sending' and state ~= 'ambiguous' then
   return 0
 end
 redis.call('HDEL', task, 'submit_state', 'token', 'lease_until')

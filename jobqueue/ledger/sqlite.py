@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
-from jobqueue.ledger.base import Claim, ClaimState, Ledger, Outcome, TaskRecord
+from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, Ledger, Outcome, TaskRecord
 
 DEFAULT_RETENTION_S = 30 * 86400
 BUSY_TIMEOUT_S = 10.0
@@ -36,6 +36,8 @@ _SCHEMA = (
         deadline_at REAL NOT NULL DEFAULT 0,
         outcome TEXT,
         reported_at REAL,
+        hop_seq INTEGER NOT NULL DEFAULT -1,
+        hop_until REAL NOT NULL DEFAULT 0,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL
     )""",
@@ -146,12 +148,29 @@ class SqliteLedger(Ledger):
                 return Claim(ClaimState.AMBIGUOUS)
             if state == "leased" and holder != token and lease_until > now:
                 return Claim(ClaimState.HELD, retry_after_s=lease_until - now)
+            if state == "sending":  # the holder may have reached the vendor: wait for it, or never resubmit
+                if lease_until > now:
+                    return Claim(ClaimState.HELD, retry_after_s=lease_until - now)
+                conn.execute(
+                    "UPDATE tasks SET submit_state = 'ambiguous', lease_until = 0, updated_at = ? WHERE task_id = ?",
+                    (now, task_id),
+                )
+                return Claim(ClaimState.AMBIGUOUS)
             conn.execute(
                 "UPDATE tasks SET submit_state = 'leased', token = ?, lease_until = ?, updated_at = ?"
                 " WHERE task_id = ?",
                 (token, now + lease_s, now, task_id),
             )
             return Claim(ClaimState.ACQUIRED)
+
+    def mark_sending(self, task_id: str, token: str, now: float) -> bool:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE tasks SET submit_state = 'sending', updated_at = ?"
+                " WHERE task_id = ? AND submit_state = 'leased' AND token = ?",
+                (now, task_id, token),
+            )
+            return cursor.rowcount == 1
 
     def record_submission(self, task_id: str, token: str, vendor_task_id: str, now: float) -> bool:
         return self._settle_claim(task_id, token, "submitted", vendor_task_id, now)
@@ -168,7 +187,7 @@ class SqliteLedger(Ledger):
             cursor = conn.execute(
                 "UPDATE tasks SET submit_state = ?, vendor_task_id = COALESCE(?, vendor_task_id),"
                 " token = CASE WHEN ? = '' THEN NULL ELSE token END, lease_until = 0, updated_at = ?"
-                " WHERE task_id = ? AND submit_state = 'leased' AND token = ?",
+                " WHERE task_id = ? AND submit_state IN ('leased', 'sending') AND token = ?",
                 (state, vendor_task_id, state, now, task_id, token),
             )
             return cursor.rowcount == 1
@@ -177,7 +196,7 @@ class SqliteLedger(Ledger):
         with self._transaction() as conn:
             cursor = conn.execute(
                 "UPDATE tasks SET submit_state = '', token = NULL, lease_until = 0, updated_at = ?"
-                " WHERE task_id = ? AND submit_state IN ('leased', 'ambiguous')",
+                " WHERE task_id = ? AND submit_state IN ('leased', 'sending', 'ambiguous')",
                 (now, task_id),
             )
             return cursor.rowcount == 1
@@ -195,6 +214,29 @@ class SqliteLedger(Ledger):
                 (seq, now, task_id, seq),
             )
             return cursor.rowcount == 1
+
+    def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float) -> Hop:
+        with self._transaction() as conn:
+            conn.execute(_INSERT_BLANK, (task_id, now, now))
+            handled, hop_seq, hop_until = conn.execute(
+                "SELECT seq, hop_seq, hop_until FROM tasks WHERE task_id = ?", (task_id,)
+            ).fetchone()
+            if seq <= handled or seq < hop_seq:
+                return Hop(HopState.STALE)
+            if seq == hop_seq and hop_until > now:
+                return Hop(HopState.BUSY, retry_after_s=hop_until - now)
+            conn.execute(
+                "UPDATE tasks SET hop_seq = ?, hop_until = ?, updated_at = ? WHERE task_id = ?",
+                (seq, now + lease_s, now, task_id),
+            )
+            return Hop(HopState.RUN)
+
+    def release_hop(self, task_id: str, seq: int, now: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE tasks SET hop_until = 0, updated_at = ? WHERE task_id = ? AND hop_seq = ?",
+                (now, task_id, seq),
+            )
 
     # -- terminal outcome ----------------------------------------------------------------------
     def record_outcome(self, task_id: str, outcome: Outcome, now: float) -> Outcome:

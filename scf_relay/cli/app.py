@@ -145,27 +145,71 @@ def receiver(
 
 
 @app.command()
+def upload(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="the file a user would upload"),
+    user: str = typer.Option("seller-1", help="userId of the key input/{userId}/{taskId}/{file}"),
+    task: str = typer.Option(None, help="taskId (default: a new one)"),
+    pipeline: str = typer.Option(None, help="x-cos-meta-pipeline (default: routes / RELAY_DEFAULT_PIPELINE)"),
+    as_json: bool = JSON,
+) -> None:
+    """Simulate a user upload: put the file into the configured store and hand its COS event to the shim."""
+    import uuid
+
+    from objectstore import open_store
+    from producer_shim import index as shim
+    from scf_relay.demo.events import cos_event
+    from scf_relay.settings import ConfigError, load
+
+    try:
+        store = open_store(load().store_url())
+    except ConfigError as exc:
+        fail(str(exc), as_json=as_json)
+    key = f"input/{user}/{task or uuid.uuid4().hex[:16]}/{path.name}"
+    with path.open("rb") as stream:
+        from objectstore.base import iter_file
+
+        store.write(store.default_bucket, key, iter_file(stream), size=path.stat().st_size)
+    meta = {"x-cos-meta-pipeline": pipeline} if pipeline else None
+    summary = shim.main_handler(cos_event(store.default_bucket, key, path.stat().st_size, meta=meta), {})
+    if as_json:
+        emit_json(summary)
+    else:
+        console.print(summary)
+    if summary["skipped"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def worker(
     concurrency: int = typer.Option(1, min=1, max=64, help="consumer threads"),
     until_idle: bool = typer.Option(False, "--until-idle", help="exit once nothing is ready, delayed or in flight"),
     idle_sleep_s: float = typer.Option(0.5, help="pause between empty receives"),
     health_file: Path = typer.Option(None, help="write a JSON heartbeat here every few seconds"),
+    give_up_after_s: float = typer.Option(300.0, help="exit 1 when the queue backend has failed this long"),
     as_json: bool = JSON,
 ) -> None:
-    """Run the consumer as a long-lived process on the configured queue (SIGTERM/SIGINT stop it gracefully)."""
+    """Run the consumer as a long-lived process on the configured queue.
+
+    SIGTERM/SIGINT: finish the steps in flight, receive nothing more, exit 0; a second signal exits at once
+    (130/143; cut-short steps are redelivered). Exit 1: the queue backend failed for --give-up-after-s.
+    Exit 2: a configuration error (one line naming the variable).
+    """
     from scf_relay.settings import ConfigError
     from scf_relay.worker import Worker
 
     try:
-        summary = Worker.from_env(concurrency, idle_sleep_s=idle_sleep_s, health_file=health_file).run(
-            until_idle=until_idle
+        worker_ = Worker.from_env(
+            concurrency, idle_sleep_s=idle_sleep_s, health_file=health_file, give_up_after_s=give_up_after_s
         )
+        summary = worker_.run(until_idle=until_idle)
     except ConfigError as exc:
         fail(str(exc), as_json=as_json)
     if as_json:
         emit_json(summary)
     else:
         table("worker", list(summary), [list(summary.values())])
+    if summary.get("exit_code"):
+        raise typer.Exit(summary["exit_code"])
 
 
 def main() -> None:

@@ -3,9 +3,9 @@ its dead-letter queue through the TDMQ control plane (:func:`jobqueue.queue.cmq_
 
 Queue names default to the ones in ``RELAY_QUEUE`` when it is a ``cmq://`` URL, and the visibility timeout
 and receive limit to ``RELAY_VISIBILITY_TIMEOUT_S`` / ``RELAY_MAX_RECEIVE_COUNT``, so the queues match what
-the functions are configured with (``deploy/relay.env.example``). Credentials come from ``TENCENTCLOUD_SECRETID`` / ``TENCENTCLOUD_SECRETKEY``
-(+ ``TENCENTCLOUD_SESSIONTOKEN`` for temporary keys). Exit codes: 0 done, 1 the service refused or failed,
-2 bad options or configuration.
+the functions are configured with (``deploy/relay.env.example``). Credentials come from
+``TENCENTCLOUD_SECRETID`` / ``TENCENTCLOUD_SECRETKEY`` (+ ``TENCENTCLOUD_SESSIONTOKEN`` for temporary keys).
+Exit codes: 0 done, 1 the service refused or failed, 2 bad options or configuration.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scf_relay.demo.events import cos_event
+from scf_relay.settings import EMBEDDED_BUCKET
 
-APPID = "1250000000"
-BUCKET = f"relay-{APPID}"
+BUCKET = EMBEDDED_BUCKET
 
 
 @dataclass
@@ -177,23 +177,23 @@ class LocalStack:
         return False
 
     def _on_step(self, msg, move, elapsed_ms: float) -> None:
+        from consumer.transitions import DeadLetter
         from jobqueue.message import Stage
 
         view = self.views.get(msg.task_id) if msg else None
         if view is not None:
+            if isinstance(move, DeadLetter):
+                view.dead_letter = move.reason
             view.steps += 1
             view.billed_ms += elapsed_ms
             view.polls += msg.stage is Stage.POLL
 
     def refresh(self) -> None:
-        """Update every view from the ledger, the dead-letter store, the bucket and the receiver."""
-        from jobqueue.message import task_of
-
+        """Update every view from the ledger, the bucket and the receiver (dead letters are seen as they happen:
+        listing a CMQ dead-letter queue would hide its messages from the operator)."""
         svc = self.svc
-        dead = {task_of(d.body): d.reason for d in svc.queue.dead_letters(limit=10_000)}
         reports = self.receiver.by_task() if self.receiver else {}
         for view in self.views.values():
-            view.dead_letter = dead.get(view.task_id)
             got = reports.get(view.task_id, [])
             view.reports = len(got)
             if got:

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from jobqueue.errors import QueueConfigError
-from jobqueue.ledger.base import Claim, ClaimState, Outcome, Status, TaskRecord
+from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, Outcome, Status, TaskRecord
 
 from .ledgers import LEDGERS, NEEDS_REDIS
 
@@ -102,6 +102,31 @@ def test_an_ambiguous_submit_blocks_every_claim_until_an_operator_resets_it(ledg
     assert _claim(ledger, "c", now=NOW + 200 * LEASE_S).state is ClaimState.ACQUIRED
 
 
+def test_a_holder_that_dies_while_sending_leaves_the_task_ambiguous_not_resubmittable(ledger):
+    _claim(ledger, "a")
+    assert not ledger.mark_sending("t1", "b", NOW + 1)  # not the holder
+    assert ledger.mark_sending("t1", "a", NOW + 1)
+    assert ledger.get("t1").submit_state == "sending"
+    held = _claim(ledger, "b", now=NOW + 10)
+    assert held.state is ClaimState.HELD and held.retry_after_s == pytest.approx(LEASE_S - 10)
+    assert _claim(ledger, "b", now=NOW + LEASE_S + 1).state is ClaimState.AMBIGUOUS  # died mid-submit
+    assert _claim(ledger, "c", now=NOW + LEASE_S + 2).state is ClaimState.AMBIGUOUS
+    assert not ledger.record_submission("t1", "a", "v-late", NOW + LEASE_S + 3)
+    assert ledger.reset_submit("t1", NOW + LEASE_S + 4)
+    assert _claim(ledger, "d", now=NOW + LEASE_S + 5).state is ClaimState.ACQUIRED
+
+
+def test_a_sending_holder_settles_its_claim(ledger):
+    _claim(ledger, "a")
+    assert ledger.mark_sending("t1", "a", NOW + 1)
+    assert not ledger.mark_sending("t1", "a", NOW + 2)  # only from leased
+    assert ledger.record_submission("t1", "a", "v-1", NOW + 2)
+    assert _claim(ledger, "b", now=NOW + 3) == Claim(ClaimState.SUBMITTED, vendor_task_id="v-1")
+    _claim(ledger, "a", task="t2")
+    assert ledger.mark_sending("t2", "a", NOW + 1) and ledger.release_submit("t2", "a", NOW + 2)
+    assert _claim(ledger, "b", task="t2", now=NOW + 3).state is ClaimState.ACQUIRED
+
+
 def test_only_the_current_token_records_marks_or_releases(ledger):
     _claim(ledger, "a")
     assert not ledger.record_submission("t1", "b", "v-x", NOW + 1)
@@ -166,6 +191,28 @@ def test_advance_is_a_compare_and_set_that_never_lowers(ledger):
 
 
 # -- terminal outcome --------------------------------------------------------------------------------
+def test_begin_hop_admits_one_runner_per_hop_and_lets_a_dead_runner_be_replaced(ledger):
+    assert ledger.begin_hop("t1", 0, 30, NOW) == Hop(HopState.RUN)
+    busy = ledger.begin_hop("t1", 0, 30, NOW + 10)  # a concurrent duplicate of the same hop
+    assert busy.state is HopState.BUSY and busy.retry_after_s == pytest.approx(20)
+    assert ledger.begin_hop("t1", 0, 30, NOW + 31) == Hop(HopState.RUN)  # the first runner died
+    assert ledger.begin_hop("t1", 1, 30, NOW + 32) == Hop(HopState.RUN)  # its successor
+    assert ledger.begin_hop("t1", 0, 30, NOW + 100).state is HopState.STALE  # below a hop begun
+    ledger.advance("t1", 1, NOW + 33)
+    assert ledger.begin_hop("t1", 1, 30, NOW + 34).state is HopState.STALE  # handled
+    assert ledger.begin_hop("t1", 2, 30, NOW + 35) == Hop(HopState.RUN)
+    assert ledger.begin_hop("other", 5, 30, NOW) == Hop(HopState.RUN)
+
+
+def test_release_hop_lets_a_redriven_message_run_at_once(ledger):
+    assert ledger.begin_hop("t1", 3, 60, NOW) == Hop(HopState.RUN)
+    ledger.release_hop("t1", 2, NOW + 1)  # another hop: no effect
+    assert ledger.begin_hop("t1", 3, 60, NOW + 2).state is HopState.BUSY
+    ledger.release_hop("t1", 3, NOW + 3)
+    assert ledger.begin_hop("t1", 3, 60, NOW + 4) == Hop(HopState.RUN)
+    assert ledger.seq_handled("t1") == -1  # releasing is not handling
+
+
 def test_the_first_outcome_wins_and_every_caller_gets_it_back(ledger):
     assert ledger.record_outcome("t1", DONE, NOW) == DONE
     again = ledger.record_outcome("t1", FAILED, NOW + 1)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from consumer.dispatch import handle
-from consumer.transitions import Ack, DeadLetter, Send
+from consumer.transitions import Ack, DeadLetter, Defer, Send
 from jobqueue.ledger.base import ClaimState, Outcome, Status
 from jobqueue.message import Stage
 from tests.unit.step_harness import BUCKET, ScriptedVendor, make_services, message
@@ -46,9 +48,20 @@ def test_ambiguous_submit_dead_letters_and_never_resubmits(svc, vendor):
     move = run(svc, message())
     assert isinstance(move, DeadLetter) and "ambiguous" in move.reason and "dlq redrive --resubmit" in move.reason
     assert svc.ledger.claim_submit("t1", "other", 60, 0, svc.clock()).state is ClaimState.AMBIGUOUS
-    # a redrive without --resubmit dead-letters again without calling the vendor
+    # a redrive (once the dead hop's lease has lapsed) without --resubmit dead-letters again, vendor untouched
+    later = time.time() + svc.settings.visibility_timeout_s + 1
+    svc.clock = lambda: later
     assert isinstance(run(svc, message()), DeadLetter)
     assert vendor.count("submit") == 1
+
+
+def test_a_duplicate_of_a_hop_in_progress_is_deferred_not_run(svc, vendor):
+    assert svc.ledger.begin_hop("t1", 0, 60, time.time()).state.value == "run"  # another runner has hop 0
+    move = run(svc, message())
+    assert isinstance(move, Defer) and move.message == message().model_copy(
+        update={"created_at": move.message.created_at, "deadline_at": move.message.deadline_at}
+    )
+    assert 55 < move.delay_s <= 61 and vendor.calls == []
 
 
 def test_capacity_and_transient_errors_release_the_claim_and_retry_later(svc, vendor):
@@ -63,7 +76,7 @@ def test_capacity_and_transient_errors_release_the_claim_and_retry_later(svc, ve
 def test_a_live_claim_of_another_worker_is_waited_for_not_doubled(svc, vendor):
     assert svc.ledger.claim_submit("t1", "someone-else", 120, 0, svc.clock()).state is ClaimState.ACQUIRED
     move = run(svc, message())
-    assert isinstance(move, Send) and move.message.stage is Stage.SUBMIT and 100 < move.delay_s <= 120
+    assert isinstance(move, Send) and move.message.stage is Stage.SUBMIT and 2 <= move.delay_s <= 30
     assert vendor.count("submit") == 0
 
 
@@ -92,7 +105,7 @@ def test_poll_backs_off_with_jitter_and_never_past_the_deadline(svc, vendor):
         delays.append(move.delay_s)
         msg = move.message
     assert all(policy.base_s <= d <= policy.max_s for d in delays)
-    near = message(Stage.POLL, vendor_task_id="v1", deadline_in_s=1.5, polls=10)
+    near = message(Stage.POLL, task_id="t2", vendor_task_id="v1", deadline_in_s=1.5, polls=10)
     move = run(svc, near)
     assert move.delay_s <= 1.5 + 0.01
 

@@ -1,0 +1,199 @@
+"""``scf-relay package``: the zip builder's parts on small trees, and one real build of the producer shim.
+
+The real build runs pip (from the package registry) under Python 3.10 with the minimal requirement set,
+then imports and calls the handler from the unzipped, read-only package in a fresh Python 3.10 that has no
+pydantic of its own, checking with ``-v`` that every one of our modules is loaded from its ``.pyc``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from scf_relay import packaging
+from scf_relay.cli.app import app
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "cos_events"
+runner = CliRunner()
+
+
+# -- parts ------------------------------------------------------------------------------------------
+
+
+def test_every_needed_distribution_is_pinned_in_pyproject_and_none_is_the_sdk_meta_package():
+    pins = packaging.project_pins()
+    assert pins["pydantic"].startswith("pydantic>=") and "python_version < '3.11'" in pins["tomli"]
+    assert "scf-relay" not in pins
+    for spec in packaging.FUNCTIONS.values():
+        for name in spec.distributions(packaging.KNOWN_EXTRAS):
+            assert packaging.normalize(name) in pins, name
+            assert packaging.normalize(name) != "tencentcloud-sdk-python"
+    shim = packaging.FUNCTIONS["producer_shim"]
+    assert shim.distributions(()) == ["pydantic", "pydantic-settings", "tomli"]
+    assert "redis" in shim.distributions(("redis",)) and "cos-python-sdk-v5" not in shim.distributions(("cloud",))
+
+
+def _wheel(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_a_source_only_dependency_becomes_a_pure_python_wheel(tmp_path):
+    built = _wheel(
+        tmp_path / "crcmod-1.7-cp310-cp310-linux_x86_64.whl",
+        {
+            "crcmod/__init__.py": b"from crcmod.crcmod import *\n",
+            "crcmod/_crcfunext.cpython-310-x86_64-linux-gnu.so": b"\x7fELF",
+            "crcmod-1.7.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp310-cp310-linux_x86_64\n",
+            "crcmod-1.7.dist-info/METADATA": b"Name: crcmod\nVersion: 1.7\n",
+            "crcmod-1.7.dist-info/RECORD": b"stale\n",
+        },
+    )
+    out = tmp_path / "pure"
+    out.mkdir()
+    pure = packaging.purify_wheel(built, out)
+    assert pure.name == "crcmod-1.7-py3-none-any.whl"
+    with zipfile.ZipFile(pure) as archive:
+        names = set(archive.namelist())
+        assert not any(n.endswith(".so") for n in names) and "crcmod/__init__.py" in names
+        wheel = archive.read("crcmod-1.7.dist-info/WHEEL").decode()
+        assert "Tag: py3-none-any" in wheel and "Root-Is-Purelib: true" in wheel and "cp310" not in wheel
+        records = archive.read("crcmod-1.7.dist-info/RECORD").decode().splitlines()
+        for line in records[:-1]:
+            name, digest, size = line.split(",")
+            data = archive.read(name)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert digest == f"sha256={expected}" and int(size) == len(data)
+        assert records[-1] == "crcmod-1.7.dist-info/RECORD,,"
+
+
+def test_junk_goes_and_our_code_comes_without_cli_demo_or_emulator(tmp_path):
+    tree = tmp_path / "tree"
+    for name in ("bin/dotenv", "lib/tests/test_x.py", "Crypto/SelfTest/t.py", "lib/core.pyi", "lib/core.py"):
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text("x = 1\n")
+    for name in ("RECORD", "INSTALLER", "METADATA", "LICENSE"):
+        (tree / "lib-1.0.dist-info" / name).parent.mkdir(exist_ok=True)
+        (tree / "lib-1.0.dist-info" / name).write_text("x")
+    packaging.strip_junk(tree)
+    packaging.copy_our_code(tree)
+    files = {p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file()}
+    assert {"lib/core.py", "lib-1.0.dist-info/METADATA", "lib-1.0.dist-info/LICENSE"} <= files
+    assert not {"bin/dotenv", "lib/tests/test_x.py", "Crypto/SelfTest/t.py", "lib/core.pyi"} & files
+    assert {"producer_shim/index.py", "consumer/index.py", "scf_relay/pipelines.toml"} <= files
+    assert any(f.startswith("jobqueue/queue/") and f.endswith(".lua") for f in files)
+    assert not [f for f in files if f.startswith(("scf_relay/cli/", "scf_relay/demo/", "vendors/emulator/"))]
+    assert not [f for f in files if "__pycache__" in f]
+
+
+def test_the_zip_is_deterministic(tmp_path):
+    tree = tmp_path / "tree"
+    for name, text in {"b.py": "b = 2\n", "a/x.toml": "x = 1\n", "index.py": "i = 0\n"}.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text(text)
+    packaging.write_zip(tree, tmp_path / "one.zip")
+    os.utime(tree / "b.py", (1_000_000, 1_000_000))
+    packaging.write_zip(tree, tmp_path / "two.zip")
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "one.zip") as archive:
+        assert archive.namelist() == ["a/x.toml", "b.py", "index.py"]
+        assert {i.date_time for i in archive.infolist()} == {packaging.ZIP_DATE}
+
+
+def test_bad_options_and_a_wrong_interpreter_fail_with_one_line(tmp_path):
+    result = runner.invoke(app, ["package", "--out", str(tmp_path), "--with", "cloud,gpu", "--json"])
+    assert result.exit_code == 2 and "gpu" in json.loads(result.stdout)["error"]
+    with pytest.raises(packaging.PackagingError, match="--python"):
+        packaging.find_python(str(tmp_path / "no-such-python"))
+
+
+# -- one real build -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def python310() -> str:
+    return packaging.find_python()  # a missing Python 3.10 fails the run: SCF's runtime is what we test
+
+
+@pytest.fixture(scope="module")
+def shim_build(tmp_path_factory, python310):
+    out = tmp_path_factory.mktemp("dist")
+    args = ["package", "--out", str(out), "--only", "producer_shim", "--with", "", "--python", python310, "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.stdout)["packages"]
+    return out, report
+
+
+def test_the_shim_zip_holds_the_handler_and_bytecode_and_nothing_it_must_not(shim_build):
+    out, report = shim_build
+    assert report["function"] == "producer_shim" and report["handler"] == "index.main_handler"
+    assert report["compiled"] and report["requirements"][0].startswith("pydantic")
+    assert 0 < report["compressed_bytes"] < report["uncompressed_bytes"] < packaging.SCF_UNZIPPED_LIMIT_BYTES
+    with zipfile.ZipFile(out / "producer_shim.zip") as archive:
+        names = archive.namelist()
+    assert names == sorted(names) and report["files"] == len(names)
+    assert {"index.py", "producer_shim/index.py", "producer_shim/__pycache__/index.cpython-310.pyc"} <= set(names)
+    assert "__pycache__/index.cpython-310.pyc" in names and "pydantic_core/__init__.py" in names
+    assert not [n for n in names if n.startswith(("scf_relay/cli/", "scf_relay/demo/", "vendors/emulator/"))]
+    assert not [n for n in names if re.match(r"tencentcloud_sdk_python-\d", n) or n.startswith("bin/")]
+    assert not [n for n in names if n.endswith(".pyc") and ".cpython-310." not in n]
+    print(f"producer_shim.zip (minimal): {report['compressed_bytes']} bytes, {report['uncompressed_bytes']} unzipped")
+
+
+def test_the_build_is_reproducible(shim_build, python310, tmp_path):
+    out, _ = shim_build
+    options = packaging.BuildOptions(out_dir=tmp_path, functions=("producer_shim",), extras=(), python=python310)
+    packaging.build(options)
+    assert (tmp_path / "producer_shim.zip").read_bytes() == (out / "producer_shim.zip").read_bytes()
+
+
+_RUN = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import index
+summary = index.main_handler(json.load(open(sys.argv[2], encoding="utf-8")), {"request_id": "zip"})
+print(json.dumps({"enqueued": len(summary["enqueued"]), "pydantic": sys.modules["pydantic"].__file__}))
+"""
+
+
+def test_the_unzipped_read_only_package_runs_on_python_310_from_its_bytecode(shim_build, python310, tmp_path):
+    out, _ = shim_build
+    code = tmp_path / "var-user"
+    with zipfile.ZipFile(out / "producer_shim.zip") as archive:
+        archive.extractall(code)
+    subprocess.run(["chmod", "-R", "a-w", str(code)], check=True)
+    env = {"PATH": os.environ["PATH"], "RELAY_HOME": str(tmp_path / "relay"), "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        proc = subprocess.run(
+            [python310, "-I", "-v", "-c", _RUN, str(code), str(FIXTURES / "real_put.json")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(code)], check=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["enqueued"] == 1 and result["pydantic"].startswith(str(code))
+    ours = re.findall(rf"^import '((?:producer_shim|scf_relay|jobqueue)[\w.]*)'", proc.stderr, flags=re.M)
+    from_pyc = set(re.findall(rf"^# code object from '{re.escape(str(code))}/(\S+)\.cpython-310\.pyc'", proc.stderr, re.M))
+    assert ours and "producer_shim.index" in ours
+    for module in ours:
+        parts = module.split(".")
+        candidates = {"/".join([*parts[:-1], "__pycache__", parts[-1]]), "/".join([*parts, "__pycache__", "__init__"])}
+        assert candidates & from_pyc, f"{module} was compiled from source"
