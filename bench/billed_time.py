@@ -20,7 +20,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-RESULTS_PATH = Path(__file__).parent / "results" / "billed_time.json"
+from bench import RESULTS_DIR
+
+RESULTS_PATH = RESULTS_DIR / "billed_time.json"
 
 
 def baseline_hop_ms(home: Path, hops: int = 300) -> float:
@@ -31,9 +33,15 @@ def baseline_hop_ms(home: Path, hops: int = 300) -> float:
 
     queue, ledger = SqliteQueue(home / "baseline-queue.db"), SqliteLedger(home / "baseline-ledger.db")
     now = time.time()
-    msg = JobMessage(task_id="b1", user_id="u1", pipeline="promo_poster", stage=Stage.POLL,
-                     input=InputObject(bucket="relay-1250000000", key="input/u1/b1/x.jpg", size=1),
-                     created_at=now, deadline_at=now + 600)
+    msg = JobMessage(
+        task_id="b1",
+        user_id="u1",
+        pipeline="promo_poster",
+        stage=Stage.POLL,
+        input=InputObject(bucket="relay-1250000000", key="input/u1/b1/x.jpg", size=1),
+        created_at=now,
+        deadline_at=now + 600,
+    )
     queue.send(msg.dumps())
     samples = []
     for _ in range(hops):
@@ -113,10 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"baseline hop: {result['baseline_hop_ms']} ms")
         for stage, row in result["stages"].items():
-            print(f"{stage:8} steps={row['steps']:4} p50={row['p50_ms']:8} ms  max={row['max_ms']:8} ms  "
-                  f"x{row['p50_over_baseline']} baseline")
-        print(f"billed per task: p50 {result['billed_ms_per_task_p50']} ms, max {result['billed_ms_per_task_max']} ms "
-              f"(x{result['billed_per_task_over_baseline_p50']} baseline); {result['done']}/{result['tasks']} done")
+            print(
+                f"{stage:8} steps={row['steps']:4} p50={row['p50_ms']:8} ms  max={row['max_ms']:8} ms  "
+                f"x{row['p50_over_baseline']} baseline"
+            )
+        print(
+            f"billed per task: p50 {result['billed_ms_per_task_p50']} ms, max {result['billed_ms_per_task_max']} ms "
+            f"(x{result['billed_per_task_over_baseline_p50']} baseline); {result['done']}/{result['tasks']} done"
+        )
     return 0 if result["all_terminal"] else 1
 
 

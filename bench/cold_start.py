@@ -40,8 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import RESULTS_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_PATH = ROOT / "bench" / "results" / "cold_start.json"
+RESULTS_PATH = RESULTS_DIR / "cold_start.json"
 OUR_PACKAGES = ("scf_relay", "jobqueue", "objectstore", "vendors", "consumer", "producer_shim")
 HEAVY = ("qcloud_cos", "tencentcloud", "redis", "httpx", "pydantic")
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"]).resolve()

@@ -20,7 +20,9 @@ import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-RESULTS_PATH = Path(__file__).parent / "results" / "memory.json"
+from bench import RESULTS_DIR
+
+RESULTS_PATH = RESULTS_DIR / "memory.json"
 CHUNK = 1024 * 1024
 JPEG_HEAD = b"\xff\xd8\xff\xe0" + b"\0" * 12
 
@@ -51,8 +53,14 @@ def measure(size_bytes: int, base_url: str, root: Path) -> dict:
     fetcher = ResultFetcher([], allow_private=True)
     tracemalloc.start()
     started = time.perf_counter()
-    info, _ = fetcher.copy_to_store(f"{base_url}/{size_bytes}", store, store.default_bucket, "staging/u/t/x.jpg",
-                                    max_bytes=size_bytes, types=("jpeg",))
+    info, _ = fetcher.copy_to_store(
+        f"{base_url}/{size_bytes}",
+        store,
+        store.default_bucket,
+        "staging/u/t/x.jpg",
+        max_bytes=size_bytes,
+        types=("jpeg",),
+    )
     download_s = time.perf_counter() - started
     _, download_peak = tracemalloc.get_traced_memory()
     tracemalloc.reset_peak()
@@ -101,10 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
     else:
         for row in result["rows"]:
-            print(f"{row['size_mb']:6} MB: download peak {row['download_peak_mb']} MB, spool peak "
-                  f"{row['spool_peak_mb']} MB, {row['download_mb_per_s']} MB/s")
-        print(f"peak ratio largest/smallest: {result['download_peak_ratio_largest_over_smallest']} "
-              f"for a size ratio of {result['size_ratio_largest_over_smallest']}")
+            print(
+                f"{row['size_mb']:6} MB: download peak {row['download_peak_mb']} MB, spool peak "
+                f"{row['spool_peak_mb']} MB, {row['download_mb_per_s']} MB/s"
+            )
+        print(
+            f"peak ratio largest/smallest: {result['download_peak_ratio_largest_over_smallest']} "
+            f"for a size ratio of {result['size_ratio_largest_over_smallest']}"
+        )
     return 0
 
 

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import RESULTS_DIR
 from jobqueue.errors import QueueError
 from jobqueue.queue.base import Queue
 
-RESULTS_PATH = Path(__file__).parent / "results" / "queue_throughput.json"
+RESULTS_PATH = RESULTS_DIR / "queue_throughput.json"
 DEFAULT_REDIS = os.environ.get("RELAY_BENCH_REDIS", "redis://127.0.0.1:6379/15")
 BODY = json.dumps(
     {

@@ -33,10 +33,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench import RESULTS_DIR
 from scf_relay.demo.runner import PIPELINE_CYCLE
 from scf_relay.demo.stack import LocalStack
 
-RESULTS_PATH = Path(__file__).parent / "results" / "two_workers.json"
+RESULTS_PATH = RESULTS_DIR / "two_workers.json"
 DEFAULT_REDIS = os.environ.get("RELAY_BENCH_REDIS", "redis://127.0.0.1:6379/15")
 FAST_POLL = "poll = { first_s = 0.2, base_s = 0.2, factor = 1.0, max_s = 0.5, queued_factor = 1.0 }"
 #: the emulator as a fast vendor with room for every task at once

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+if not console.is_terminal:  # piped or under make: do not fold tables to 80 columns
+    console = Console(width=160)
 err_console = Console(stderr=True)
 
 
@@ -22,7 +24,7 @@ def emit_json(data: Any) -> None:
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     t = Table(title=title, show_lines=False)
     for column in columns:
-        t.add_column(column, overflow="fold")
+        t.add_column(column, overflow="ellipsis", no_wrap=True)
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))
     console.print(t)

@@ -51,7 +51,6 @@ def package(
     rows = [
         (
             r.function,
-            r.zip_path,
             f"{r.compressed_bytes / MIB:.1f}",
             f"{r.uncompressed_bytes / MIB:.1f}",
             r.files,
@@ -60,5 +59,7 @@ def package(
         )
         for r in reports
     ]
-    table("SCF packages", ["function", "zip", "zip MiB", "unzipped MiB", "files", "bytecode", "biggest (MiB)"], rows)
-    console.print("handler: index.main_handler; deploy with `sls deploy` in deploy/<function>/ (docs/deploy.md)")
+    table("SCF packages", ["function", "zip MiB", "unzipped MiB", "files", "bytecode", "biggest (MiB)"], rows)
+    for r in reports:
+        console.print(f"{r.zip_path} (unzipped: {r.tree_path}/), handler {r.handler}")
+    console.print("next: `sls deploy` in deploy/<function>/ (docs/deploy.md)")

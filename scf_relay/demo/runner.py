@@ -8,6 +8,7 @@ blocked by moderation, to show those paths end with one ``failed`` report and no
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -37,9 +38,12 @@ def run_demo(opts: DemoOptions, progress: Callable[[int, int], None] | None = No
     from vendors.emulator.media import make_jpeg
 
     started = time.monotonic()
-    with LocalStack(
-        opts.home, emulator=opts.emulator, backend_url=opts.backend_url, secret=opts.callback_secret
-    ) as stack:
+    # the demo prints a table: step logs only with RELAY_LOG_LEVEL=INFO
+    quiet = {"RELAY_LOG_LEVEL": os.environ.get("RELAY_LOG_LEVEL", "WARNING")}
+    stack = LocalStack(
+        opts.home, emulator=opts.emulator, backend_url=opts.backend_url, secret=opts.callback_secret, env=quiet
+    )
+    with stack:
         run = secrets.token_hex(3)
         shim = {"events": 0, "enqueued": 0, "skipped": 0}
         for i, pipeline in zip(range(opts.tasks), itertools.cycle(PIPELINE_CYCLE)):

@@ -56,7 +56,7 @@ def test_a_source_only_dependency_becomes_a_pure_python_wheel(tmp_path):
         {
             "crcmod/__init__.py": b"from crcmod.crcmod import *\n",
             "crcmod/_crcfunext.cpython-310-x86_64-linux-gnu.so": b"\x7fELF",
-            "crcmod-1.7.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp310-cp310-linux_x86_64\n",
+            "crcmod-1.7.dist-info/WHEEL": b"Root-Is-Purelib: false\nTag: cp310-cp310-linux_x86_64\n",
             "crcmod-1.7.dist-info/METADATA": b"Name: crcmod\nVersion: 1.7\n",
             "crcmod-1.7.dist-info/RECORD": b"stale\n",
         },
@@ -190,8 +190,9 @@ def test_the_unzipped_read_only_package_runs_on_python_310_from_its_bytecode(shi
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["enqueued"] == 1 and result["pydantic"].startswith(str(code))
-    ours = re.findall(rf"^import '((?:producer_shim|scf_relay|jobqueue)[\w.]*)'", proc.stderr, flags=re.M)
-    from_pyc = set(re.findall(rf"^# code object from '{re.escape(str(code))}/(\S+)\.cpython-310\.pyc'", proc.stderr, re.M))
+    ours = re.findall(r"^import '((?:producer_shim|scf_relay|jobqueue)[\w.]*)'", proc.stderr, flags=re.M)
+    pyc = rf"^# code object from '{re.escape(str(code))}/(\S+)\.cpython-310\.pyc'"
+    from_pyc = set(re.findall(pyc, proc.stderr, flags=re.M))
     assert ours and "producer_shim.index" in ours
     for module in ours:
         parts = module.split(".")
