@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 import tracemalloc
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from bench import RESULTS_DIR
+from scf_relay.loopback import LoopbackServer
 
 RESULTS_PATH = RESULTS_DIR / "memory.json"
 CHUNK = 1024 * 1024
@@ -80,14 +80,8 @@ def measure(size_bytes: int, base_url: str, root: Path) -> dict:
 
 
 def run(sizes_mb: list[int]) -> dict:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Generator)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = [measure(mb * CHUNK, base_url, Path(tmp)) for mb in sizes_mb]
-    finally:
-        server.shutdown()
+    with LoopbackServer(_Generator, name="bench-memory") as server, tempfile.TemporaryDirectory() as tmp:
+        rows = [measure(mb * CHUNK, server.base_url, Path(tmp)) for mb in sizes_mb]
     small, large = rows[0], rows[-1]
     return {
         "command": f"python -m bench.memory --sizes-mb {','.join(map(str, sizes_mb))}",

@@ -10,10 +10,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from consumer.callback import PATH, verify_signature
+from scf_relay.loopback import LoopbackServer
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -27,39 +28,17 @@ class Received:
     at: float
 
 
-class ReportReceiver:
+class ReportReceiver(LoopbackServer):
     """Run with :meth:`start` (a thread on 127.0.0.1, port 0 by default) and :meth:`stop`; or as a context manager."""
 
     def __init__(self, secret: str, *, host: str = "127.0.0.1", port: int = 0, down_for_s: float = 0.0) -> None:
+        super().__init__(self._handler_class(), host=host, port=port, name="report-receiver")
         self.secret = secret
         self.down_until = time.time() + down_for_s if down_for_s else 0.0
         self.reject_all = False
         self.reports: list[Received] = []  # every accepted POST, repeats included
         self.refused = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> ReportReceiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="report-receiver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> ReportReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def by_task(self) -> dict[str, list[Received]]:
         with self._lock:

@@ -22,9 +22,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from scf_relay.loopback import LoopbackServer
 from tests.servers import tc3
 from tests.servers.api3_handlers import ApiError, CmqQueues, ImsImages, ScfFunctions, VmVideos
 
@@ -58,7 +59,7 @@ class _Fault:
     times: int
 
 
-class LocalApi3Server:
+class LocalApi3Server(LoopbackServer):
     """The server; use as a context manager or ``start()`` / ``stop()``."""
 
     def __init__(
@@ -69,6 +70,7 @@ class LocalApi3Server:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(_RequestHandler, name="local-api3")
         self.secret_id = secret_id
         self._secret_key = secret_key
         self._token = token
@@ -88,43 +90,15 @@ class LocalApi3Server:
         }
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return f"LocalApi3Server({self.endpoint if self._httpd else 'stopped'})"
+        return f"LocalApi3Server({self.endpoint if self.running else 'stopped'})"
 
-    # -- lifetime ----------------------------------------------------------------------------
-    def start(self) -> LocalApi3Server:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
-        self._httpd.daemon_threads = True
-        self._httpd.app = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="local-api3", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-
-    def __enter__(self) -> LocalApi3Server:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
+    # -- lifetime (start, stop, context manager: LoopbackServer) --------------------------------
     @property
     def endpoint(self) -> str:
         """``127.0.0.1:PORT`` (what ``HttpProfile(endpoint=..., protocol="http")`` takes)."""
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
+        host, port = self.address
         return f"{host}:{port}"
 
     # -- test tools --------------------------------------------------------------------------

@@ -17,22 +17,21 @@ receiving), ``calls`` (actions accepted, in order).
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import re
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
 from jobqueue.queue.base import QueueStats
 from jobqueue.queue.cmq import CmqQueue
+from scf_relay.loopback import LoopbackHTTPServer, LoopbackServer
 from scf_relay.tencent import static_credentials
 from tests.servers.cmq_broker import Clock, CmqBroker, CmqFault, QueueSpec
 
@@ -43,8 +42,11 @@ _DIGESTS = {"HmacSHA256": hashlib.sha256, "HmacSHA1": hashlib.sha1}
 _NUMBERED = re.compile(r"(?P<name>\w+)\.(?P<n>\d+)")
 
 
-class LocalCmqServer:
-    """The server; use as a context manager or ``start()`` / ``stop()``."""
+class LocalCmqServer(LoopbackServer):
+    """The server; use as a context manager or ``start()`` / ``stop()``.
+
+    ``start()`` after ``stop()`` serves again on a new OS-chosen port; the queues and messages stay.
+    """
 
     def __init__(
         self,
@@ -56,6 +58,7 @@ class LocalCmqServer:
         max_real_wait_s: float = 1.0,
         max_skew_s: float = 300,
     ) -> None:
+        super().__init__(_Handler, name="local-cmq")
         self.secret_id = secret_id
         self._secret_key = secret_key
         self._token = token
@@ -66,49 +69,19 @@ class LocalCmqServer:
         self._failures: list[int] = []
         self._nonces: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
-        self._httpd: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"LocalCmqServer({self.endpoint if self.running else 'stopped'})"
 
-    # -- lifetime ----------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._httpd is not None
-
-    def start(self) -> LocalCmqServer:
-        """Serve on a new OS-chosen port (also after ``stop()``: the queues and messages stay)."""
-        self._httpd = _HttpServer(("127.0.0.1", 0), _Handler)
-        self._httpd.app = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="local-cmq", daemon=True
-        )
-        self._thread.start()
-        return self
-
+    # -- lifetime (start, context manager: LoopbackServer) --------------------------------------
     def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._httpd.drop_connections()
+        """Stop answering; long polls in progress wake up and return what the broker has."""
+        super().stop()
         self.broker.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-
-    def __enter__(self) -> LocalCmqServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def endpoint(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self.base_url
 
     # -- test tools --------------------------------------------------------------------------
     def create_queue(self, name: str, **attributes: Any) -> None:
@@ -226,40 +199,11 @@ def _numbered(params: dict[str, str], name: str) -> list[str]:
     return [value for _n, value in sorted(found)]
 
 
-class _HttpServer(ThreadingHTTPServer):
-    """Remembers open keep-alive connections so that ``stop()`` really stops answering."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self.app: LocalCmqServer
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-
-    def drop_connections(self) -> None:
-        with self.connections_lock:
-            for connection in self.connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            self.connections.clear()
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
 
-    server: _HttpServer
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
+    server: LoopbackHTTPServer
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         length = int(self.headers.get("Content-Length") or 0)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from consumer.fetch import FetchFailed, FetchRejected, ResultFetcher
 from objectstore.local import LocalStore
+from scf_relay.loopback import LoopbackServer
 from vendors.emulator.media import make_jpeg, make_png
 
 ROUTES: dict[str, tuple[int, dict, bytes]] = {}
@@ -30,10 +30,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with LoopbackServer(Handler, name="fetch-routes") as routes:
+        yield routes.base_url
 
 
 @pytest.fixture

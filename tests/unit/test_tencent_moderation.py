@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -13,6 +12,7 @@ from consumer.moderation.errors import AuditConfigError, AuditError, AuditReject
 from consumer.moderation.local import BLOCK_MARKER, LocalMarkerAuditor
 from consumer.moderation.tencent import TencentAuditor, data_id_for
 from objectstore.local import LocalStore
+from scf_relay.loopback import LoopbackServer
 from scf_relay.settings import ConfigError, load
 from scf_relay.tencent import env_credentials, static_credentials
 from tests.servers.api3_server import LocalApi3Server
@@ -48,17 +48,12 @@ def blob_url():
         def log_message(self, *args):
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-
     def publish(path: str, data: bytes) -> str:
         served[path] = data
-        return f"http://127.0.0.1:{httpd.server_address[1]}{path}?sign=q-signature-secret"
+        return f"{blobs.base_url}{path}?sign=q-signature-secret"
 
-    yield publish
-    httpd.shutdown()
-    httpd.server_close()
+    with LoopbackServer(Handler, name="blob-url") as blobs:
+        yield publish
 
 
 def test_images_pass_and_block_from_bytes(server):

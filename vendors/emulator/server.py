@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from scf_relay import logs
+from scf_relay.loopback import LoopbackHTTPServer, LoopbackServer
 from vendors.emulator.api import UPLOAD_PATH, EmulatorApi
 from vendors.emulator.config import EmulatorConfig
 from vendors.emulator.tasks import EmulatedTask, TaskBook, TaskState
@@ -32,42 +33,9 @@ _JSON_BODY_LIMIT = 1024 * 1024
 _MULTIPART_SLACK = 1024 * 1024
 
 
-class _Server(ThreadingHTTPServer):
-    """Tracks open connections so that :meth:`close_connections` can cut idle keep-alive ones on stop."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], api_factory) -> None:
-        super().__init__(address, _Handler)
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.requests: list[tuple[str, str, int]] = []  # (method, path, HTTP status) in arrival order
-        self.requests_lock = threading.Lock()
-        self.api: EmulatorApi = api_factory(self)
-
-    def process_request(self, request, client_address) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self.connections_lock:
-            for conn in list(self.connections):
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: LoopbackHTTPServer
 
     def setup(self) -> None:
         super().setup()
@@ -78,7 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         path = urlsplit(self.path).path
         is_upload = path == UPLOAD_PATH
-        limit = self.server.api.config.max_upload_bytes + _MULTIPART_SLACK if is_upload else _JSON_BODY_LIMIT
+        limit = self.server.app.api.config.max_upload_bytes + _MULTIPART_SLACK if is_upload else _JSON_BODY_LIMIT
         try:
             body = read_body(self.rfile, self.headers, limit)
         except BodyTooLarge:
@@ -87,19 +55,19 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:  # malformed chunk sizes
             reply = envelope(301, "PARAMS_INVALID")
         else:
-            reply = self.server.api.post(path, self.headers, body)
+            reply = self.server.app.api.post(path, self.headers, body)
         self._send(reply, started)
 
     def do_GET(self) -> None:  # noqa: N802
         started = time.monotonic()
-        self._send(self.server.api.get(urlsplit(self.path).path), started)
+        self._send(self.server.app.api.get(urlsplit(self.path).path), started)
 
     def _send(self, reply: Reply, started: float) -> None:
-        with self.server.requests_lock:
-            self.server.requests.append((self.command, urlsplit(self.path).path, reply.status))
-        delay_s = self.server.api.config.delay_s
+        emulator: RunningHubEmulator = self.server.app
+        emulator.record_request(self.command, urlsplit(self.path).path, reply.status)
+        delay_s = emulator.config.delay_s
         if delay_s > 0:
-            self.server.stopping.wait(delay_s)
+            emulator.stopping.wait(delay_s)
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
@@ -125,37 +93,28 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class RunningHubEmulator:
+class RunningHubEmulator(LoopbackServer):
     """The emulator: ``start()`` binds and serves in a thread; ``stop()`` closes everything."""
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
+        super().__init__(_Handler, host=self.config.host, port=self.config.port, name="runninghub-emulator")
         self.book = TaskBook(seed=self.config.seed)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopped_requests: list[tuple[str, str, int]] = []
+        self.api: EmulatorApi | None = None
+        self.stopping = threading.Event()  # set on stop: delayed answers go out at once
+        self._requests: list[tuple[str, str, int]] = []  # (method, path, HTTP status) in arrival order
+        self._requests_lock = threading.Lock()
 
-    def start(self) -> RunningHubEmulator:
-        if self._server is not None:
-            return self
-        self._server = _Server(
-            (self.config.host, self.config.port),
-            lambda server: EmulatorApi(self.config, self.book, _base_url(server)),
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="runninghub-emulator",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+    def _prepare(self, httpd: ThreadingHTTPServer) -> None:
+        super()._prepare(httpd)
+        self.stopping.clear()
+        self.api = EmulatorApi(self.config, self.book, self.base_url)
+        with self._requests_lock:
+            self._requests = []
 
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return self._server.api.base_url
+    def stop(self) -> None:
+        self.stopping.set()
+        super().stop()
 
     @property
     def tasks(self) -> list[EmulatedTask]:
@@ -164,11 +123,13 @@ class RunningHubEmulator:
 
     @property
     def requests(self) -> list[tuple[str, str, int]]:
-        """``(method, path, HTTP status)`` of every request answered so far (or being delayed)."""
-        if self._server is None:
-            return list(self._stopped_requests)
-        with self._server.requests_lock:
-            return list(self._server.requests)
+        """``(method, path, HTTP status)`` of every request answered since the last start (or being delayed)."""
+        with self._requests_lock:
+            return list(self._requests)
+
+    def record_request(self, method: str, path: str, status: int) -> None:
+        with self._requests_lock:
+            self._requests.append((method, path, status))
 
     def task(self, task_id: str) -> EmulatedTask | None:
         return self.book.get(task_id)
@@ -177,34 +138,6 @@ class RunningHubEmulator:
         """The state of a task now, on the configured clock; ``None`` for an unknown id."""
         task = self.book.get(task_id)
         return None if task is None else task.state_at(self.config.clock())
-
-    def wait(self) -> None:
-        """Block until :meth:`stop` (or Ctrl-C in the calling thread)."""
-        while self._thread is not None and self._thread.is_alive():
-            self._thread.join(timeout=0.5)
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.stopping.set()
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        self._stopped_requests = server.requests
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> RunningHubEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-
-def _base_url(server: _Server) -> str:
-    host, port = server.server_address[:2]
-    return f"http://{host}:{port}"
 
 
 def serve_forever(config: EmulatorConfig) -> None:
