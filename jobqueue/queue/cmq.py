@@ -47,7 +47,7 @@ import httpx
 
 from jobqueue.errors import QueueConfigError, QueueError
 from jobqueue.queue.base import DeadLetter, Queue, QueueStats, Received, exceeded_reason
-from jobqueue.queue.cmq_config import check_queue_name, default_endpoint, parse_cmq_url
+from jobqueue.queue.cmq_config import CmqLocation, check_queue_name, default_endpoint, parse_cmq_url
 from jobqueue.queue.cmq_http import CmqApiError, CmqClient
 from jobqueue.queue.cmq_signing import SignatureMethod
 from scf_relay import logs
@@ -112,6 +112,8 @@ class CmqQueue(Queue):
         client=..., stats_provider=...)."""
         where = parse_cmq_url(url)
         options.setdefault("dead_letter_search_s", where.dead_letter_search_s)
+        if where.api_region and options.get("stats_provider") is None:
+            options["stats_provider"] = _control_plane_stats(where, options.get("credentials", env_credentials))
         return cls(
             where.queue_name,
             where.dlq_name,
@@ -335,3 +337,16 @@ def _field(answer: Any, name: str) -> Any:
         return answer[name]
     except (KeyError, TypeError):
         raise QueueError(f"CMQ answer lacks {name!r}") from None
+
+
+def _control_plane_stats(where: CmqLocation, credentials: CredentialsProvider) -> Callable[[], QueueStats]:
+    """Statistics through ``DescribeCmqQueueDetail``; the SDK is imported on the first call, not before."""
+
+    def stats() -> QueueStats:
+        from jobqueue.queue.cmq_admin import queue_stats
+        from scf_relay.tencent_api import ApiTarget
+
+        target = ApiTarget(where.api_region or "", credentials, where.api_endpoint)
+        return queue_stats(target, where.queue_name, where.dlq_name)
+
+    return stats

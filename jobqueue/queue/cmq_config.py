@@ -1,6 +1,10 @@
 """Where a CMQ queue lives: ``cmq://`` URLs, queue names and data-plane endpoints (REFERENCE.md §2).
 
-``cmq://<queue>?region=gz&dlq=<dead-letter queue>[&endpoint=http://host:port][&vpc=1][&dlq_search_s=2]``
+``cmq://<queue>?region=gz&dlq=<dead-letter queue>[&endpoint=http://host:port][&vpc=1][&dlq_search_s=2]
+[&api_region=ap-guangzhou][&api_endpoint=host:port]``
+
+``api_region`` turns on queue statistics through the API 3.0 control plane (``DescribeCmqQueueDetail``), which
+names regions the long way; ``api_endpoint`` points it at another API host (tests).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from jobqueue.errors import QueueConfigError
 
 _QUEUE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _REGION = re.compile(r"[a-z][a-z0-9-]{0,19}")
-_URL_PARAMS = frozenset({"region", "dlq", "endpoint", "vpc", "dlq_search_s"})
+_URL_PARAMS = frozenset({"region", "dlq", "endpoint", "vpc", "dlq_search_s", "api_region", "api_endpoint"})
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class CmqLocation:
     dlq_name: str
     endpoint: str
     dead_letter_search_s: float = 0.0
+    api_region: str | None = None  # control plane (statistics), e.g. "ap-guangzhou"
+    api_endpoint: str | None = None
 
 
 def check_queue_name(name: str, what: str = "queue") -> str:
@@ -66,4 +72,7 @@ def parse_cmq_url(url: str) -> CmqLocation:
         raise QueueConfigError("RELAY_QUEUE: cmq:// dlq_search_s must be a number of seconds") from None
     queue_name = check_queue_name(parts.netloc)
     dlq_name = check_queue_name(query["dlq"], "dead-letter queue")
-    return CmqLocation(queue_name, dlq_name, endpoint, search_s)
+    api_region = query.get("api_region") or None
+    if api_region is not None and not api_region.startswith("ap-"):
+        raise QueueConfigError(f"RELAY_QUEUE: api_region={api_region!r} must be the long form (ap-guangzhou, ...)")
+    return CmqLocation(queue_name, dlq_name, endpoint, search_s, api_region, query.get("api_endpoint") or None)

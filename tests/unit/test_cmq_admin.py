@@ -136,3 +136,19 @@ def test_errors_are_translated(server, target):
     server.stop()
     with pytest.raises(BackendUnavailable):
         queue_stats(target, "relay_jobs")
+
+
+def test_a_cmq_url_with_api_region_reads_statistics_from_the_control_plane(server, monkeypatch):
+    from jobqueue import open_queue
+
+    target = ApiTarget("ap-guangzhou", static_credentials(SECRET_ID, SECRET_KEY), server.endpoint, timeout_s=5)
+    ensure_queues(target, "relay_jobs", "relay_dead", **SETTINGS)
+    server.cmq.set_counts("relay_jobs", active=3, inactive=1, delayed=2)
+    monkeypatch.setenv("TENCENTCLOUD_SECRETID", SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRETKEY", SECRET_KEY)
+    url = f"cmq://relay_jobs?region=gz&dlq=relay_dead&api_region=ap-guangzhou&api_endpoint={server.endpoint}"
+    assert open_queue(url).stats() == QueueStats(ready=3, delayed=2, in_flight=1, dead=0)
+    with pytest.raises(NotImplementedError, match="statistics"):
+        open_queue("cmq://relay_jobs?region=gz&dlq=relay_dead").stats()
+    with pytest.raises(QueueConfigError, match="long form"):
+        open_queue("cmq://relay_jobs?region=gz&dlq=relay_dead&api_region=gz")
