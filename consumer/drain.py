@@ -94,12 +94,22 @@ def drain(
         if not batch:
             stats.stopped_by = "idle"
             break
-        for received in batch:
+        for index, received in enumerate(batch):
             if budget.remaining() <= settings.step_margin_s or stop():
-                break  # the rest become visible again after their visibility timeout
+                _give_back(svc, batch[index:])
+                break
             stats.received += 1
             process(svc, received, stats, on_step)
     return stats
+
+
+def _give_back(svc, unstarted: list[Received]) -> None:
+    """Release messages this run received but will not start, so they need not wait out their visibility."""
+    for received in unstarted:
+        try:
+            svc.queue.release(received.receipt)
+        except Exception:  # noqa: BLE001 - they come back after the visibility timeout anyway
+            log.warning("could not release a message", extra={"message_id": received.message_id}, exc_info=True)
 
 
 def process(svc, received: Received, stats: DrainStats | None = None, on_step=None) -> Next | None:

@@ -7,8 +7,8 @@ short, so threads give the same overlap without a second, async copy of every cl
 
 Stopping: the first SIGTERM or SIGINT (or :meth:`Worker.stop`) sets a flag. Each thread finishes the step it
 is in, receives nothing more, and :meth:`Worker.run` returns. Messages a thread had received in its batch but
-not started stay invisible until ``RELAY_VISIBILITY_TIMEOUT_S`` and then come back, never lost
-(``RELAY_RECEIVE_BATCH=1`` makes that none). A second signal exits at once with 128 + the signal number: the
+not started are released back to the queue at once (on CMQ, which cannot release, they come back after their
+visibility timeout; never lost). A second signal exits at once with 128 + the signal number: the
 steps it cuts short are redelivered after their visibility timeout and the ledger makes the repeat harmless,
 exactly as after SIGKILL.
 

@@ -11,6 +11,9 @@ Contract every backend keeps (``tests/contract/test_queue_contract.py`` checks e
   is moved to the dead-letter store instead, with a reason saying so.
 * ``delete(receipt)`` removes the message only if ``receipt`` is from its latest receive (a late delete by a
   worker whose visibility expired must not delete the copy another worker now holds). Returns whether it did.
+* ``release(receipt)`` makes a received message receivable again at once, without counting that receive (a
+  worker stopping before it started the message); a backend that cannot (CMQ) returns False and the message
+  comes back after its visibility timeout as usual.
 * ``dead_letter(received, reason)`` moves the message (same id and body) to the dead-letter store with the
   reason, atomically, if the receipt is still current.
 * ``dead_letters()`` lists the dead-letter store without changing it; ``redrive(ids)`` sends dead letters back
@@ -91,6 +94,10 @@ class Queue(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, receipt: str) -> bool: ...
+
+    def release(self, receipt: str) -> bool:
+        """Give a received, unstarted message back now; the default cannot (see the module docstring)."""
+        return False
 
     @abc.abstractmethod
     def dead_letter(self, received: Received, reason: str) -> bool: ...

@@ -34,7 +34,7 @@ DEFAULT_PREFIX = "relay"
 DEFAULT_QUEUE = "jobs"
 #: the order of KEYS every script receives (see the header of any ``*.lua`` file)
 KEY_NAMES = ("bodies", "enqueued", "counts", "receipts", "ready", "delayed", "inflight", "dead", "dead_order")
-_SCRIPTS = ("send", "receive", "finish", "redrive", "remove_dead")
+_SCRIPTS = ("send", "receive", "finish", "release", "redrive", "remove_dead")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _REDRIVE_CHUNK = 100
 
@@ -102,6 +102,9 @@ class RedisQueue(Queue):
 
     def delete(self, receipt: str) -> bool:
         return self._run("finish", receipt, _score(self._clock()), "") == 1
+
+    def release(self, receipt: str) -> bool:
+        return self._run("release", receipt) == 1
 
     def dead_letter(self, received: Received, reason: str) -> bool:
         if not reason:

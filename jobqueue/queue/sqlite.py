@@ -116,6 +116,14 @@ class SqliteQueue(Queue):
         with self._transaction() as db:
             return db.execute("DELETE FROM messages WHERE receipt = ?", (receipt,)).rowcount == 1
 
+    def release(self, receipt: str) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE messages SET visible_at = ?, receive_count = MAX(receive_count - 1, 0) WHERE receipt = ?",
+                (self._clock(), receipt),
+            )
+            return cursor.rowcount == 1
+
     def dead_letter(self, received: Received, reason: str) -> bool:
         if not reason:
             raise ValueError("a dead letter needs a reason")

@@ -52,6 +52,11 @@ CMQ_REDRIVE_NEW_ID = (
     "the server assigns it a new msgId"
 )
 
+CMQ_NO_RELEASE = (
+    "CMQ has no action that changes a received message's visibility (REFERENCE.md §2 lists send, receive and "
+    "delete): release returns False and the message comes back after the queue's VisibilityTimeout"
+)
+
 
 def _backend_params(cannot_meet: dict[str, str] | None = None):
     params = []
@@ -222,6 +227,17 @@ def test_message_received_too_often_becomes_a_dead_letter(make_queue, clock):
 
 
 # -- dead letters ------------------------------------------------------------------------------
+@cannot_meet(cmq=CMQ_NO_RELEASE)
+def test_released_message_is_receivable_at_once_and_that_receive_does_not_count(queue, clock):
+    queue.send("kept for later")
+    first = _receive_one(queue)
+    assert queue.release(first.receipt) is True
+    again = _receive_one(queue)  # no clock advance: it did not wait out its visibility timeout
+    assert (again.message_id, again.receive_count) == (first.message_id, 1)
+    assert queue.release(first.receipt) is False  # stale receipt
+    assert queue.delete(again.receipt) is True
+
+
 @cannot_meet(cmq=CMQ_LOOKUP_AFTER_LISTING)
 def test_dead_letter_moves_the_message_with_its_reason(queue, clock):
     queue.send("poison")

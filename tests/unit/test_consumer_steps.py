@@ -164,3 +164,15 @@ def test_report_retries_an_unreachable_backend_then_dead_letters_when_attempts_r
     move = run(svc, last)
     assert isinstance(move, DeadLetter) and "gave up" in move.reason
     assert svc.ledger.get("t1").reported_at is None
+
+
+def test_drain_gives_back_what_it_received_but_will_not_start(svc):
+    from consumer.drain import Budget, drain
+
+    for n in range(3):
+        svc.queue.send(f"poison {n}")
+    answers = iter([False, False, True])  # loop start, 1st message, then stop before the 2nd
+    stats = drain(svc, Budget(None), stop=lambda: next(answers, True))
+    assert stats.received == 1 and stats.dead_lettered == 1
+    back = svc.queue.receive(10, visibility_timeout_s=30)  # no waiting out the visibility timeout
+    assert len(back) == 2 and all(r.receive_count == 1 for r in back)
