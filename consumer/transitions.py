@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from jobqueue.ledger.base import Outcome, Status
 from jobqueue.message import JobMessage, Stage
 from scf_relay import logs
-from scf_relay.ids import output_key, staging_key
+from scf_relay.ids import output_prefix, staging_prefix
 
 log = logs.get("consumer")
 
@@ -53,12 +53,10 @@ def finish(msg: JobMessage, outcome: Outcome, svc) -> Send:  # svc: consumer.ser
     if stored != outcome:
         log.warning("another outcome was recorded first; reporting that one", extra={"recorded": stored.status.value})
     if stored.status is Status.FAILED:
-        prefix = output_key(msg.user_id, msg.task_id, "x")[:-1]
-        removed = svc.store.delete_prefix(svc.output_bucket, prefix)
+        removed = svc.store.delete_prefix(svc.output_bucket, output_prefix(msg.user_id, msg.task_id))
         if removed:
             log.warning("removed outputs of a failed task", extra={"removed": removed})
-    staging = staging_key(msg.user_id, msg.task_id, "x")[:-1]
-    svc.store.delete_prefix(svc.output_bucket, staging)
+    svc.store.delete_prefix(svc.output_bucket, staging_prefix(msg.user_id, msg.task_id))
     log.info(
         "task outcome recorded",
         extra={"status": stored.status.value, "error_reason": stored.error_reason, "results": len(stored.result_keys)},

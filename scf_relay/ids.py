@@ -26,14 +26,22 @@ def is_safe_id(value: str) -> bool:
     return isinstance(value, str) and bool(_SAFE_ID.match(value))
 
 
+def output_prefix(user_id: str, task_id: str) -> str:
+    """``output/{userId}/{taskId}/``: where a task's passing results are published."""
+    return f"output/{check_id(user_id, 'user id')}/{check_id(task_id, 'task id')}/"
+
+
+def staging_prefix(user_id: str, task_id: str) -> str:
+    """``staging/{userId}/{taskId}/``: private; results wait here until moderation passes."""
+    return f"staging/{check_id(user_id, 'user id')}/{check_id(task_id, 'task id')}/"
+
+
 def output_key(user_id: str, task_id: str, name: str) -> str:
-    """``output/{userId}/{taskId}/{name}``: where a passing result is published."""
-    return f"output/{check_id(user_id, 'user id')}/{check_id(task_id, 'task id')}/{_check_name(name)}"
+    return output_prefix(user_id, task_id) + _check_name(name)
 
 
 def staging_key(user_id: str, task_id: str, name: str) -> str:
-    """``staging/{userId}/{taskId}/{name}``: private, results wait here until moderation passes."""
-    return f"staging/{check_id(user_id, 'user id')}/{check_id(task_id, 'task id')}/{_check_name(name)}"
+    return staging_prefix(user_id, task_id) + _check_name(name)
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

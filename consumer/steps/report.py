@@ -13,8 +13,10 @@ import backoff
 from consumer.callback import Delivery, ReportResult
 from consumer.errors import DeadLetterStep, RetryStep
 from consumer.transitions import Ack, Next
+from jobqueue.ledger.base import Status
 from jobqueue.message import JobMessage
 from scf_relay import logs
+from scf_relay.ids import output_prefix
 
 log = logs.get("consumer.report")
 
@@ -25,6 +27,8 @@ def run(msg: JobMessage, svc) -> Next:
         raise DeadLetterStep("report without a recorded outcome (ledger lost or expired?)")
     if record.reported_at is not None:
         return Ack("already reported")
+    if record.outcome.status is Status.FAILED:  # also for outcomes an operator recorded: nothing under output/
+        svc.store.delete_prefix(svc.output_bucket, output_prefix(msg.user_id, msg.task_id))
     result = _post_with_retries(svc, msg.task_id, record.outcome)
     if result.delivery is Delivery.DELIVERED:
         svc.ledger.mark_reported(msg.task_id, svc.clock())

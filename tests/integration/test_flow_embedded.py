@@ -103,6 +103,8 @@ def test_operator_fail_reports_failed_once(tmp_path, stack_env):
         stack.deliver(stack.upload("t-give-up", "u4", "promo_poster", make_jpeg(9)))
         assert stack.run_until_terminal(timeout_s=30)
         [dead] = operator.list_dead(stack.svc.queue)
+        # a partial publish left behind by an earlier failing run must not survive a failed report
+        stack.svc.store.put_bytes(BUCKET, "output/u4/t-give-up/frame_01.jpg", make_jpeg(1))
         result = operator.fail(stack.svc.queue, stack.svc.ledger, dead.message_id)
         assert result["task_id"] == "t-give-up"
         stack.views["t-give-up"].dead_letter = None
@@ -110,6 +112,7 @@ def test_operator_fail_reports_failed_once(tmp_path, stack_env):
         body = assert_one_verified_report(stack, "t-give-up")
         assert body["status"] == "failed" and body["errorReason"] == "处理失败"
         assert stack.svc.queue.dead_letters() == []
+        assert files_under(stack.bucket_dir, "output/u4") == []
 
 
 def test_poison_messages_are_dead_lettered_at_once_with_the_reason(tmp_path, stack_env):
