@@ -103,12 +103,7 @@ def _input_reference(msg: JobMessage, pipeline: Pipeline, vendor: Vendor, svc) -
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
         size = _spool(svc.store, bucket, key, spool, pipeline)
         spool.seek(0)
-        try:
-            return vendor.upload(spool, key.rsplit("/", 1)[-1], size)
-        except VendorError:
-            raise
-        except OSError as exc:  # pragma: no cover - local disk trouble
-            raise RetryStep(f"spooling input failed: {exc}") from None
+        return vendor.upload(spool, key.rsplit("/", 1)[-1], size)
 
 
 def _spool(store, bucket: str, key: str, spool: BinaryIO, pipeline: Pipeline) -> int:
