@@ -44,7 +44,9 @@ from bench import RESULTS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = RESULTS_DIR / "cold_start.json"
-OUR_PACKAGES = ("scf_relay", "jobqueue", "objectstore", "vendors", "consumer", "producer_shim")
+OUR_PACKAGES = (
+    "relay_core", "tencent_plumbing", "jobqueue", "objectstore", "vendors", "moderation", "consumer", "producer_shim"
+)
 HEAVY = ("qcloud_cos", "tencentcloud", "redis", "httpx", "pydantic")
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"]).resolve()
 

@@ -46,7 +46,7 @@ EMULATOR_KNOBS = {"job_s": 0.2, "queue_s": 0.05, "concurrency": 100_000, "seed":
 
 def fast_pipelines(folder: Path) -> Path:
     """A copy of the packaged ``pipelines.toml`` whose polls start after 0.2 s (for ``RELAY_PIPELINES``)."""
-    from scf_relay.pipelines import PACKAGED
+    from relay_core.pipelines import PACKAGED
 
     text = re.sub(r"^poll = \{[^}]*\}$", FAST_POLL, PACKAGED.read_text(encoding="utf-8"), flags=re.MULTILINE)
     path = Path(folder) / "pipelines-fast.toml"

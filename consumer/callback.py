@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from jobqueue.ledger.base import Outcome, Status
-from scf_relay import logs
+from relay_core import logs
+from relay_core.domain import Outcome, Status
 
 PATH = "/internal/task/update"
 REPLAY_WINDOW_S = 300

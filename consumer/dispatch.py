@@ -1,34 +1,34 @@
-"""Run one received message through its stage and decide what happens next.
+"""Run one message body through its stage and turn the result, or the error it raised, into a decision.
 
-Order of checks: poison -> not yet due (a long delay split into hops) -> the ledger admits the hop (stale:
-``seq`` already handled; busy: a duplicate is running it now, so this copy is deferred) -> already finished ->
-the stage. Exceptions are translated here into the three endings of
-:mod:`consumer.errors`: retry (bounded per stage), report ``failed``, or dead-letter. Errors of the queue or
-ledger themselves are not caught: the message then stays in the queue and comes back after its visibility
-timeout (bounded by the queue's max receive count).
+Order of checks: poison → not yet due (a long delay split into hops) → the ledger admits the hop (stale:
+``seq`` already handled; busy: a duplicate is running it now, so this copy is deferred) → the task already has
+an outcome (not reported yet: report it; reported: drop) → the stage.
+
+Errors are caught by their class in the tree of :mod:`relay_core.errors`: ``TaskFailed`` finishes the task
+``failed`` with its reason, ``OurFault`` dead-letters, ``Transient`` (and any unexpected exception, a bug) runs
+the stage again, bounded per stage. Queue and ledger errors are not caught: the message then stays in the queue
+and comes back after its visibility timeout (bounded by the queue's max receive count).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from consumer.backoff import retry_delay, until_deadline
-from consumer.errors import DeadLetterStep, ErrorReason, RetryStep, TaskFailure
-from consumer.fetch import FetchFailed, FetchRejected
+from consumer.decisions import Continue, Decision, Defer, Drop, Finish, ToDeadLetter
+from consumer.delays import retry_delay, until_deadline
+from consumer.services import Services
 from consumer.steps import audit, collect, poll, report, submit
 from consumer.steps.common import failed, timed_out
-from consumer.transitions import Ack, DeadLetter, Defer, Next, Send, finish
-from jobqueue.errors import PoisonMessage
+from jobqueue.errors import PoisonMessage, QueueError
 from jobqueue.ledger.base import HopState
 from jobqueue.message import JobMessage, Stage, parse
-from objectstore.errors import StoreError
-from scf_relay import logs
-from scf_relay.settings import ConfigError
-from vendors.errors import InputRejected, TaskFailed, VendorError
+from moderation.errors import AuditJobFailed
+from relay_core import logs
+from relay_core.errors import OurFault, TaskFailed, Transient
 
 log = logs.get("consumer")
 
-STEPS: dict[Stage, Callable[[JobMessage, object], Next]] = {
+STEPS: dict[Stage, Callable[[JobMessage, Services], Decision]] = {
     Stage.SUBMIT: submit.run,
     Stage.POLL: poll.run,
     Stage.COLLECT: collect.run,
@@ -40,76 +40,53 @@ STEPS: dict[Stage, Callable[[JobMessage, object], Next]] = {
 STAGE_MAX_ATTEMPTS = {Stage.SUBMIT: 60, Stage.POLL: 200, Stage.COLLECT: 6, Stage.AUDIT: 10}
 
 
-def handle(body: str, svc) -> tuple[JobMessage | None, Next]:
-    """Decide the next move for one message body. Returns the parsed message (None if poison) and the move."""
+def handle(body: str, svc: Services) -> tuple[JobMessage | None, Decision]:
+    """Decide what happens to one message body. Returns the parsed message (None if poison) and the decision."""
     try:
         msg = parse(body)
     except PoisonMessage as exc:
         log.error("poison message", extra={"reason": str(exc)})
-        return None, DeadLetter(f"poison: {exc}")
+        return None, ToDeadLetter(f"poison: {exc}")
     with logs.bind(task_id=msg.task_id, stage=msg.stage.value, seq=msg.seq, attempt=msg.attempt):
         return msg, _handle(msg, svc)
 
 
-def _handle(msg: JobMessage, svc) -> Next:
+def _handle(msg: JobMessage, svc: Services) -> Decision:
     now = svc.clock()
     if msg.not_before is not None and now < msg.not_before - 0.5:
-        return Send(msg.next(attempt=msg.attempt, not_before=msg.not_before), msg.not_before - now)
+        return Continue(msg.next(attempt=msg.attempt, not_before=msg.not_before), msg.not_before - now)
     hop = svc.ledger.begin_hop(msg.task_id, msg.seq, svc.settings.visibility_timeout_s, now)
     if hop.state is HopState.STALE:
         log.info("stale message dropped")
-        return Ack("stale")
+        return Drop("stale")
     if hop.state is HopState.BUSY:  # a duplicate of a hop another runner is doing right now
         log.info("hop busy elsewhere; deferred", extra={"retry_after_s": round(hop.retry_after_s, 1)})
         return Defer(msg, hop.retry_after_s + 1)
     record = svc.ledger.get(msg.task_id)
     if record is not None and record.outcome is not None and msg.stage is not Stage.REPORT:
+        if record.reported_at is None:  # a run died between recording the outcome and sending REPORT
+            log.warning("task has an unreported outcome; reporting it")
+            return Finish(record.outcome)
         log.info("task already finished; message dropped")
-        return Ack("finished")
+        return Drop("finished")
     try:
         return STEPS[msg.stage](msg, svc)
-    except TaskFailure as exc:
+    except QueueError:
+        raise
+    except TaskFailed as exc:
         log.warning("task failed", extra={"error_reason": exc.reason.value, "detail": exc.detail})
-        return finish(msg, failed(msg, exc.reason, exc.detail), svc)
-    except (DeadLetterStep, ConfigError) as exc:
-        log.error("dead-lettering task", extra={"reason": str(exc)})
-        return DeadLetter(f"{msg.stage.value}: {exc}")
-    except VendorError as exc:
-        return _vendor_error(msg, svc, exc)
-    except FetchRejected as exc:
-        log.warning("result rejected", extra={"detail": str(exc)})
-        return finish(msg, failed(msg, ErrorReason.FAILED, str(exc)), svc)
-    except (RetryStep, FetchFailed) as exc:
+        return Finish(failed(msg, exc.reason, exc.detail))
+    except OurFault as exc:
+        log.error("dead-lettering task", extra={"reason": str(exc), "error": type(exc).__name__})
+        return ToDeadLetter(f"{msg.stage.value}: {exc}")
+    except Transient as exc:
         return _retry(msg, svc, exc)
-    except StoreError as exc:
-        if not exc.retryable:
-            log.error("store refused", extra={"reason": str(exc)})
-            return DeadLetter(f"{msg.stage.value}: store: {exc}")
-        return _retry(msg, svc, exc)
-    except Exception as exc:  # noqa: BLE001 - auditor errors and unexpected faults: bounded retry, then DLQ
-        if getattr(exc, "retryable", True) is False:
-            log.error("non-retryable error", extra={"reason": str(exc)})
-            return DeadLetter(f"{msg.stage.value}: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a bug or an untranslated library error: bounded retry, then DLQ
         log.exception("step raised")
         return _retry(msg, svc, exc)
 
 
-def _vendor_error(msg: JobMessage, svc, exc: VendorError) -> Next:
-    if exc.ours:
-        log.error("vendor rejected our configuration", extra={"code": exc.code, "reason": str(exc)})
-        return DeadLetter(
-            f"{msg.stage.value}: vendor rejected our configuration (code {exc.code}): {exc}; fix and redrive"
-        )
-    if isinstance(exc, InputRejected):
-        return finish(msg, failed(msg, ErrorReason.INVALID_INPUT, str(exc)), svc)
-    if isinstance(exc, TaskFailed):
-        return finish(msg, failed(msg, ErrorReason.FAILED, str(exc)), svc)
-    if exc.retryable:
-        return _retry(msg, svc, exc)
-    return DeadLetter(f"{msg.stage.value}: vendor error {type(exc).__name__}: {exc}")
-
-
-def _retry(msg: JobMessage, svc, exc: Exception) -> Next:
+def _retry(msg: JobMessage, svc: Services, exc: Exception) -> Decision:
     """Run the same stage again later, or give up when its attempts (or the task's deadline) are spent."""
     now = svc.clock()
     reason = f"{type(exc).__name__}: {exc}"
@@ -117,19 +94,20 @@ def _retry(msg: JobMessage, svc, exc: Exception) -> Next:
         return timed_out(msg, svc, cancel=msg.stage is Stage.POLL)
     limit = svc.settings.report_max_attempts if msg.stage is Stage.REPORT else STAGE_MAX_ATTEMPTS[msg.stage]
     if msg.attempt + 1 >= limit:
-        return _exhausted(msg, svc, exc, reason, limit)
-    delay = getattr(exc, "delay_s", None)
+        return _exhausted(msg, exc, reason, limit)
+    delay = exc.delay_s if isinstance(exc, Transient) and exc.delay_s is not None else None
     if delay is None:
         delay = retry_delay(msg.attempt, svc.rng)
     if msg.stage in (Stage.SUBMIT, Stage.POLL):
         delay = until_deadline(delay, now, msg.deadline_at)
     log.warning("retrying stage", extra={"reason": reason, "delay_s": round(delay, 2)})
-    changes = {"audit_job_id": None} if getattr(exc, "restart_audit", False) else {}
-    return Send(msg.next(attempt=msg.attempt + 1, **changes), delay)
+    if isinstance(exc, AuditJobFailed):  # the moderation job is dead: the retry starts new ones
+        return Continue(msg.next(attempt=msg.attempt + 1, audit_job_id=None), delay)
+    return Continue(msg.next(attempt=msg.attempt + 1), delay)
 
 
-def _exhausted(msg: JobMessage, svc, exc: Exception, reason: str, limit: int) -> Next:
+def _exhausted(msg: JobMessage, exc: Exception, reason: str, limit: int) -> Decision:
     log.error("stage attempts exhausted", extra={"reason": reason, "attempts": limit})
-    if isinstance(exc, FetchFailed):  # the vendor's results cannot be fetched: the task failed
-        return finish(msg, failed(msg, ErrorReason.FAILED, reason), svc)
-    return DeadLetter(f"{msg.stage.value}: gave up after {limit} attempts: {reason}")
+    if isinstance(exc, Transient) and exc.gives_up_as is not None:
+        return Finish(failed(msg, exc.gives_up_as, reason))
+    return ToDeadLetter(f"{msg.stage.value}: gave up after {limit} attempts: {reason}")

@@ -1,8 +1,8 @@
-"""The drain loop: receive a batch, run each message's step, apply the move; stop when idle or out of budget.
+"""The drain loop: receive a batch, decide each message's step, apply the decision; stop when idle or out of budget.
 
 Burst mode by nature (like arq's): an SCF run drains until the queue has nothing ready or its time budget is
-spent, then returns; the long-running worker calls it in a loop. Applying a move keeps invariant 4: the
-successor is sent, then the ledger records the hop, then the message is deleted.
+spent, then returns; the long-running worker calls it in a loop. Observers plug in through :class:`Hooks`
+(as Dramatiq middleware or arq's ``on_job_*``), never by wrapping the queue.
 """
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from consumer.decisions import Continue, Decision, Defer, ToDeadLetter
 from consumer.dispatch import handle
-from consumer.transitions import Ack, DeadLetter, Defer, Next, Send
+from consumer.effects import apply
+from consumer.services import Services
 from jobqueue.message import JobMessage
 from jobqueue.queue.base import Received
-from scf_relay import logs
+from relay_core import logs
 
 log = logs.get("consumer.drain")
 
@@ -33,11 +36,20 @@ class Budget:
         return self.seconds - (time.monotonic() - self.started)
 
     @classmethod
-    def from_context(cls, context: dict | None, margin_s: float, default_s: float = 60.0) -> Budget:
+    def from_context(cls, context: dict[str, Any] | None, margin_s: float, default_s: float = 60.0) -> Budget:
         """Budget of an SCF run: ``time_limit_in_ms`` from the context minus a safety margin."""
         limit_ms = (context or {}).get("time_limit_in_ms")
         total = limit_ms / 1000.0 if isinstance(limit_ms, (int, float)) and limit_ms > 0 else default_s
         return cls(max(0.0, total - margin_s))
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Observers of a drain. ``on_receive`` sees every received message before its step; ``on_step`` every
+    applied decision with the step's wall time in ms. Hooks must not raise."""
+
+    on_receive: Callable[[Received], None] | None = None
+    on_step: Callable[[JobMessage | None, Decision, float], None] | None = None
 
 
 @dataclass
@@ -50,7 +62,7 @@ class DrainStats:
     step_ms: list[float] = field(default_factory=list)
     stopped_by: str = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         steps = sorted(self.step_ms)
         return {
             "received": self.received,
@@ -65,12 +77,12 @@ class DrainStats:
 
 
 def drain(
-    svc,
+    svc: Services,
     budget: Budget,
     *,
     stop: Callable[[], bool] = lambda: False,
     max_messages: int | None = None,
-    on_step: Callable[[JobMessage | None, Next, float], None] | None = None,
+    hooks: Hooks = Hooks(),
 ) -> DrainStats:
     """Process messages until the queue is idle, the budget is spent, ``stop()`` is true or ``max_messages``."""
     stats = DrainStats()
@@ -99,11 +111,13 @@ def drain(
                 _give_back(svc, batch[index:])
                 break
             stats.received += 1
-            process(svc, received, stats, on_step)
+            if hooks.on_receive is not None:
+                hooks.on_receive(received)
+            process(svc, received, stats, hooks)
     return stats
 
 
-def _give_back(svc, unstarted: list[Received]) -> None:
+def _give_back(svc: Services, unstarted: list[Received]) -> None:
     """Release messages this run received but will not start, so they need not wait out their visibility."""
     for received in unstarted:
         try:
@@ -112,13 +126,15 @@ def _give_back(svc, unstarted: list[Received]) -> None:
             log.warning("could not release a message", extra={"message_id": received.message_id}, exc_info=True)
 
 
-def process(svc, received: Received, stats: DrainStats | None = None, on_step=None) -> Next | None:
-    """Run one received message and apply its move. Returns the move (``None`` if applying it failed)."""
-    stats = stats or DrainStats()
+def process(
+    svc: Services, received: Received, stats: DrainStats | None = None, hooks: Hooks = Hooks()
+) -> Decision | None:
+    """Decide one received message and apply the decision. Returns it (``None`` if applying it failed)."""
+    stats = stats if stats is not None else DrainStats()
     started = time.perf_counter()
     try:
-        msg, move = handle(received.body, svc)
-        apply(svc, received, msg, move)
+        msg, decision = handle(received.body, svc)
+        apply(svc, received, msg, decision)
     except Exception:  # noqa: BLE001 - queue/ledger faults: the message stays and comes back later
         stats.errors += 1
         log.exception(
@@ -127,44 +143,12 @@ def process(svc, received: Received, stats: DrainStats | None = None, on_step=No
         return None
     elapsed_ms = (time.perf_counter() - started) * 1000
     stats.step_ms.append(elapsed_ms)
-    if isinstance(move, (Send, Defer)):
-        stats.sent += 1
-    elif isinstance(move, DeadLetter):
+    if isinstance(decision, ToDeadLetter):
         stats.dead_lettered += 1
+    elif isinstance(decision, (Continue, Defer)):
+        stats.sent += 1
     else:
         stats.acked += 1
-    if on_step is not None:
-        on_step(msg, move, elapsed_ms)
-    return move
-
-
-def apply(svc, received: Received, msg: JobMessage | None, move: Next) -> None:
-    if isinstance(move, DeadLetter):
-        with logs.bind(task_id=msg.task_id if msg else None):
-            svc.queue.dead_letter(received, move.reason)
-            log.error("dead-lettered", extra={"reason": move.reason, "message_id": received.message_id})
-            if msg is not None:  # a redrive of this hop must not wait for the dead runner's lease
-                svc.ledger.release_hop(msg.task_id, msg.seq, svc.clock())
-        return
-    forward(svc, msg, move)
-    svc.queue.delete(received.receipt)
-
-
-def forward(svc, msg: JobMessage | None, move: Next) -> None:
-    """Send what comes next, then record the hop as handled (a deferred or stale message records nothing)."""
-    if isinstance(move, Defer):
-        svc.queue.send(move.message.dumps(), min(move.delay_s, svc.queue.max_delay_s))
-        return
-    if isinstance(move, Send):
-        send_successor(svc, move)
-    if msg is not None and not (isinstance(move, Ack) and move.note == "stale"):
-        svc.ledger.advance(msg.task_id, msg.seq, svc.clock())
-
-
-def send_successor(svc, move: Send) -> None:
-    """Send the successor; a delay longer than the queue allows becomes hops (``not_before``)."""
-    message, delay = move.message, max(0.0, move.delay_s)
-    if delay > svc.queue.max_delay_s:
-        message = message.model_copy(update={"not_before": svc.clock() + delay})
-        delay = svc.queue.max_delay_s
-    svc.queue.send(message.dumps(), delay)
+    if hooks.on_step is not None:
+        hooks.on_step(msg, decision, elapsed_ms)
+    return decision

@@ -19,21 +19,21 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from objectstore.base import ObjectInfo, ObjectStore
-from scf_relay.filetypes import CONTENT_TYPES, HEAD_BYTES, sniff
+from relay_core.domain import ErrorReason
+from relay_core.errors import TaskFailed, Transient
+from relay_core.filetypes import CONTENT_TYPES, HEAD_BYTES, sniff
 
 MAX_REDIRECTS = 3
 
 
-class FetchRejected(Exception):
-    """The URL or the file is not acceptable; retrying will not change that."""
-
-    retryable = False
+class FetchRejected(TaskFailed):
+    """The URL or the file is not acceptable; retrying will not change that: the task fails 生成失败."""
 
 
-class FetchFailed(Exception):
-    """A network fault or a 5xx while downloading; retry later."""
+class FetchFailed(Transient):
+    """A network fault or a 5xx while downloading: retry later; when the attempts run out the task fails."""
 
-    retryable = True
+    gives_up_as = ErrorReason.FAILED
 
 
 class ResultFetcher:

@@ -12,11 +12,14 @@ Backends are opened once per warm container. Returns a summary dict (counts, why
 
 from __future__ import annotations
 
-from consumer.drain import Budget, DrainStats, drain, forward
+from typing import Any
+
+from consumer.decisions import ToDeadLetter
+from consumer.drain import Budget, DrainStats, drain
+from consumer.effects import forward
 from consumer.services import Services, build_services
-from consumer.transitions import DeadLetter
-from scf_relay import logs
-from scf_relay.settings import load
+from relay_core import logs
+from relay_core.settings import load
 
 _services: Services | None = None
 log = logs.get("consumer.index")
@@ -39,7 +42,7 @@ def reset() -> None:
     _services = None
 
 
-def main_handler(event: dict, context: dict | None = None) -> dict:
+def main_handler(event: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
     svc = services()
     kind = event.get("Type") if isinstance(event, dict) else None
     if kind == "Message":
@@ -51,13 +54,13 @@ def main_handler(event: dict, context: dict | None = None) -> dict:
     return summary
 
 
-def _one_message(svc: Services, body: object) -> dict:
+def _one_message(svc: Services, body: object) -> dict[str, Any]:
     from consumer.dispatch import handle
 
     if not isinstance(body, str):
         return {"error": "event.body must be a job message JSON string"}
-    msg, move = handle(body, svc)
-    if isinstance(move, DeadLetter):
-        return {"move": "dead_letter", "reason": move.reason}
-    forward(svc, msg, move)
-    return {"move": type(move).__name__.lower()}
+    msg, decision = handle(body, svc)
+    if isinstance(decision, ToDeadLetter) or msg is None:
+        return {"decision": "to_dead_letter", "reason": getattr(decision, "reason", "")}
+    forward(svc, msg, decision)
+    return {"decision": type(decision).__name__.lower()}

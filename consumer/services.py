@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 
 from consumer.callback import BackendReporter
 from consumer.fetch import ResultFetcher
-from consumer.moderation.base import Auditor
 from jobqueue.ledger.base import Ledger
 from jobqueue.queue.base import Queue
+from moderation.base import Auditor
 from objectstore.base import ObjectStore
-from scf_relay.pipelines import Pipeline, PipelineFile, load_pipelines
-from scf_relay.settings import ConfigError, RelaySettings, require
+from relay_core.errors import ConfigError
+from relay_core.pipelines import Pipeline, PipelineFile, load_pipelines
+from relay_core.settings import RelaySettings, require
 from vendors.base import Vendor
 
 
@@ -61,8 +62,8 @@ class Services:
 
 def build_services(settings: RelaySettings) -> Services:
     """Open every backend named by the settings; raises ``ConfigError`` naming the variable at fault."""
-    from consumer.moderation import open_auditor
     from jobqueue import open_ledger, open_queue
+    from moderation import open_auditor
     from objectstore import open_store
     from vendors.runninghub import RunningHubClient
 

@@ -16,7 +16,7 @@ import json
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jobqueue.errors import PoisonMessage
-from scf_relay.ids import check_id
+from relay_core.ids import check_id
 
 VERSION = 1
 MAX_BODY_BYTES = 4096

@@ -19,6 +19,6 @@ def open_store(url: str) -> ObjectStore:
         from objectstore.cos import CosStore
 
         return CosStore.from_url(url)
-    from scf_relay.settings import ConfigError
+    from relay_core.errors import ConfigError
 
     raise ConfigError(f"RELAY_STORE: unsupported store URL scheme {scheme!r} (use file:// or cos://)")

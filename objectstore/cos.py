@@ -14,7 +14,7 @@ independent of the object size. On any failure, including the caller's chunk ite
 is aborted before the error propagates; still configure a bucket lifecycle rule that removes incomplete
 multipart uploads, for the case where the process dies mid-upload.
 
-Credentials come from a provider (:func:`scf_relay.tencent.env_credentials` by default) asked on every
+Credentials come from a provider (:func:`tencent_plumbing.credentials.env_credentials` by default) asked on every
 operation; the SDK client is rebuilt when the answer changes (SCF role credentials expire and rotate).
 """
 
@@ -36,9 +36,9 @@ from objectstore.cos_sdk import (
     plain_etag,
     sdk_errors,
 )
-from objectstore.errors import AccessDenied, ObjectNotFound, StoreError
-from scf_relay import logs
-from scf_relay.tencent import CredentialsMissing, CredentialsProvider, TencentCredentials, env_credentials
+from objectstore.errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable
+from relay_core import logs
+from tencent_plumbing.credentials import CredentialsMissing, CredentialsProvider, TencentCredentials, env_credentials
 
 MIB = 1024 * 1024
 MIN_PART_SIZE_BYTES = 1 * MIB  # COS refuses smaller parts (except the last)
@@ -85,7 +85,7 @@ class CosStore(ObjectStore):
     @classmethod
     def from_url(cls, url: str, credentials: CredentialsProvider = env_credentials) -> CosStore:
         """``cos://<bucket-appid>?region=...[&endpoint=...][&part_size_mb=8][&parallel_parts=2]``."""
-        from scf_relay.settings import ConfigError
+        from relay_core.errors import ConfigError
 
         usage = "cos://<bucket>-<appid>?region=ap-guangzhou[&endpoint=URL][&part_size_mb=8][&parallel_parts=2]"
         parts = urlsplit(url)
@@ -276,7 +276,7 @@ class CosStore(ObjectStore):
             self._client().copy_object(Bucket=bucket, Key=dst_key, CopySource=source)
         info = self.head(bucket, dst_key)
         if info is None:
-            raise StoreError(f"COS copy {bucket}/{src_key} to {dst_key}: the copy is not visible")
+            raise StoreUnavailable(f"COS copy {bucket}/{src_key} to {dst_key}: the copy is not visible")
         return info
 
     def close(self) -> None:

@@ -19,8 +19,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from objectstore.errors import AccessDenied, ObjectNotFound, StoreError
-from scf_relay import logs
+from objectstore.errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable
+from relay_core import logs
 
 try:
     from qcloud_cos import CosConfig, CosS3Client
@@ -60,8 +60,8 @@ def translate(exc: Exception, what: str) -> StoreError:
             return ObjectNotFound(detail)
         if status in (401, 403) or code in DENIED_CODES:
             return AccessDenied(detail)
-        return StoreError(detail)
-    return StoreError(f"COS {what}: {logs.redact(str(exc))}")
+        return StoreUnavailable(detail)
+    return StoreUnavailable(f"COS {what}: {logs.redact(str(exc))}")
 
 
 @contextlib.contextmanager
@@ -106,7 +106,7 @@ class CosReadStream(io.RawIOBase):
         try:
             data = self._raw.read(None if size is None or size < 0 else size)
         except Exception as exc:  # urllib3 ProtocolError/ReadTimeoutError, OSError: a broken download
-            raise StoreError(f"COS {self._what}: download broke: {logs.redact(str(exc))}") from exc
+            raise StoreUnavailable(f"COS {self._what}: download broke: {logs.redact(str(exc))}") from exc
         if size is None or size < 0 or (not data and size != 0):
             self._finished = True
         return data

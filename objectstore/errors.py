@@ -1,32 +1,39 @@
-"""Errors of the object stores.
+"""Errors of the object stores, each a place in the error tree of :mod:`relay_core.errors`.
 
 ::
 
-    StoreError                a store call failed (network, 5xx)             retryable
-    ├── ObjectNotFound        no such bucket/key                           not retryable
-    ├── InvalidKey            a key that could escape its prefix           not retryable
-    ├── AccessDenied          our credentials or policy are wrong          not retryable (dead-letter, fix config)
-    └── StoreUnsupported      the backend cannot do this (presign locally) not retryable
+    StoreError                            family root; never raised bare
+    ├── StoreUnavailable  (Transient)     a store call failed (network, 5xx): retry
+    ├── ObjectNotFound    (OurFault)      no such bucket/key (callers that expect it translate it)
+    ├── InvalidKey        (OurFault)      a key that could escape its prefix
+    ├── AccessDenied      (OurFault)      our credentials or policy are wrong: dead-letter, fix config
+    └── StoreUnsupported  (OurFault)      the backend cannot do this (presign on local files)
 """
 
 from __future__ import annotations
 
-
-class StoreError(Exception):
-    retryable = True
+from relay_core.errors import OurFault, RelayError, Transient
 
 
-class ObjectNotFound(StoreError):
-    retryable = False
+class StoreError(RelayError):
+    """Family root of store errors."""
 
 
-class InvalidKey(StoreError, ValueError):
-    retryable = False
+class StoreUnavailable(StoreError, Transient):
+    pass
 
 
-class AccessDenied(StoreError):
-    retryable = False
+class ObjectNotFound(StoreError, OurFault):
+    pass
 
 
-class StoreUnsupported(StoreError):
-    retryable = False
+class InvalidKey(StoreError, OurFault, ValueError):
+    pass
+
+
+class AccessDenied(StoreError, OurFault):
+    pass
+
+
+class StoreUnsupported(StoreError, OurFault):
+    pass

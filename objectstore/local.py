@@ -36,7 +36,7 @@ from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from objectstore.base import ObjectInfo, ObjectStore, check_key, iter_file
-from objectstore.errors import InvalidKey, ObjectNotFound, StoreError, StoreUnsupported
+from objectstore.errors import InvalidKey, ObjectNotFound, StoreUnavailable, StoreUnsupported
 
 DEFAULT_BUCKET = "relay-local"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -57,7 +57,7 @@ def _io(what: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise StoreError(f"{what}: {exc.strerror or exc}") from exc
+        raise StoreUnavailable(f"{what}: {exc.strerror or exc}") from exc
 
 
 class LocalStore(ObjectStore):
@@ -72,14 +72,14 @@ class LocalStore(ObjectStore):
         """``file:///abs/root?bucket=name`` (bucket defaults to ``relay-local``)."""
         parts = urlsplit(url)
         if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path:
-            from scf_relay.settings import ConfigError
+            from relay_core.errors import ConfigError
 
             raise ConfigError(f"RELAY_STORE: {url!r} is not file:///absolute/path[?bucket=name]")
         bucket = parse_qs(parts.query).get("bucket", [DEFAULT_BUCKET])[0]
         try:
             return cls(unquote(parts.path), check_bucket(bucket))
         except InvalidKey as exc:
-            from scf_relay.settings import ConfigError
+            from relay_core.errors import ConfigError
 
             raise ConfigError(f"RELAY_STORE: {exc}") from None
 
@@ -117,7 +117,7 @@ class LocalStore(ObjectStore):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(f"no object {bucket}/{key}") from None
         except OSError as exc:
-            raise StoreError(f"cannot open {bucket}/{key}: {exc.strerror}") from exc
+            raise StoreUnavailable(f"cannot open {bucket}/{key}: {exc.strerror}") from exc
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         return self._info(bucket, key, self._path(bucket, key))
@@ -137,7 +137,7 @@ class LocalStore(ObjectStore):
             except FileNotFoundError:  # deleted since the stat
                 return None
             except OSError as exc:
-                raise StoreError(f"cannot read {bucket}/{key}: {exc.strerror}") from exc
+                raise StoreUnavailable(f"cannot read {bucket}/{key}: {exc.strerror}") from exc
         return ObjectInfo(bucket, key, stat.st_size, meta["etag"], meta.get("content_type") or _DEFAULT_TYPE)
 
     def _read_sidecar(self, path: Path) -> dict:
@@ -209,11 +209,11 @@ class LocalStore(ObjectStore):
                 return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             except FileNotFoundError:
                 if attempt == 2:
-                    raise StoreError(f"cannot create a temp file in {path.parent}") from None
+                    raise StoreUnavailable(f"cannot create a temp file in {path.parent}") from None
             except (FileExistsError, NotADirectoryError):
-                raise StoreError(f"cannot write {path.name}: a parent of the key is an object") from None
+                raise StoreUnavailable(f"cannot write {path.name}: a parent of the key is an object") from None
             except OSError as exc:
-                raise StoreError(f"cannot create a temp file beside {path.name}: {exc.strerror}") from exc
+                raise StoreUnavailable(f"cannot create a temp file beside {path.name}: {exc.strerror}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _write_sidecar(self, path: Path, meta: dict) -> None:
@@ -249,7 +249,7 @@ class LocalStore(ObjectStore):
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 pass  # already absent (or the key is only a "directory" of other keys)
             except OSError as exc:
-                raise StoreError(f"cannot delete {bucket}/{key}: {exc.strerror}") from exc
+                raise StoreUnavailable(f"cannot delete {bucket}/{key}: {exc.strerror}") from exc
         bucket_dir = self._bucket_dir(bucket)
         for parent in path.parents:
             if parent == bucket_dir or bucket_dir not in parent.parents:

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 
 from jobqueue.message import InputObject, JobMessage, Stage
 from producer_shim.events import ParsedRecord, ParseResult, Rejected
-from scf_relay.pipelines import Pipeline, PipelineFile, load_pipelines
-from scf_relay.settings import ConfigError, RelaySettings
+from relay_core.errors import ConfigError
+from relay_core.pipelines import Pipeline, PipelineFile, load_pipelines
+from relay_core.settings import RelaySettings
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ or a :class:`Rejected` with a reason; an event that is not even a COS event beco
 
 A record is accepted when it is a ``cos:ObjectCreated:*`` event (``Put``, ``Post``, ``Copy``,
 ``CompleteMultipartUpload``, ...) for a key of exactly the shape ``input/{userId}/{taskId}/{file}``: safe ids
-(:func:`scf_relay.ids.is_safe_id`) and a safe file name (printable, may be non-ASCII, no ``/ \\ %``, not
+(:func:`relay_core.ids.is_safe_id`) and a safe file name (printable, may be non-ASCII, no ``/ \\ %``, not
 starting with ``.``, at most 255 UTF-8 bytes).
 
 Keys: ``cosObject.key`` is ``/<appid>/<bucket-short-name>/<key>`` with the key raw, and ``cosObject.url``
@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from objectstore.base import check_key
 from objectstore.errors import InvalidKey
-from scf_relay.ids import is_safe_id
+from relay_core.ids import is_safe_id
 
 CREATED_PREFIX = "cos:ObjectCreated:"
 META_PREFIX = "x-cos-meta-"

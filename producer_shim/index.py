@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from producer_shim import events
 from producer_shim.enqueue import PipelineRouter, plan
-from scf_relay import logs
-from scf_relay import settings as settings_mod
+from relay_core import logs
+from relay_core import settings as settings_mod
 
 if TYPE_CHECKING:
     from jobqueue.message import JobMessage
     from jobqueue.queue.base import Queue
     from producer_shim.events import ParsedRecord, Rejected
-    from scf_relay.settings import RelaySettings
+    from relay_core.settings import RelaySettings
 
 log = logs.get("producer")
 
@@ -146,7 +146,7 @@ def _nudge(summary: dict[str, Any], settings: RelaySettings) -> None:
     if not settings.nudge_region:
         log.warning("RELAY_NUDGE_FUNCTION is set but RELAY_NUDGE_REGION is not: not nudging")
         return
-    from consumer.nudge import nudge_consumer
+    from tencent_plumbing.scf_invoke import nudge_consumer
 
     nudge_consumer(
         settings.nudge_function,

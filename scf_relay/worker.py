@@ -26,25 +26,27 @@ change: ``pid``, ``state`` (running | stopping | stopped), ``at`` (unix s), ``st
 ``last_step_at``, ``backend_failing_since`` and the counts of :meth:`summary`. A probe treats the worker as
 healthy while ``state`` is ``running`` and ``at`` is younger than three heartbeats.
 
-Logs: JSON lines on stderr (:mod:`scf_relay.logs`). Every step ends with a ``step`` line carrying
-``task_id``, ``stage``, ``seq``, the move and ``step_ms``; a message that comes back after a crash or an
+Logs: JSON lines on stderr (:mod:`relay_core.logs`). Every step ends with a ``step`` line carrying
+``task_id``, ``stage``, ``seq``, the decision and ``step_ms``; a message that comes back after a crash or an
 expired visibility timeout logs ``message redelivered`` with its ``receive_count``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from consumer.drain import Budget, DrainStats, drain
-from consumer.transitions import Ack, DeadLetter, Send
-from jobqueue.message import task_of
-from scf_relay import logs
+from consumer.decisions import Continue, Decision, Drop, ToDeadLetter
+from consumer.drain import Budget, DrainStats, Hooks, drain
+from consumer.services import Services
+from jobqueue.message import JobMessage, task_of
+from jobqueue.queue.base import Received
+from relay_core import logs
 
 log = logs.get("worker")
 
@@ -58,7 +60,7 @@ class Worker:
 
     def __init__(
         self,
-        svc,
+        svc: Services,
         concurrency: int = 1,
         *,
         idle_sleep_s: float = 0.5,
@@ -69,7 +71,8 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        self.svc = dataclasses.replace(svc, queue=_ObservedQueue(svc.queue, self._on_redelivery))
+        self.svc = svc
+        self.hooks = Hooks(on_receive=self._on_receive, on_step=self._on_step)
         self.concurrency = concurrency
         self.idle_sleep_s = idle_sleep_s
         self.health_file = Path(health_file) if health_file is not None else None
@@ -95,8 +98,9 @@ class Worker:
         """Build the backends from ``RELAY_*``; raises ``ConfigError`` (exit code 2) naming the variable."""
         from consumer.services import build_services
         from jobqueue.errors import QueueConfigError
-        from scf_relay.pipelines import PipelineConfigError
-        from scf_relay.settings import ConfigError, load
+        from relay_core.errors import ConfigError
+        from relay_core.pipelines import PipelineConfigError
+        from relay_core.settings import load
 
         settings = load()
         logs.setup(settings.log_level)
@@ -183,7 +187,7 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 stats = drain(
-                    self.svc, Budget(None), stop=self.stopping.is_set, max_messages=batch, on_step=self._on_step
+                    self.svc, Budget(None), stop=self.stopping.is_set, max_messages=batch, hooks=self.hooks
                 )
                 idle = stats.stopped_by == "idle" and stats.received == 0
                 finished = idle and until_idle and self._nothing_pending()
@@ -232,25 +236,28 @@ class Worker:
             t.dead_lettered += stats.dead_lettered
             t.errors += stats.errors
 
-    def _on_step(self, msg, move, elapsed_ms: float) -> None:
-        """After every applied step (called by drain): count it and log one ``step`` line."""
-        fields: dict = {"move": type(move).__name__.lower(), "step_ms": round(elapsed_ms, 1)}
-        if isinstance(move, Send):
-            fields.update(next_stage=move.message.stage.value, delay_s=round(move.delay_s, 2))
-        elif isinstance(move, Ack):
-            fields["note"] = move.note
-        elif isinstance(move, DeadLetter):
-            fields["reason"] = move.reason
+    def _on_step(self, msg: JobMessage | None, decision: Decision, elapsed_ms: float) -> None:
+        """After every applied step (a drain hook): count it and log one ``step`` line."""
+        fields: dict[str, Any] = {"decision": type(decision).__name__.lower(), "step_ms": round(elapsed_ms, 1)}
+        if isinstance(decision, Continue):
+            fields.update(next_stage=decision.message.stage.value, delay_s=round(decision.delay_s, 2))
+        elif isinstance(decision, Drop):
+            fields["note"] = decision.note
+        elif isinstance(decision, ToDeadLetter):
+            fields["reason"] = decision.reason
         with self._lock:
             self._last_step_at = time.time()
-            self._dropped += isinstance(move, Ack) and move.note in DROPPED_NOTES
+            self._dropped += isinstance(decision, Drop) and decision.note in DROPPED_NOTES
         if msg is None:
             log.info("step", extra=fields)
             return
         with logs.bind(task_id=msg.task_id, stage=msg.stage.value, seq=msg.seq):
             log.info("step", extra=fields)
 
-    def _on_redelivery(self, received) -> None:
+    def _on_receive(self, received: Received) -> None:
+        """Every received message (a drain hook): one that comes back after a crash or timeout is logged."""
+        if received.receive_count <= 1:
+            return
         with self._lock:
             self._redelivered += 1
         with logs.bind(task_id=task_of(received.body)):
@@ -310,24 +317,3 @@ class Worker:
 
 def _rounded(unix_s: float | None) -> float | None:
     return None if unix_s is None else round(unix_s, 3)
-
-
-class _ObservedQueue:
-    """The worker's queue: the real one, plus a callback for each message received more than once."""
-
-    def __init__(self, queue, on_redelivery) -> None:
-        self._queue = queue
-        self._on_redelivery = on_redelivery
-
-    def receive(self, *args, **kwargs):
-        batch = self._queue.receive(*args, **kwargs)
-        for received in batch:
-            if received.receive_count > 1:
-                self._on_redelivery(received)
-        return batch
-
-    def __getattr__(self, name: str):
-        return getattr(self._queue, name)
-
-    def __repr__(self) -> str:
-        return repr(self._queue)

@@ -4,7 +4,7 @@ The injected ``httpx.Client`` is the network seam: tests point it at the emulato
 :mod:`vendors.errors` exception (codes mapped in :mod:`vendors.runninghub_wire`):
 
 - ``submit`` is never retried here. A fault before the request was sent (connect error, connect or pool
-  timeout) is :class:`TransientError`; anything after it may have been sent (read or write timeout, broken
+  timeout) is :class:`VendorUnavailable`; anything after it may have been sent (read or write timeout, broken
   connection, HTTP 5xx, an unreadable body, code 0 without a task id) is :class:`AmbiguousSubmit`.
 - Read-only calls (``status``, ``query_v2``, ``account_status``) retry transient faults a couple of times
   with short, bounded, full-jitter backoff.
@@ -21,18 +21,18 @@ from typing import Any, BinaryIO, TypeVar
 import backoff
 import httpx
 
-from scf_relay import logs
-from scf_relay.filetypes import CONTENT_TYPES, HEAD_BYTES, sniff
+from relay_core import logs
+from relay_core.filetypes import CONTENT_TYPES, HEAD_BYTES, sniff
 from vendors import runninghub_wire as wire
 from vendors.base import SubmitRequest, Vendor, VendorStatus
 from vendors.errors import (
     AmbiguousSubmit,
     AuthError,
-    CapacityError,
     InputRejected,
-    OurSideError,
-    TransientError,
+    VendorBusy,
+    VendorConfigError,
     VendorError,
+    VendorUnavailable,
 )
 
 log = logs.get("vendor.runninghub")
@@ -118,7 +118,7 @@ class RunningHubClient(Vendor):
         if node_errors:
             self.cancel(task_id)  # the workflow will not run these inputs: do not leave it billing
             nodes = ", ".join(sorted(str(node) for node in node_errors))[:200]
-            raise OurSideError(
+            raise VendorConfigError(
                 f"runninghub submit: {request.target_id} rejected the inputs of nodes {nodes}", code="node_errors"
             )
         log.info("submitted", extra={"vendor_task_id": task_id, "target_id": request.target_id})
@@ -138,7 +138,7 @@ class RunningHubClient(Vendor):
             envelope = self._legacy("cancel", "/task/openapi/cancel", json=self._task_body(vendor_task_id))
             if envelope.code != wire.CODE_OK:
                 raise self._error("cancel", envelope)
-        except OurSideError:
+        except VendorConfigError:
             raise
         except VendorError as exc:
             log.warning("cancel failed", extra={"vendor_task_id": vendor_task_id, "error": str(exc)})
@@ -177,7 +177,7 @@ class RunningHubClient(Vendor):
         elif request.kind == "ai-app":
             path, body = "/task/openapi/ai-app/run", {"webappId": request.target_id}
         else:
-            raise OurSideError(f"runninghub submit: unknown kind {request.kind!r} (workflow | ai-app)")
+            raise VendorConfigError(f"runninghub submit: unknown kind {request.kind!r} (workflow | ai-app)")
         body = {"apiKey": self._api_key, **body, "nodeInfoList": nodes}
         if request.instance_type:
             body["instanceType"] = request.instance_type
@@ -190,7 +190,7 @@ class RunningHubClient(Vendor):
         payload = self._post_json(op, path, submitting=submitting, **kwargs)
         try:
             return wire.parse_envelope(op, payload)
-        except TransientError as exc:
+        except VendorUnavailable as exc:
             if submitting:
                 raise AmbiguousSubmit(str(exc)) from None
             raise
@@ -203,17 +203,17 @@ class RunningHubClient(Vendor):
         try:
             response = self._http.post(f"{self.base_url}{path}", timeout=timeout, **kwargs)
         except _NOT_SENT as exc:
-            raise TransientError(f"runninghub {op}: {self._describe(exc)}") from None
+            raise VendorUnavailable(f"runninghub {op}: {self._describe(exc)}") from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise OurSideError(f"runninghub {op}: bad base url: {self._describe(exc)}") from None
+            raise VendorConfigError(f"runninghub {op}: bad base url: {self._describe(exc)}") from None
         except httpx.TransportError as exc:
-            cls = AmbiguousSubmit if submitting else TransientError
+            cls = AmbiguousSubmit if submitting else VendorUnavailable
             raise cls(f"runninghub {op}: {self._describe(exc)}") from None
         self._check_http_status(op, response.status_code, submitting)
         try:
             return response.json()
         except ValueError:
-            cls = AmbiguousSubmit if submitting else TransientError
+            cls = AmbiguousSubmit if submitting else VendorUnavailable
             what = f"a non-JSON body (HTTP {response.status_code})"
             raise cls(f"runninghub {op}: vendor garbage: {what}") from None
 
@@ -225,12 +225,12 @@ class RunningHubClient(Vendor):
         if status in (401, 403):
             raise AuthError(what, code=status)
         if status == 429:
-            raise (CapacityError if submitting else TransientError)(what, code=status)
+            raise (VendorBusy if submitting else VendorUnavailable)(what, code=status)
         if status >= 500:
-            raise (AmbiguousSubmit if submitting else TransientError)(what, code=status)
+            raise (AmbiguousSubmit if submitting else VendorUnavailable)(what, code=status)
         if status == 408:
-            raise TransientError(what, code=status)
-        raise OurSideError(f"{what} (wrong base url or endpoint?)", code=status)
+            raise VendorUnavailable(what, code=status)
+        raise VendorConfigError(f"{what} (wrong base url or endpoint?)", code=status)
 
     def _error(self, op: str, envelope: wire.Envelope) -> VendorError:
         return wire.error_for(op, envelope.code, self._scrub(envelope.msg))
@@ -238,7 +238,7 @@ class RunningHubClient(Vendor):
     def _read(self, call: Callable[[], T]) -> T:
         retrying = backoff.on_exception(
             backoff.expo,
-            TransientError,
+            VendorUnavailable,
             max_tries=self.read_attempts,
             jitter=backoff.full_jitter,
             factor=self.retry_base_s,

@@ -1,7 +1,7 @@
 """RunningHub's answers, decoded: error codes to :mod:`vendors.errors`, bodies to :class:`VendorStatus`.
 
 Pure functions over decoded JSON (REFERENCE.md §5), kept apart from the HTTP client so that every code and
-shape is visible in one place. A body of the wrong shape is "vendor garbage": :class:`TransientError`.
+shape is visible in one place. A body of the wrong shape is "vendor garbage": :class:`VendorUnavailable`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from vendors.base import VendorOutput, VendorState, VendorStatus
 from vendors.errors import (
     AuthError,
     BalanceError,
-    CapacityError,
     InputRejected,
-    OurSideError,
-    TaskFailed,
-    TransientError,
+    VendorBusy,
+    VendorConfigError,
     VendorError,
+    VendorTaskFailed,
+    VendorUnavailable,
 )
 
 CODE_OK = 0
@@ -31,11 +31,11 @@ CODE_TOO_LARGE = 809
 _ERROR_CLASSES: dict[type[VendorError], tuple[int, ...]] = {
     AuthError: (801, 802, 806, 811),
     BalanceError: (812,),
-    OurSideError: (301, 380, 433, 803, 901),  # our workflow id or node mapping is wrong
-    CapacityError: (415, 421, 814, 1003, 1520),
+    VendorConfigError: (301, 380, 433, 803, 901),  # our workflow id or node mapping is wrong
+    VendorBusy: (415, 421, 814, 1003, 1520),
     InputRejected: (CODE_TOO_LARGE,),
-    TransientError: (500, 808, 1005, 1010, 1011, 1012),
-    TaskFailed: (423, 807, 1501, 1505),  # task not found; vendor-side moderation block
+    VendorUnavailable: (500, 808, 1005, 1010, 1011, 1012),
+    VendorTaskFailed: (423, 807, 1501, 1505),  # task not found; vendor-side moderation block
 }
 ERROR_BY_CODE: dict[int, type[VendorError]] = {code: cls for cls, codes in _ERROR_CLASSES.items() for code in codes}
 
@@ -60,8 +60,8 @@ class Envelope:
     data: Any
 
 
-def garbage(op: str, what: str) -> TransientError:
-    return TransientError(f"runninghub {op}: vendor garbage: {what}")
+def garbage(op: str, what: str) -> VendorUnavailable:
+    return VendorUnavailable(f"runninghub {op}: vendor garbage: {what}")
 
 
 def as_code(value: Any) -> int | None:
@@ -83,7 +83,7 @@ def parse_envelope(op: str, payload: Any) -> Envelope:
 
 def error_for(op: str, code: int, msg: str = "") -> VendorError:
     """The exception for a non-zero vendor code; an unknown code is transient and keeps its number."""
-    cls = ERROR_BY_CODE.get(code, TransientError)
+    cls = ERROR_BY_CODE.get(code, VendorUnavailable)
     known = "" if code in ERROR_BY_CODE else " (unknown code)"
     return cls(f"runninghub {op}: code {code} {msg}{known}".rstrip(), code=code)
 

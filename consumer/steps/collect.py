@@ -7,24 +7,25 @@ this step: messages and logs never carry them (invariant 6).
 
 from __future__ import annotations
 
-from consumer.errors import ErrorReason, TaskFailure
-from consumer.transitions import Next, Send
+from consumer.decisions import Continue, Decision
+from consumer.services import Services
 from jobqueue.message import JobMessage, Stage
-from scf_relay import logs
-from scf_relay.ids import staging_key
+from relay_core import logs
+from relay_core.errors import TaskFailed
+from relay_core.ids import staging_key
 from vendors.base import VendorState
 
 log = logs.get("consumer.collect")
 
 
-def run(msg: JobMessage, svc) -> Next:
+def run(msg: JobMessage, svc: Services) -> Decision:
     pipeline = svc.pipelines.get(msg.pipeline)
     status = svc.vendor_for(pipeline).status(msg.vendor_task_id or "")
     if status.state is not VendorState.SUCCEEDED:
-        raise TaskFailure(ErrorReason.FAILED, f"vendor state changed to {status.state.value} after success")
+        raise TaskFailed(f"vendor state changed to {status.state.value} after success")
     spec = pipeline.outputs
     if len(status.outputs) < spec.count:
-        raise TaskFailure(ErrorReason.FAILED, f"vendor returned {len(status.outputs)} outputs, expected {spec.count}")
+        raise TaskFailed(f"vendor returned {len(status.outputs)} outputs, expected {spec.count}")
     if len(status.outputs) > spec.count:
         log.warning("vendor returned extra outputs; keeping the first", extra={"returned": len(status.outputs)})
     total = 0
@@ -36,4 +37,4 @@ def run(msg: JobMessage, svc) -> Next:
         total += info.size
         log.info("result staged", extra={"n": n, "key": key, "bytes": info.size, "type": kind})
     log.info("results collected", extra={"count": spec.count, "bytes": total})
-    return Send(msg.next(Stage.AUDIT, audit_job_id=None))
+    return Continue(msg.next(Stage.AUDIT, audit_job_id=None))

@@ -1,9 +1,11 @@
 """REPORT: tell the backend the ledger's outcome, signed; resend later on failure, never redo work.
 
-The body comes from the ledger, not from the message, so every run reports the same first-recorded outcome
-(invariant 1). Connect errors, 5xx and 429 are retried with backoff for a few seconds inside the step, then the
-step re-sends itself with a growing delay, up to ``RELAY_REPORT_MAX_ATTEMPTS`` hops; a 4xx means our request is
-wrong (secret, URL) and dead-letters at once so an operator can fix the configuration and redrive.
+The body comes from the ledger, not from the message, so every run reports the same first-recorded outcome.
+Before posting, the task's private staging files are removed, and a ``failed`` task keeps nothing under
+``output/`` (also for outcomes an operator recorded), whoever wrote it. Connect errors, 5xx and 429 are retried
+with backoff for a few seconds inside the step, then the step re-sends itself with a growing delay, up to
+``RELAY_REPORT_MAX_ATTEMPTS`` hops; a 4xx means our request is wrong (secret, URL) and dead-letters at once so an
+operator can fix the configuration and redrive.
 """
 
 from __future__ import annotations
@@ -11,37 +13,38 @@ from __future__ import annotations
 import backoff
 
 from consumer.callback import Delivery, ReportResult
-from consumer.errors import DeadLetterStep, RetryStep
-from consumer.transitions import Ack, Next
-from jobqueue.ledger.base import Status
+from consumer.decisions import Decision, Drop, Reported
+from consumer.services import Services
 from jobqueue.message import JobMessage
-from scf_relay import logs
-from scf_relay.ids import output_prefix
+from relay_core import logs
+from relay_core.domain import Outcome, Status
+from relay_core.errors import OurFault, Transient
+from relay_core.ids import output_prefix, staging_prefix
 
 log = logs.get("consumer.report")
 
 
-def run(msg: JobMessage, svc) -> Next:
+def run(msg: JobMessage, svc: Services) -> Decision:
     record = svc.ledger.get(msg.task_id)
     if record is None or record.outcome is None:
-        raise DeadLetterStep("report without a recorded outcome (ledger lost or expired?)")
+        raise OurFault("report without a recorded outcome (ledger lost or expired?)")
     if record.reported_at is not None:
-        return Ack("already reported")
-    if record.outcome.status is Status.FAILED:  # also for outcomes an operator recorded: nothing under output/
-        svc.store.delete_prefix(svc.output_bucket, output_prefix(msg.user_id, msg.task_id))
+        return Drop("already reported")
+    svc.store.delete_prefix(svc.output_bucket, staging_prefix(msg.user_id, msg.task_id))
+    if record.outcome.status is Status.FAILED:
+        removed = svc.store.delete_prefix(svc.output_bucket, output_prefix(msg.user_id, msg.task_id))
+        if removed:
+            log.warning("removed outputs of a failed task", extra={"removed": removed})
     result = _post_with_retries(svc, msg.task_id, record.outcome)
     if result.delivery is Delivery.DELIVERED:
-        svc.ledger.mark_reported(msg.task_id, svc.clock())
         log.info("reported", extra={"status": record.outcome.status.value, "error_reason": record.outcome.error_reason})
-        return Ack("reported")
+        return Reported()
     if result.delivery is Delivery.REJECTED:
-        raise DeadLetterStep(
-            f"backend rejected the report: {result.detail}; check RELAY_CALLBACK_SECRET/RELAY_BACKEND_URL"
-        )
-    raise RetryStep(f"backend unreachable: {result.detail}")
+        raise OurFault(f"backend rejected the report: {result.detail}; check RELAY_CALLBACK_SECRET/RELAY_BACKEND_URL")
+    raise Transient(f"backend unreachable: {result.detail}")
 
 
-def _post_with_retries(svc, task_id: str, outcome) -> ReportResult:
+def _post_with_retries(svc: Services, task_id: str, outcome: Outcome) -> ReportResult:
     @backoff.on_predicate(
         backoff.expo,
         lambda r: r.delivery is Delivery.RETRY,
@@ -57,4 +60,4 @@ def _post_with_retries(svc, task_id: str, outcome) -> ReportResult:
             log.warning("report not delivered yet", extra={"detail": result.detail})
         return result
 
-    return attempt()
+    return attempt()  # type: ignore[no-any-return]

@@ -11,17 +11,19 @@ import tempfile
 import uuid
 from typing import BinaryIO
 
-from consumer.backoff import retry_delay, until_deadline
-from consumer.errors import DeadLetterStep, ErrorReason, RetryStep, TaskFailure
+from consumer.decisions import Continue, Decision
+from consumer.delays import retry_delay, until_deadline
+from consumer.services import Services
 from consumer.steps.common import timed_out
-from consumer.transitions import Next, Send
 from jobqueue.ledger.base import ClaimState
 from jobqueue.message import JobMessage, Stage
-from objectstore.base import iter_file
+from objectstore.base import ObjectStore, iter_file
 from objectstore.errors import ObjectNotFound, StoreUnsupported
-from scf_relay import logs
-from scf_relay.filetypes import HEAD_BYTES, sniff
-from scf_relay.pipelines import Pipeline
+from relay_core import logs
+from relay_core.domain import ErrorReason
+from relay_core.errors import OurFault, TaskFailed, Transient
+from relay_core.filetypes import HEAD_BYTES, sniff
+from relay_core.pipelines import Pipeline
 from vendors.base import NodeInput, SubmitRequest, Vendor
 from vendors.errors import AmbiguousSubmit, VendorError
 
@@ -30,7 +32,7 @@ LEASE_S = 300
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 
 
-def run(msg: JobMessage, svc) -> Next:
+def run(msg: JobMessage, svc: Services) -> Decision:
     now = svc.clock()
     if now >= msg.deadline_at:
         return timed_out(msg, svc, cancel=False)
@@ -42,9 +44,9 @@ def run(msg: JobMessage, svc) -> Next:
         return _poll_next(msg, pipeline, claim.vendor_task_id, now)
     if claim.state is ClaimState.HELD:  # wait for the holder, briefly: it usually settles within seconds
         delay = min(claim.retry_after_s, retry_delay(msg.attempt, svc.rng, cap_s=30))
-        raise RetryStep("another worker holds the submit claim", delay_s=until_deadline(delay, now, msg.deadline_at))
+        raise Transient("another worker holds the submit claim", delay_s=until_deadline(delay, now, msg.deadline_at))
     if claim.state is ClaimState.AMBIGUOUS:
-        raise DeadLetterStep(_AMBIGUOUS_HELP)
+        raise OurFault(_AMBIGUOUS_HELP)
 
     vendor = svc.vendor_for(pipeline)
     try:
@@ -53,13 +55,13 @@ def run(msg: JobMessage, svc) -> Next:
         svc.ledger.release_submit(msg.task_id, token, svc.clock())  # nothing was sent: a retry may claim
         raise
     if not svc.ledger.mark_sending(msg.task_id, token, svc.clock()):
-        raise RetryStep("submit claim lapsed while preparing the input")  # another worker took over
+        raise Transient("submit claim lapsed while preparing the input")  # another worker took over
     try:
         vendor_task_id = vendor.submit(_request(pipeline, reference))
     except AmbiguousSubmit as exc:
         svc.ledger.mark_ambiguous(msg.task_id, token, svc.clock())
         log.error("submit is ambiguous", extra={"detail": str(exc)})
-        raise DeadLetterStep(f"{_AMBIGUOUS_HELP} ({exc})") from None
+        raise OurFault(f"{_AMBIGUOUS_HELP} ({exc})") from None
     except VendorError:
         svc.ledger.release_submit(msg.task_id, token, svc.clock())  # a definite refusal: nothing was created
         raise
@@ -76,9 +78,9 @@ _AMBIGUOUS_HELP = (
 )
 
 
-def _poll_next(msg: JobMessage, pipeline: Pipeline, vendor_task_id: str | None, now: float) -> Send:
+def _poll_next(msg: JobMessage, pipeline: Pipeline, vendor_task_id: str | None, now: float) -> Continue:
     delay = until_deadline(pipeline.poll.first_s, now, msg.deadline_at, floor_s=0)
-    return Send(msg.next(Stage.POLL, vendor_task_id=vendor_task_id, polls=0), delay)
+    return Continue(msg.next(Stage.POLL, vendor_task_id=vendor_task_id, polls=0), delay)
 
 
 def _request(pipeline: Pipeline, reference: str) -> SubmitRequest:
@@ -86,27 +88,29 @@ def _request(pipeline: Pipeline, reference: str) -> SubmitRequest:
     return SubmitRequest(pipeline.kind, pipeline.target_id, nodes, pipeline.instance_type)
 
 
-def _input_reference(msg: JobMessage, pipeline: Pipeline, vendor: Vendor, svc) -> str:
+def _input_reference(msg: JobMessage, pipeline: Pipeline, vendor: Vendor, svc: Services) -> str:
     """Check the input (exists, size, type by magic bytes) and hand it to the vendor: upload or URL."""
     bucket, key = msg.input.bucket, msg.input.key
     info = svc.store.head(bucket, key)
     if info is None:
-        raise TaskFailure(ErrorReason.INVALID_INPUT, f"input {key} no longer exists")
+        raise TaskFailed(f"input {key} no longer exists", reason=ErrorReason.INVALID_INPUT)
     if info.size == 0 or info.size > pipeline.max_input_bytes:
-        raise TaskFailure(ErrorReason.INVALID_INPUT, f"input is {info.size} bytes (limit {pipeline.max_input_bytes})")
+        raise TaskFailed(
+            f"input is {info.size} bytes (limit {pipeline.max_input_bytes})", reason=ErrorReason.INVALID_INPUT
+        )
     if info.size > vendor.max_upload_bytes:
         _check_type(svc.store.get_bytes(bucket, key, limit=HEAD_BYTES), pipeline)
         try:
             return svc.store.vendor_url(bucket, key, expires_s=int(pipeline.deadline_s))
         except StoreUnsupported as exc:
-            raise DeadLetterStep(f"input over the vendor's upload limit and {exc}") from None
+            raise OurFault(f"input over the vendor's upload limit and {exc}") from None
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
         size = _spool(svc.store, bucket, key, spool, pipeline)
         spool.seek(0)
         return vendor.upload(spool, key.rsplit("/", 1)[-1], size)
 
 
-def _spool(store, bucket: str, key: str, spool: BinaryIO, pipeline: Pipeline) -> int:
+def _spool(store: ObjectStore, bucket: str, key: str, spool: BinaryIO, pipeline: Pipeline) -> int:
     """Copy the input into ``spool`` (memory up to 1 MiB, then /tmp), checking its type on the first bytes."""
     try:
         with store.open_read(bucket, key) as stream:
@@ -116,17 +120,17 @@ def _spool(store, bucket: str, key: str, spool: BinaryIO, pipeline: Pipeline) ->
                     _check_type(chunk, pipeline)
                 size += len(chunk)
                 if size > pipeline.max_input_bytes:
-                    raise TaskFailure(ErrorReason.INVALID_INPUT, "input grew past the size limit")
+                    raise TaskFailed("input grew past the size limit", reason=ErrorReason.INVALID_INPUT)
                 spool.write(chunk)
     except ObjectNotFound:
-        raise TaskFailure(ErrorReason.INVALID_INPUT, f"input {key} no longer exists") from None
+        raise TaskFailed(f"input {key} no longer exists", reason=ErrorReason.INVALID_INPUT) from None
     return size
 
 
 def _check_type(head: bytes, pipeline: Pipeline) -> None:
     kind = sniff(head)
     if kind not in pipeline.input_types:
-        raise TaskFailure(
-            ErrorReason.INVALID_INPUT,
+        raise TaskFailed(
             f"input is {kind or 'not a known file type'}, expected {list(pipeline.input_types)}",
+            reason=ErrorReason.INVALID_INPUT,
         )

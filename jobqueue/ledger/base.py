@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import abc
 import enum
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+
+from relay_core.domain import Outcome
 
 
 class ClaimState(str, enum.Enum):
@@ -59,39 +60,6 @@ class Claim:
     state: ClaimState
     vendor_task_id: str | None = None
     retry_after_s: float = 0.0
-
-
-class Status(str, enum.Enum):
-    DONE = "done"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A task's terminal outcome: exactly what the backend will be told."""
-
-    status: Status
-    result_keys: tuple[str, ...] = ()
-    error_reason: str | None = None
-    vendor_task_id: str | None = None
-    detail: str = field(default="", compare=False)  # for operators' eyes: never sent to the backend
-
-    def dumps(self) -> str:
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["result_keys"] = list(self.result_keys)
-        return json.dumps(data, ensure_ascii=False, sort_keys=True)
-
-    @classmethod
-    def loads(cls, raw: str) -> Outcome:
-        data = json.loads(raw)
-        return cls(
-            status=Status(data["status"]),
-            result_keys=tuple(data.get("result_keys") or ()),
-            error_reason=data.get("error_reason"),
-            vendor_task_id=data.get("vendor_task_id"),
-            detail=data.get("detail") or "",
-        )
 
 
 @dataclass(frozen=True)

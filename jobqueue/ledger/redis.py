@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from importlib import resources
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
-from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, Ledger, Outcome, TaskRecord
+from jobqueue.errors import BackendUnavailable, QueueConfigError
+from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, Ledger, TaskRecord
+from relay_core.domain import Outcome
 
 try:
     import redis
@@ -34,7 +35,7 @@ def _translated() -> Iterator[None]:
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         raise BackendUnavailable(f"redis ledger: {type(exc).__name__}: {exc}") from exc
     except redis.exceptions.RedisError as exc:
-        raise QueueError(f"redis ledger: {type(exc).__name__}: {exc}") from exc
+        raise BackendUnavailable(f"redis ledger: {type(exc).__name__}: {exc}") from exc
 
 
 def _script(client: redis.Redis, name: str) -> redis.commands.core.Script:

@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
-from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, Ledger, Outcome, TaskRecord
+from jobqueue.errors import BackendUnavailable, QueueConfigError
+from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, Ledger, TaskRecord
+from relay_core.domain import Outcome
 
 DEFAULT_RETENTION_S = 30 * 86400
 BUSY_TIMEOUT_S = 10.0
@@ -58,7 +59,7 @@ def _translated() -> Iterator[None]:
     except sqlite3.OperationalError as exc:  # locked, busy, disk I/O: worth a retry
         raise BackendUnavailable(f"sqlite ledger: {exc}") from exc
     except sqlite3.Error as exc:
-        raise QueueError(f"sqlite ledger: {exc}") from exc
+        raise BackendUnavailable(f"sqlite ledger: {exc}") from exc
 
 
 def path_from_url(url: str) -> tuple[Path, dict[str, list[str]]]:

@@ -45,13 +45,13 @@ from typing import Any
 
 import httpx
 
-from jobqueue.errors import QueueConfigError, QueueError
+from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.queue.base import DeadLetter, Queue, QueueStats, Received, exceeded_reason
 from jobqueue.queue.cmq_config import CmqLocation, check_queue_name, default_endpoint, parse_cmq_url
 from jobqueue.queue.cmq_http import CmqApiError, CmqClient
 from jobqueue.queue.cmq_signing import SignatureMethod
-from scf_relay import logs
-from scf_relay.tencent import CredentialsProvider, env_credentials
+from relay_core import logs
+from tencent_plumbing.credentials import CredentialsProvider, env_credentials
 
 __all__ = ["CmqQueue", "check_queue_name", "default_endpoint"]
 
@@ -329,14 +329,14 @@ def _received_of(item: dict[str, Any]) -> Received:
             enqueued_at=float(item["enqueueTime"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise QueueError(f"CMQ receive: malformed message in the answer ({exc!r})") from None
+        raise BackendUnavailable(f"CMQ receive: malformed message in the answer ({exc!r})") from None
 
 
 def _field(answer: Any, name: str) -> Any:
     try:
         return answer[name]
     except (KeyError, TypeError):
-        raise QueueError(f"CMQ answer lacks {name!r}") from None
+        raise BackendUnavailable(f"CMQ answer lacks {name!r}") from None
 
 
 def _control_plane_stats(where: CmqLocation, credentials: CredentialsProvider) -> Callable[[], QueueStats]:
@@ -344,7 +344,7 @@ def _control_plane_stats(where: CmqLocation, credentials: CredentialsProvider) -
 
     def stats() -> QueueStats:
         from jobqueue.queue.cmq_admin import queue_stats
-        from scf_relay.tencent_api import ApiTarget
+        from tencent_plumbing.api3 import ApiTarget
 
         target = ApiTarget(where.api_region or "", credentials, where.api_endpoint)
         return queue_stats(target, where.queue_name, where.dlq_name)

@@ -23,8 +23,8 @@ from typing import Any
 from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
 from jobqueue.queue.base import QueueStats
 from jobqueue.queue.cmq import check_queue_name
-from scf_relay import logs
-from scf_relay.tencent_api import ApiTarget, Fault, call, describe, fault_of, make_client, sdk_errors
+from relay_core import logs
+from tencent_plumbing.api3 import ApiTarget, Fault, call, describe, fault_of, make_client, sdk_errors
 
 log = logs.get("jobqueue.cmq_admin")
 
@@ -201,4 +201,4 @@ def _translate(exc: BaseException, action: str, queue: str) -> QueueError:
         return QueueConfigError(text)
     if getattr(exc, "code", "") in ("ClientNetworkError", "ServerNetworkError"):
         return BackendUnavailable(text)
-    return QueueError(text)
+    return BackendUnavailable(text)

@@ -10,7 +10,7 @@
 
 The error codes come from the legacy CMQ documentation and are (unconfirmed) for TDMQ: the empty-queue and
 stale-receipt tests also accept the wording of the message. Error texts never carry the secret key or token:
-the server's message passes through :func:`scf_relay.logs.redact` and the current secrets are masked.
+the server's message passes through :func:`relay_core.logs.redact` and the current secrets are masked.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import httpx
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
 from jobqueue.queue.cmq_signing import SIGN_PATH, SignatureMethod, signed_params
-from scf_relay import logs
-from scf_relay.tencent import CredentialsMissing, CredentialsProvider, TencentCredentials
+from relay_core import logs
+from tencent_plumbing.credentials import CredentialsMissing, CredentialsProvider, TencentCredentials
 
 NO_MESSAGE_CODE = 7000
 STALE_RECEIPT_CODE = 4430
@@ -113,7 +113,7 @@ class CmqClient:
             body = response.json()
             code = int(body["code"])
         except (ValueError, KeyError, TypeError):
-            raise QueueError(f"CMQ {action}: HTTP {status} from {self.host} is not a CMQ JSON answer") from None
+            raise BackendUnavailable(f"CMQ {action}: HTTP {status} from {self.host} is not a CMQ JSON answer") from None
         if code == 0:
             return body
         message = _clean(str(body.get("message", "")), creds)

@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Mapping
 
-from scf_relay.tencent import TencentCredentials
+from tencent_plumbing.credentials import TencentCredentials
 
 SIGN_PATH = "/v2/index.php"
 _NONCE_MAX = 2**31 - 1

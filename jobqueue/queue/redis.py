@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
+from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.queue.base import DeadLetter, Queue, QueueStats, Received, exceeded_reason
 from jobqueue.queue.polling import poll_until_some
 
@@ -189,7 +189,7 @@ class RedisQueue(Queue):
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise BackendUnavailable(f"{self!r}: redis unreachable: {exc}") from None
         except redis.exceptions.RedisError as exc:
-            raise QueueError(f"{self!r}: redis error: {exc}") from None
+            raise BackendUnavailable(f"{self!r}: redis error: {exc}") from None
 
 
 def _split_url(url: str) -> tuple[str, str, str]:

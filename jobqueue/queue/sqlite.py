@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
+from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.queue.base import DeadLetter, Queue, QueueStats, Received, exceeded_reason
 from jobqueue.queue.polling import poll_until_some
 
@@ -279,4 +279,4 @@ def _translated_errors(path: Path) -> Iterator[None]:
     except sqlite3.OperationalError as exc:
         raise BackendUnavailable(f"sqlite queue {path}: {exc}") from exc
     except sqlite3.Error as exc:
-        raise QueueError(f"sqlite queue {path}: {exc}") from exc
+        raise BackendUnavailable(f"sqlite queue {path}: {exc}") from exc

@@ -36,8 +36,8 @@ def demo(
     """Run the whole flow on this machine: emulator, shim, queue, consumer, moderation, signed reports."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from relay_core.errors import ConfigError
     from scf_relay.demo.runner import DemoOptions, run_demo
-    from scf_relay.settings import ConfigError
 
     if scenario not in ("happy", "mixed"):
         fail("--scenario must be 'happy' or 'mixed'", as_json=as_json)
@@ -157,8 +157,9 @@ def upload(
 
     from objectstore import open_store
     from producer_shim import index as shim
+    from relay_core.errors import ConfigError
+    from relay_core.settings import load
     from scf_relay.demo.events import cos_event
-    from scf_relay.settings import ConfigError, load
 
     try:
         store = open_store(load().store_url())
@@ -194,7 +195,7 @@ def worker(
     (130/143; cut-short steps are redelivered). Exit 1: the queue backend failed for --give-up-after-s.
     Exit 2: a configuration error (one line naming the variable).
     """
-    from scf_relay.settings import ConfigError
+    from relay_core.errors import ConfigError
     from scf_relay.worker import Worker
 
     try:

@@ -14,7 +14,8 @@ JSON = typer.Option(False, "--json", help="print JSON instead of tables")
 
 def _backends(as_json: bool):
     from jobqueue import open_ledger, open_queue
-    from scf_relay.settings import ConfigError, load
+    from relay_core.errors import ConfigError
+    from relay_core.settings import load
 
     try:
         settings = load()
@@ -36,7 +37,7 @@ def list_(
     as_json: bool = JSON,
 ) -> None:
     """Dead letters with their reasons (reading a CMQ dead-letter queue increments its receive counts)."""
-    from scf_relay.operator import list_dead
+    from scf_relay.operator_actions import list_dead
 
     queue, _ = _backends(as_json)
     views = list_dead(queue, limit, task)
@@ -68,7 +69,7 @@ def redrive(
     as_json: bool = JSON,
 ) -> None:
     """Send dead letters back to the work queue."""
-    from scf_relay.operator import redrive as do_redrive
+    from scf_relay.operator_actions import redrive as do_redrive
 
     if not message_ids and not all_:
         fail("name message ids or pass --all", as_json=as_json)
@@ -88,7 +89,7 @@ def fail_(
     as_json: bool = JSON,
 ) -> None:
     """Give up: report the tasks failed (the backend refunds) and drop their dead letters."""
-    from scf_relay.operator import fail as do_fail
+    from scf_relay.operator_actions import fail as do_fail
 
     queue, ledger = _backends(as_json)
     results = []

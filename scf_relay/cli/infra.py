@@ -14,8 +14,8 @@ import os
 
 import typer
 
+from relay_core.settings import RelaySettings
 from scf_relay.cli.output import console, emit_json, fail, table
-from scf_relay.settings import RelaySettings
 
 app = typer.Typer(no_args_is_help=True, help="Provision cloud resources (CMQ queues).")
 JSON = typer.Option(False, "--json", help="print JSON instead of tables")
@@ -50,7 +50,7 @@ def create_queues(
     """Create the CMQ dead-letter queue and work queue, or align existing ones (idempotent)."""
     from jobqueue.errors import QueueConfigError, QueueError
     from jobqueue.queue.cmq_admin import ensure_queues
-    from scf_relay.tencent_api import ApiTarget
+    from tencent_plumbing.api3 import ApiTarget
 
     queue, dlq = _queue_names(queue, dlq, as_json)
     _require_credentials(as_json)
@@ -98,7 +98,7 @@ def _queue_names(queue: str | None, dlq: str | None, as_json: bool) -> tuple[str
 
 
 def _require_credentials(as_json: bool) -> None:
-    from scf_relay.tencent import CredentialsMissing, env_credentials
+    from tencent_plumbing.credentials import CredentialsMissing, env_credentials
 
     try:
         env_credentials()

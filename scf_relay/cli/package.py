@@ -1,6 +1,6 @@
 """``scf-relay package``: build ``dist/scf/producer_shim.zip`` and ``dist/scf/consumer.zip`` for SCF Python 3.10.
 
-The build itself is :mod:`scf_relay.packaging`; this module parses options and prints the size report.
+The build itself is :mod:`scf_relay.function_zips`; this module parses options and prints the size report.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def package(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ) -> None:
     """Build the SCF code packages (zip + unzipped tree per function) and print their sizes."""
-    from scf_relay.packaging import FUNCTIONS, BuildOptions, PackagingError, build
+    from scf_relay.function_zips import FUNCTIONS, BuildOptions, PackagingError, build
 
     options = BuildOptions(
         out_dir=out,

@@ -15,7 +15,8 @@ JSON = typer.Option(False, "--json", help="print JSON instead of tables")
 
 def _ledger(as_json: bool):
     from jobqueue import open_ledger
-    from scf_relay.settings import ConfigError, load
+    from relay_core.errors import ConfigError
+    from relay_core.settings import load
 
     try:
         return open_ledger(load().ledger_url())

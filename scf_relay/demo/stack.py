@@ -15,9 +15,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from relay_core.settings import EMBEDDED_BUCKET
 from scf_relay.demo.events import cos_event
-from scf_relay.settings import EMBEDDED_BUCKET
+
+if TYPE_CHECKING:
+    from consumer.decisions import Decision
+    from jobqueue.message import JobMessage
 
 BUCKET = EMBEDDED_BUCKET
 
@@ -152,9 +157,9 @@ class LocalStack:
 
     def tick(self, budget_s: float = 5.0):
         """One consumer run, like a timer trigger: drain until idle or out of budget."""
-        from consumer.drain import Budget, drain
+        from consumer.drain import Budget, Hooks, drain
 
-        return drain(self.svc, Budget(budget_s), on_step=self._on_step)
+        return drain(self.svc, Budget(budget_s), hooks=Hooks(on_step=self._on_step))
 
     def run_until_terminal(
         self,
@@ -176,14 +181,14 @@ class LocalStack:
                 time.sleep(0.1)
         return False
 
-    def _on_step(self, msg, move, elapsed_ms: float) -> None:
-        from consumer.transitions import DeadLetter
+    def _on_step(self, msg: JobMessage | None, decision: Decision, elapsed_ms: float) -> None:
+        from consumer.decisions import ToDeadLetter
         from jobqueue.message import Stage
 
         view = self.views.get(msg.task_id) if msg else None
-        if view is not None:
-            if isinstance(move, DeadLetter):
-                view.dead_letter = move.reason
+        if msg is not None and view is not None:
+            if isinstance(decision, ToDeadLetter):
+                view.dead_letter = decision.reason
             view.steps += 1
             view.billed_ms += elapsed_ms
             view.polls += msg.stage is Stage.POLL

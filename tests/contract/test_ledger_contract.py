@@ -14,7 +14,8 @@ import time
 import pytest
 
 from jobqueue.errors import QueueConfigError
-from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, Outcome, Status, TaskRecord
+from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, TaskRecord
+from relay_core.domain import Outcome, Status
 
 from .ledgers import LEDGERS, NEEDS_REDIS
 

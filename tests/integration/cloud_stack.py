@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relay_core.filetypes import sniff
 from scf_relay.demo.stack import BUCKET
-from scf_relay.filetypes import sniff
 from tests.servers.api3_server import LocalApi3Server
 from tests.servers.cmq_server import LocalCmqServer
 from tests.servers.cos_server import LocalCosServer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scf_relay.filetypes import sniff
-from scf_relay.pipelines import PACKAGED
+from relay_core.filetypes import sniff
+from relay_core.pipelines import PACKAGED
 
 REPORT_KEYS_DONE = {"taskId", "status", "resultUrls", "vendorTaskId"}
 REPORT_KEYS_FAILED = {"taskId", "status", "errorReason", "vendorTaskId"}

@@ -11,7 +11,7 @@ import time
 import httpx
 from typer.testing import CliRunner
 
-from jobqueue.ledger.base import Outcome, Status
+from relay_core.domain import Outcome, Status
 from scf_relay.cli.app import app
 from scf_relay.demo.receiver import ReportReceiver
 
@@ -77,7 +77,7 @@ def test_demo_reports_to_a_backend_we_run_ourselves(tmp_path):
 
 def test_dlq_and_tasks_commands_speak_json(tmp_path, monkeypatch, relay_home):
     from jobqueue import open_ledger, open_queue
-    from scf_relay.settings import load
+    from relay_core.settings import load
 
     settings = load()
     queue, ledger = open_queue(settings.queue_url()), open_ledger(settings.ledger_url())

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from consumer.moderation.tencent import TencentAuditor
 from jobqueue.queue.cmq import CmqQueue
+from moderation.tencent import TencentAuditor
 from objectstore.cos import CosStore
-from scf_relay import operator
+from scf_relay import operator_actions as operator
 from scf_relay.demo.stack import BUCKET, LocalStack
 from tests.integration.cloud_stack import (
     COS_REGION,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from scf_relay import operator
+from scf_relay import operator_actions as operator
 from scf_relay.demo.stack import BUCKET, LocalStack
 from tests.integration.flow_helpers import (
     assert_one_verified_report,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from relay_core.logs import JsonFormatter
 from scf_relay.demo.stack import LocalStack
-from scf_relay.logs import JsonFormatter
 from vendors.emulator.media import make_jpeg
 
 

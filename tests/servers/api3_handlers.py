@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from consumer.moderation.local import BLOCK_MARKER
+from moderation.local import BLOCK_MARKER
 
 DATA_ID = re.compile(r"^[A-Za-z0-9_\-@#]{1,64}$")
 QUEUE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")

@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl
 from jobqueue.queue.base import QueueStats
 from jobqueue.queue.cmq import CmqQueue
 from scf_relay.loopback import LoopbackHTTPServer, LoopbackServer
-from scf_relay.tencent import static_credentials
+from tencent_plumbing.credentials import static_credentials
 from tests.servers.cmq_broker import Clock, CmqBroker, CmqFault, QueueSpec
 
 PATH = "/v2/index.php"

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from objectstore.cos import MIB, CosStore
-from scf_relay.tencent import CredentialsProvider, static_credentials
+from tencent_plumbing.credentials import CredentialsProvider, static_credentials
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 APPID = "1250000000"

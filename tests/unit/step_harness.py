@@ -13,14 +13,14 @@ from typing import BinaryIO
 
 from consumer.callback import BackendReporter
 from consumer.fetch import ResultFetcher
-from consumer.moderation.local import LocalMarkerAuditor
 from consumer.services import Services
 from jobqueue.ledger.sqlite import SqliteLedger
 from jobqueue.message import InputObject, JobMessage, Stage
 from jobqueue.queue.sqlite import SqliteQueue
+from moderation.local import LocalMarkerAuditor
 from objectstore.local import LocalStore
-from scf_relay.pipelines import load_pipelines
-from scf_relay.settings import load
+from relay_core.pipelines import load_pipelines
+from relay_core.settings import load
 from vendors.base import SubmitRequest, Vendor, VendorStatus
 
 BUCKET = "relay-1250000000"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from consumer.callback import BackendReporter, Delivery, delivery_id, report_body, sign, verify_signature
-from jobqueue.ledger.base import Outcome, Status
+from relay_core.domain import Outcome, Status
 from scf_relay.demo.receiver import ReportReceiver
 
 DONE = Outcome(

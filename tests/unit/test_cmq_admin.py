@@ -7,8 +7,9 @@ import pytest
 from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
 from jobqueue.queue.base import QueueStats
 from jobqueue.queue.cmq_admin import QueueChange, ensure_queues, queue_stats, rewind_queue
-from scf_relay.tencent import static_credentials
-from scf_relay.tencent_api import ApiTarget
+from relay_core.errors import Transient
+from tencent_plumbing.api3 import ApiTarget
+from tencent_plumbing.credentials import static_credentials
 from tests.servers.api3_server import ApiError, LocalApi3Server
 
 SECRET_ID, SECRET_KEY = "AKIDcmqadmin", "cmq-admin-secret-key"
@@ -125,7 +126,7 @@ def test_errors_are_translated(server, target):
     server.fail_next("tdmq", "DescribeCmqQueueDetail", code="InternalError")
     with pytest.raises(QueueError) as caught:
         queue_stats(target, "relay_jobs")
-    assert caught.value.retryable and not isinstance(caught.value, QueueConfigError)
+    assert isinstance(caught.value, Transient) and not isinstance(caught.value, QueueConfigError)
     server.fail_next("tdmq", "DescribeCmqQueueDetail", code="AuthFailure.UnauthorizedOperation")
     with pytest.raises(QueueConfigError):
         queue_stats(target, "relay_jobs")

@@ -19,7 +19,8 @@ from jobqueue.queue.base import QueueStats, exceeded_reason
 from jobqueue.queue.cmq import CmqQueue, default_endpoint
 from jobqueue.queue.cmq_http import CmqApiError, CmqClient
 from jobqueue.queue.cmq_signing import SignatureMethod, signed_params
-from scf_relay.tencent import CredentialsMissing, TencentCredentials, static_credentials
+from relay_core.errors import Transient
+from tencent_plumbing.credentials import CredentialsMissing, TencentCredentials, static_credentials
 from tests.servers.cmq_server import LocalCmqServer, make_cmq_queue
 
 SECRET_ID = "AKIDcmqunittest"
@@ -393,7 +394,7 @@ def test_wrong_key_wrong_id_and_missing_or_wrong_token_are_configuration_errors(
     ]
 
     for exc in failures:
-        assert isinstance(exc, QueueConfigError) and not exc.retryable
+        assert isinstance(exc, QueueConfigError) and not isinstance(exc, Transient)
         assert "TENCENTCLOUD_SECRETKEY" in str(exc) and "4100" in str(exc)
         for secret in (SECRET_KEY, TOKEN, "wrong-secret-key-987654", "wrong-token-000000"):
             assert secret not in str(exc) and secret not in repr(exc)
@@ -416,7 +417,7 @@ def test_server_5xx_and_a_dead_server_are_backend_unavailable(queue, server):
     server.fail_next(1, status=503)
     with pytest.raises(BackendUnavailable) as caught:
         queue.send("x")
-    assert caught.value.retryable and SECRET_KEY not in str(caught.value)
+    assert isinstance(caught.value, Transient) and SECRET_KEY not in str(caught.value)
     assert queue.send("y")  # the next request goes through
 
     server.stop()

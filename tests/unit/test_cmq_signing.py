@@ -10,7 +10,7 @@ import time
 import pytest
 
 from jobqueue.queue.cmq_signing import SignatureMethod, sign, signed_params, string_to_sign
-from scf_relay.tencent import TencentCredentials
+from tencent_plumbing.credentials import TencentCredentials
 
 HOST = "cmq-gz.public.tencenttdmq.com"
 CREDS = TencentCredentials("AKIDexample", "example-secret-key")

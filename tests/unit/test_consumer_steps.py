@@ -6,14 +6,16 @@ import time
 
 import pytest
 
+from consumer.decisions import Continue, Defer, Drop, Finish, ToDeadLetter
 from consumer.dispatch import handle
-from consumer.transitions import Ack, DeadLetter, Defer, Send
-from jobqueue.ledger.base import ClaimState, Outcome, Status
-from jobqueue.message import Stage
+from consumer.effects import forward
+from jobqueue.ledger.base import ClaimState
+from jobqueue.message import Stage, parse
+from relay_core.domain import Outcome, Status
 from tests.unit.step_harness import BUCKET, ScriptedVendor, make_services, message
 from vendors.base import VendorState, VendorStatus
 from vendors.emulator.media import make_jpeg
-from vendors.errors import AmbiguousSubmit, AuthError, CapacityError, TaskFailed, TransientError
+from vendors.errors import AmbiguousSubmit, AuthError, VendorBusy, VendorTaskFailed, VendorUnavailable
 
 
 @pytest.fixture
@@ -30,13 +32,17 @@ def svc(tmp_path, vendor, relay_home):
 
 
 def run(svc, msg):
-    return handle(msg.dumps(), svc)[1]
+    """Decide one message and apply the decision as the drain loop would (the delete aside)."""
+    parsed, decision = handle(msg.dumps(), svc)
+    if not isinstance(decision, ToDeadLetter):
+        forward(svc, parsed, decision)
+    return decision
 
 
 def test_submit_records_the_vendor_task_and_hands_on_to_poll(svc, vendor):
     vendor.submits.append("19000000000000000001")
     move = run(svc, message())
-    assert isinstance(move, Send) and move.message.stage is Stage.POLL
+    assert isinstance(move, Continue) and move.message.stage is Stage.POLL
     assert move.message.vendor_task_id == "19000000000000000001" and move.message.seq == 1
     assert move.delay_s == svc.pipelines.get("promo_poster").poll.first_s
     [(_, request)] = [c for c in vendor.calls if c[0] == "submit"]
@@ -46,12 +52,12 @@ def test_submit_records_the_vendor_task_and_hands_on_to_poll(svc, vendor):
 def test_ambiguous_submit_dead_letters_and_never_resubmits(svc, vendor):
     vendor.submits.append(AmbiguousSubmit("read timeout after sending"))
     move = run(svc, message())
-    assert isinstance(move, DeadLetter) and "ambiguous" in move.reason and "dlq redrive --resubmit" in move.reason
+    assert isinstance(move, ToDeadLetter) and "ambiguous" in move.reason and "dlq redrive --resubmit" in move.reason
     assert svc.ledger.claim_submit("t1", "other", 60, 0, svc.clock()).state is ClaimState.AMBIGUOUS
     # a redrive (once the dead hop's lease has lapsed) without --resubmit dead-letters again, vendor untouched
     later = time.time() + svc.settings.visibility_timeout_s + 1
     svc.clock = lambda: later
-    assert isinstance(run(svc, message()), DeadLetter)
+    assert isinstance(run(svc, message()), ToDeadLetter)
     assert vendor.count("submit") == 1
 
 
@@ -65,31 +71,31 @@ def test_a_duplicate_of_a_hop_in_progress_is_deferred_not_run(svc, vendor):
 
 
 def test_capacity_and_transient_errors_release_the_claim_and_retry_later(svc, vendor):
-    vendor.submits.extend([CapacityError("421 queue maxed", code=421), "19000000000000000002"])
+    vendor.submits.extend([VendorBusy("421 queue maxed", code=421), "19000000000000000002"])
     move = run(svc, message())
-    assert isinstance(move, Send) and move.message.stage is Stage.SUBMIT and move.message.attempt == 1
+    assert isinstance(move, Continue) and move.message.stage is Stage.SUBMIT and move.message.attempt == 1
     assert move.delay_s >= 2
     move = run(svc, move.message)
-    assert isinstance(move, Send) and move.message.stage is Stage.POLL
+    assert isinstance(move, Continue) and move.message.stage is Stage.POLL
 
 
 def test_a_live_claim_of_another_worker_is_waited_for_not_doubled(svc, vendor):
     assert svc.ledger.claim_submit("t1", "someone-else", 120, 0, svc.clock()).state is ClaimState.ACQUIRED
     move = run(svc, message())
-    assert isinstance(move, Send) and move.message.stage is Stage.SUBMIT and 2 <= move.delay_s <= 30
+    assert isinstance(move, Continue) and move.message.stage is Stage.SUBMIT and 2 <= move.delay_s <= 30
     assert vendor.count("submit") == 0
 
 
 def test_our_key_rejected_dead_letters_without_outcome(svc, vendor):
     vendor.submits.append(AuthError("802 key unauthorized", code=802))
     move = run(svc, message())
-    assert isinstance(move, DeadLetter) and "802" in move.reason
+    assert isinstance(move, ToDeadLetter) and "802" in move.reason
     assert svc.ledger.get("t1").outcome is None
 
 
 def test_submit_after_the_deadline_fails_with_timeout_without_calling_the_vendor(svc, vendor):
     move = run(svc, message(deadline_in_s=-1))
-    assert isinstance(move, Send) and move.message.stage is Stage.REPORT
+    assert isinstance(move, Finish)
     assert svc.ledger.get("t1").outcome.error_reason == "生成超时"
     assert vendor.calls == []
 
@@ -101,7 +107,7 @@ def test_poll_backs_off_with_jitter_and_never_past_the_deadline(svc, vendor):
     delays = []
     for _ in range(3):
         move = run(svc, msg)
-        assert isinstance(move, Send) and move.message.stage is Stage.POLL
+        assert isinstance(move, Continue) and move.message.stage is Stage.POLL
         delays.append(move.delay_s)
         msg = move.message
     assert all(policy.base_s <= d <= policy.max_s for d in delays)
@@ -113,16 +119,16 @@ def test_poll_backs_off_with_jitter_and_never_past_the_deadline(svc, vendor):
 def test_poll_past_deadline_cancels_the_vendor_job_and_reports_timeout(svc, vendor):
     vendor.statuses.append(VendorStatus(VendorState.RUNNING))
     move = run(svc, message(Stage.POLL, vendor_task_id="v9", deadline_in_s=-1))
-    assert isinstance(move, Send) and move.message.stage is Stage.REPORT
+    assert isinstance(move, Finish)
     assert ("cancel", "v9") in vendor.calls
     assert svc.ledger.get("t1").outcome.error_reason == "生成超时"
 
 
 def test_poll_transient_errors_are_bounded_by_the_deadline(svc, vendor):
-    vendor.statuses.append(TransientError("connect refused"))
+    vendor.statuses.append(VendorUnavailable("connect refused"))
     move = run(svc, message(Stage.POLL, vendor_task_id="v1", deadline_in_s=-1))
     assert svc.ledger.get("t1").outcome.error_reason == "生成超时"
-    assert isinstance(move, Send) and move.message.stage is Stage.REPORT
+    assert isinstance(move, Finish)
 
 
 def test_vendor_failure_and_lost_task_report_failed(svc, vendor):
@@ -130,17 +136,28 @@ def test_vendor_failure_and_lost_task_report_failed(svc, vendor):
     run(svc, message(Stage.POLL, vendor_task_id="v1"))
     outcome = svc.ledger.get("t1").outcome
     assert outcome.error_reason == "生成失败" and outcome.detail == "CUDA out of memory"
-    vendor.statuses.append(TaskFailed("807 task not found", code=807))
+    vendor.statuses.append(VendorTaskFailed("807 task not found", code=807))
     run(svc, message(Stage.POLL, task_id="t2", vendor_task_id="v2"))
     assert svc.ledger.get("t2").outcome.error_reason == "生成失败"
 
 
 def test_stale_and_finished_messages_are_acknowledged_and_dropped(svc, vendor):
     svc.ledger.advance("t1", 3, svc.clock())
-    assert isinstance(run(svc, message(Stage.POLL, vendor_task_id="v1", seq=2)), Ack)
+    assert isinstance(run(svc, message(Stage.POLL, vendor_task_id="v1", seq=2)), Drop)
     svc.ledger.record_outcome("t1", Outcome(Status.DONE, ("output/u1/t1/poster_01.png",)), svc.clock())
-    assert isinstance(run(svc, message(Stage.POLL, vendor_task_id="v1", seq=9)), Ack)
+    svc.ledger.mark_reported("t1", svc.clock())
+    assert isinstance(run(svc, message(Stage.POLL, vendor_task_id="v1", seq=9)), Drop)
     assert vendor.calls == []
+
+
+def test_a_redelivered_hop_of_a_finished_but_unreported_task_sends_the_report(svc, vendor):
+    """A run that died after recording the outcome and before sending REPORT: the redelivery reports it."""
+    done = Outcome(Status.DONE, ("output/u1/t1/poster_01.png",), vendor_task_id="v1")
+    svc.ledger.record_outcome("t1", done, svc.clock())  # the dead run got this far
+    decision = run(svc, message(Stage.AUDIT, vendor_task_id="v1", seq=4))
+    assert decision == Finish(done) and vendor.calls == []
+    [report] = svc.queue.receive(10, visibility_timeout_s=30)
+    assert parse(report.body).stage is Stage.REPORT and parse(report.body).seq == 5
 
 
 def test_report_reports_the_first_recorded_outcome_even_if_a_later_step_disagrees(svc):
@@ -148,21 +165,21 @@ def test_report_reports_the_first_recorded_outcome_even_if_a_later_step_disagree
     svc.ledger.record_outcome("t1", first, svc.clock())
     later = Outcome(Status.DONE, ("output/u1/t1/poster_01.png",), vendor_task_id="v1")
     svc.store.put_bytes(BUCKET, "output/u1/t1/poster_01.png", b"\x89PNG\r\n\x1a\n....")
-    from consumer.transitions import finish
-
-    move = finish(message(Stage.AUDIT, seq=4), later, svc)
-    assert move.message.stage is Stage.REPORT
+    forward(svc, message(Stage.AUDIT, seq=4), Finish(later))
+    [report] = svc.queue.receive(10, visibility_timeout_s=30)
+    assert parse(report.body).stage is Stage.REPORT
     assert svc.ledger.get("t1").outcome == first
+    run(svc, parse(report.body))  # the backend is unreachable here; the report step still cleans up first
     assert not svc.store.exists(BUCKET, "output/u1/t1/poster_01.png")  # a failed task keeps nothing in output/
 
 
 def test_report_retries_an_unreachable_backend_then_dead_letters_when_attempts_run_out(svc):
     svc.ledger.record_outcome("t1", Outcome(Status.FAILED, error_reason="生成失败"), svc.clock())
     move = run(svc, message(Stage.REPORT, seq=5))
-    assert isinstance(move, Send) and move.message.stage is Stage.REPORT and move.message.attempt == 1
+    assert isinstance(move, Continue) and move.message.stage is Stage.REPORT and move.message.attempt == 1
     last = message(Stage.REPORT, seq=6, attempt=svc.settings.report_max_attempts - 1)
     move = run(svc, last)
-    assert isinstance(move, DeadLetter) and "gave up" in move.reason
+    assert isinstance(move, ToDeadLetter) and "gave up" in move.reason
     assert svc.ledger.get("t1").reported_at is None
 
 

@@ -19,8 +19,8 @@ from objectstore import open_store
 from objectstore.base import ObjectInfo
 from objectstore.cos import MIB, CosStore
 from objectstore.errors import AccessDenied, InvalidKey, ObjectNotFound, StoreError
-from scf_relay.settings import ConfigError
-from scf_relay.tencent import static_credentials
+from relay_core.errors import ConfigError, Transient
+from tencent_plumbing.credentials import static_credentials
 
 SECRET_ID, SECRET_KEY, TOKEN = "AKIDunitcos", "unit-cos-secret-key", "unit-cos-session-token"
 
@@ -123,7 +123,7 @@ def test_a_failing_part_aborts_the_upload(server, store, bucket):
     server.fail_upload_part(nth=3)
     with pytest.raises(StoreError) as failure:
         store.write(bucket, "out/frame.jpg", chunks_of(6 * MIB))
-    assert failure.value.retryable and "HTTP 500" in str(failure.value)
+    assert isinstance(failure.value, Transient) and "HTTP 500" in str(failure.value)
     assert store.get_bytes(bucket, "out/frame.jpg") == b"the old one"
     assert server.incomplete_uploads(bucket) == []
     operations = ops(server, bucket)
@@ -202,7 +202,7 @@ def test_copy_is_server_side_and_keeps_the_content_type(server, store, bucket):
 def test_missing_key_and_idempotent_delete(store, bucket):
     with pytest.raises(ObjectNotFound) as missing:
         store.open_read(bucket, "no/such/key")
-    assert not missing.value.retryable
+    assert not isinstance(missing.value, Transient)
     assert store.head(bucket, "no/such/key") is None
     store.put_bytes(bucket, "x/one", b"1")
     store.delete(bucket, "x/one")
@@ -232,7 +232,7 @@ def test_wrong_secret_is_access_denied(server, bucket):
     ):
         with pytest.raises(AccessDenied) as denied:
             call()
-        assert not denied.value.retryable and "not-the-secret" not in str(denied.value)
+        assert not isinstance(denied.value, Transient) and "not-the-secret" not in str(denied.value)
 
 
 @pytest.mark.parametrize("token", [None, "another-token"])
@@ -278,7 +278,7 @@ def test_network_errors_are_retryable_store_errors(bucket):
     )
     with pytest.raises(StoreError) as failure:
         store.head(bucket, "k")
-    assert failure.value.retryable and SECRET_KEY not in str(failure.value)
+    assert isinstance(failure.value, Transient) and SECRET_KEY not in str(failure.value)
 
 
 # -- keys and configuration ----------------------------------------------------------------------

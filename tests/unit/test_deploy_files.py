@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml  # PyYAML: in the dev environment through moto's dependencies
 
-from scf_relay import packaging
-from scf_relay.settings import RelaySettings
+from relay_core.settings import RelaySettings
+from scf_relay import function_zips as packaging
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -171,9 +171,9 @@ def actions_in_code() -> dict[str, set[str]]:
     control_plane = {f"tdmq:{a}" for _, a in _api_actions(REPO / "jobqueue/queue/cmq_admin.py")}
     moderation = {
         f"{'ims' if client == 'IMS_CLIENT' else 'vm'}:{a}"
-        for client, a in _api_actions(REPO / "consumer/moderation/tencent.py")
+        for client, a in _api_actions(REPO / "moderation/tencent.py")
     }
-    nudge = {CAM_NAMES.get(f"scf:{a}", f"scf:{a}") for _, a in _api_actions(REPO / "consumer/nudge.py")}
+    nudge = {CAM_NAMES.get(f"scf:{a}", f"scf:{a}") for _, a in _api_actions(REPO / "tencent_plumbing/scf_invoke.py")}
     sdk_methods = {_name(n.func) for n in _calls(REPO / "objectstore/cos.py")} & set(COS_SDK_ACTIONS)
     cos = {f"name/cos:{a}" for method in sdk_methods for a in COS_SDK_ACTIONS[method]}
     return {

@@ -17,7 +17,8 @@ from typing import TypeVar
 
 import pytest
 
-from jobqueue.ledger.base import ClaimState, Ledger, Outcome, Status
+from jobqueue.ledger.base import ClaimState, Ledger
+from relay_core.domain import Outcome, Status
 
 NOW = 1_700_000_000.0
 THREADS = 12

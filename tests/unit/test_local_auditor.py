@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.moderation.base import Verdict
-from consumer.moderation.errors import AuditConfigError
-from consumer.moderation.local import BLOCK_MARKER, LocalMarkerAuditor, contains_marker
+from moderation.base import Verdict
+from moderation.errors import AuditConfigError
+from moderation.local import BLOCK_MARKER, LocalMarkerAuditor, contains_marker
 from objectstore.base import CHUNK
 from objectstore.errors import ObjectNotFound
 from objectstore.local import LocalStore

@@ -10,7 +10,7 @@ import pytest
 from objectstore import open_store
 from objectstore.errors import InvalidKey, StoreError, StoreUnsupported
 from objectstore.local import LocalStore
-from scf_relay.settings import ConfigError
+from relay_core.errors import ConfigError
 
 
 @pytest.fixture

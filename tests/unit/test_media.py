@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from scf_relay.filetypes import sniff
+from relay_core.filetypes import sniff
 from vendors.emulator.media import BLOCK_MARKER, make_file, make_jpeg, make_mp4, make_png
 
 MP4_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"dinf"}

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from consumer.nudge import nudge_consumer, nudge_event
-from scf_relay.tencent import static_credentials
+from tencent_plumbing.credentials import static_credentials
+from tencent_plumbing.scf_invoke import nudge_consumer, nudge_event
 from tests.servers.api3_server import LocalApi3Server
 
 SECRET_ID, SECRET_KEY, TOKEN = "AKIDnudge", "nudge-secret-key-1", "nudge-session-token"
@@ -45,7 +45,7 @@ def test_default_namespace_and_event():
 
 
 def test_failures_are_logged_and_swallowed(server, caplog):
-    caplog.set_level(logging.WARNING, logger="relay.consumer.nudge")
+    caplog.set_level(logging.WARNING, logger="relay.tencent_plumbing.scf_invoke")
     server.scf.known = {"other-function"}
     assert nudge(server) is False
     server.scf.known = None

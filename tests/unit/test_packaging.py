@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from scf_relay import packaging
+from scf_relay import function_zips as packaging
 from scf_relay.cli.app import app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def test_a_source_only_dependency_becomes_a_pure_python_wheel(tmp_path):
         assert records[-1] == "crcmod-1.7.dist-info/RECORD,,"
 
 
-def test_junk_goes_and_our_code_comes_without_cli_demo_or_emulator(tmp_path):
+def test_junk_goes_and_each_function_gets_only_its_packages_without_the_application_or_emulator(tmp_path):
     tree = tmp_path / "tree"
     for name in ("bin/dotenv", "lib/tests/test_x.py", "Crypto/SelfTest/t.py", "lib/core.pyi", "lib/core.py"):
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
@@ -88,14 +88,19 @@ def test_junk_goes_and_our_code_comes_without_cli_demo_or_emulator(tmp_path):
         (tree / "lib-1.0.dist-info" / name).parent.mkdir(exist_ok=True)
         (tree / "lib-1.0.dist-info" / name).write_text("x")
     packaging.strip_junk(tree)
-    packaging.copy_our_code(tree)
+    packaging.copy_our_code(tree, packaging.FUNCTIONS["consumer"].packages)
     files = {p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file()}
     assert {"lib/core.py", "lib-1.0.dist-info/METADATA", "lib-1.0.dist-info/LICENSE"} <= files
     assert not {"bin/dotenv", "lib/tests/test_x.py", "Crypto/SelfTest/t.py", "lib/core.pyi"} & files
-    assert {"producer_shim/index.py", "consumer/index.py", "scf_relay/pipelines.toml"} <= files
+    assert {"consumer/index.py", "relay_core/pipelines.toml", "moderation/local.py"} <= files
     assert any(f.startswith("jobqueue/queue/") and f.endswith(".lua") for f in files)
-    assert not [f for f in files if f.startswith(("scf_relay/cli/", "scf_relay/demo/", "vendors/emulator/"))]
+    assert not [f for f in files if f.startswith(("scf_relay/", "producer_shim/", "vendors/emulator/"))]
     assert not [f for f in files if "__pycache__" in f]
+    shim = tmp_path / "shim"
+    packaging.copy_our_code(shim, packaging.FUNCTIONS["producer_shim"].packages)
+    shim_files = {p.relative_to(shim).as_posix() for p in shim.rglob("*") if p.is_file()}
+    assert "producer_shim/index.py" in shim_files
+    assert not [f for f in shim_files if f.startswith(("scf_relay/", "consumer/", "vendors/", "moderation/"))]
 
 
 def test_the_zip_is_deterministic(tmp_path):

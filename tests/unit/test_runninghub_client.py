@@ -15,12 +15,12 @@ from vendors.errors import (
     AmbiguousSubmit,
     AuthError,
     BalanceError,
-    CapacityError,
     InputRejected,
-    OurSideError,
-    TaskFailed,
-    TransientError,
+    VendorBusy,
+    VendorConfigError,
     VendorError,
+    VendorTaskFailed,
+    VendorUnavailable,
 )
 from vendors.runninghub import AccountStatus, RunningHubClient, _upload_kind
 
@@ -130,10 +130,10 @@ def test_upload_809_from_the_vendor_is_input_rejected(client, emulator):
 
 def test_upload_faults_are_transient(client, emulator):
     emulator.config.http_5xx_next = 1
-    with pytest.raises(TransientError):
+    with pytest.raises(VendorUnavailable):
         client.upload(io.BytesIO(b"x"), "in.png", 1)
     emulator.config.force_codes["/task/openapi/upload"] = 808
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(VendorUnavailable) as caught:
         client.upload(io.BytesIO(b"x"), "in.png", 1)
     assert caught.value.code == 808
 
@@ -162,7 +162,7 @@ def test_task_id_sent_as_a_number_stays_exact(client, emulator):
 
 
 def test_node_errors_are_our_side_and_the_task_is_cancelled(client, emulator):
-    with pytest.raises(OurSideError) as caught:
+    with pytest.raises(VendorConfigError) as caught:
         client.submit(request("emulate:node-error"))
     assert "12" in str(caught.value)
     [task] = emulator.tasks
@@ -170,7 +170,7 @@ def test_node_errors_are_our_side_and_the_task_is_cancelled(client, emulator):
 
 
 def test_unknown_kind_is_our_side(client, emulator):
-    with pytest.raises(OurSideError):
+    with pytest.raises(VendorConfigError):
         client.submit(request(kind="lora"))
     assert emulator.requests == []
 
@@ -183,26 +183,26 @@ def test_unknown_kind_is_our_side(client, emulator):
         (806, AuthError),
         (811, AuthError),
         (812, BalanceError),
-        (301, OurSideError),
-        (380, OurSideError),
-        (433, OurSideError),
-        (803, OurSideError),
-        (901, OurSideError),
-        (415, CapacityError),
-        (421, CapacityError),
-        (814, CapacityError),
-        (1003, CapacityError),
-        (1520, CapacityError),
+        (301, VendorConfigError),
+        (380, VendorConfigError),
+        (433, VendorConfigError),
+        (803, VendorConfigError),
+        (901, VendorConfigError),
+        (415, VendorBusy),
+        (421, VendorBusy),
+        (814, VendorBusy),
+        (1003, VendorBusy),
+        (1520, VendorBusy),
         (809, InputRejected),
-        (500, TransientError),
-        (808, TransientError),
-        (1005, TransientError),
-        (1010, TransientError),
-        (1011, TransientError),
-        (1012, TransientError),
-        (1501, TaskFailed),
-        (1505, TaskFailed),
-        (4242, TransientError),  # unknown codes: transient, keeping the number
+        (500, VendorUnavailable),
+        (808, VendorUnavailable),
+        (1005, VendorUnavailable),
+        (1010, VendorUnavailable),
+        (1011, VendorUnavailable),
+        (1012, VendorUnavailable),
+        (1501, VendorTaskFailed),
+        (1505, VendorTaskFailed),
+        (4242, VendorUnavailable),  # unknown codes: transient, keeping the number
     ],
 )
 def test_submit_codes_map_to_errors(client, emulator, code, error):
@@ -214,10 +214,10 @@ def test_submit_codes_map_to_errors(client, emulator, code, error):
 
 
 def test_real_rejections_from_the_emulator(client, emulator, http):
-    with pytest.raises(OurSideError) as caught:
+    with pytest.raises(VendorConfigError) as caught:
         client.submit(request(target="no-such-workflow"))
     assert caught.value.code == 380
-    with pytest.raises(OurSideError) as caught:
+    with pytest.raises(VendorConfigError) as caught:
         client.submit(request(kind="ai-app", target="no-such-app"))
     assert caught.value.code == 901
     with pytest.raises(AuthError) as caught:
@@ -233,7 +233,7 @@ def test_concurrency_limit_is_capacity(client, emulator, clock):
     emulator.config.concurrency = 2
     client.submit(request())
     client.submit(request())
-    with pytest.raises(CapacityError) as caught:
+    with pytest.raises(VendorBusy) as caught:
         client.submit(request())
     assert caught.value.code == 421
     clock.finish(emulator)
@@ -272,13 +272,13 @@ def test_submit_code_0_without_a_task_id_is_ambiguous(client, emulator):
 def test_submit_to_a_closed_port_is_transient(http):
     with RunningHubEmulator(EmulatorConfig(api_key=KEY, targets={})) as stopped:
         base_url = stopped.base_url
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(VendorUnavailable) as caught:
         make_client(http, base_url).submit(request())
-    assert type(caught.value) is TransientError and "ConnectError" in str(caught.value)
+    assert type(caught.value) is VendorUnavailable and "ConnectError" in str(caught.value)
 
 
 def test_wrong_path_is_our_side(http, emulator):
-    with pytest.raises(OurSideError) as caught:
+    with pytest.raises(VendorConfigError) as caught:
         make_client(http, emulator.base_url + "/not-runninghub").submit(request())
     assert caught.value.code == 404
 
@@ -329,13 +329,13 @@ def test_status_of_cancelled_and_never_ending_tasks(client, emulator, clock):
 @pytest.mark.parametrize("code", [807, 423, 1501, 1505])
 def test_status_of_a_missing_or_blocked_task_raises_task_failed(client, emulator, code):
     emulator.config.force_codes[OUTPUTS] = code
-    with pytest.raises(TaskFailed) as caught:
+    with pytest.raises(VendorTaskFailed) as caught:
         client.status("1234567890123456789")
     assert caught.value.code == code
 
 
 def test_status_of_an_unknown_task_is_task_failed(client):
-    with pytest.raises(TaskFailed):
+    with pytest.raises(VendorTaskFailed):
         client.status("1234567890123456789")
 
 
@@ -349,7 +349,7 @@ def test_status_retries_transient_faults_then_succeeds(client, emulator):
 def test_status_gives_up_after_a_few_tries(client, emulator):
     task_id = client.submit(request())
     emulator.config.http_5xx_rate = 1.0
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(VendorUnavailable) as caught:
         client.status(task_id)
     assert caught.value.code == 502 and posts(emulator, OUTPUTS) == client.read_attempts
 
@@ -357,11 +357,11 @@ def test_status_gives_up_after_a_few_tries(client, emulator):
 def test_status_garbage_and_wrong_shapes_are_transient(client, emulator):
     task_id = client.submit(request())
     emulator.config.garbage_rate = 1.0
-    with pytest.raises(TransientError, match="garbage"):
+    with pytest.raises(VendorUnavailable, match="garbage"):
         client.status(task_id)
     emulator.config.garbage_rate = 0.0
     emulator.config.force_codes[OUTPUTS] = 0  # code 0 with data null: neither outputs nor an empty list
-    with pytest.raises(TransientError, match="garbage"):
+    with pytest.raises(VendorUnavailable, match="garbage"):
         client.status(task_id)
 
 
@@ -369,7 +369,7 @@ def test_status_read_timeout_is_transient(http, emulator):
     client = make_client(http, emulator.base_url, timeout_s=0.2)
     client.read_attempts = 1
     emulator.config.delay_s = 2.0
-    with pytest.raises(TransientError, match="ReadTimeout"):
+    with pytest.raises(VendorUnavailable, match="ReadTimeout"):
         client.status("1234567890123456789")
 
 
@@ -394,7 +394,7 @@ def test_query_v2_maps_every_state(client, emulator, clock):
 
 
 def test_query_v2_errors(client, emulator, http):
-    with pytest.raises(TaskFailed):
+    with pytest.raises(VendorTaskFailed):
         client.query_v2("1234567890123456789")
     with pytest.raises(AuthError):
         make_client(http, emulator.base_url, key="wrong-key-42").query_v2("1")
@@ -450,7 +450,7 @@ def test_the_key_never_shows(client, emulator, http, caplog):
         emulator.config.delay_s = 0.0
         emulator.config.http_5xx_rate = 1.0
         client.cancel("1")
-        with pytest.raises(TransientError) as caught:
+        with pytest.raises(VendorUnavailable) as caught:
             client.status("1")
         errors.append(caught.value)
     finally:
@@ -496,7 +496,7 @@ def test_wrong_shaped_submit_answers_are_ambiguous(payload):
 def test_wrong_shaped_read_answers_are_transient(payload):
     with answering(payload) as http:
         client = make_client(http, "http://runninghub.test")
-        with pytest.raises(TransientError, match="garbage"):
+        with pytest.raises(VendorUnavailable, match="garbage"):
             client.status("1")
-        with pytest.raises(TransientError, match="garbage"):
+        with pytest.raises(VendorUnavailable, match="garbage"):
             client.account_status()

@@ -16,9 +16,9 @@ from jobqueue import open_queue
 from jobqueue.errors import QueueError
 from jobqueue.message import JobMessage, Stage, parse
 from producer_shim import index
-from scf_relay import logs
-from scf_relay.pipelines import PACKAGED
-from scf_relay.settings import ConfigError
+from relay_core import logs
+from relay_core.errors import ConfigError
+from relay_core.pipelines import PACKAGED
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "cos_events"
 REPO = Path(__file__).resolve().parents[2]

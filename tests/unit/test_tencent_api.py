@@ -1,11 +1,11 @@
-"""scf_relay.tencent_api: endpoints, error classes, and credentials read per request (role keys rotate)."""
+"""tencent_plumbing.api3: endpoints, error classes, and credentials read per request (role keys rotate)."""
 
 from __future__ import annotations
 
 import pytest
 
-from scf_relay.tencent import TencentCredentials
-from scf_relay.tencent_api import ApiTarget, Fault, call, classify, make_client, split_endpoint
+from tencent_plumbing.api3 import ApiTarget, Fault, call, classify, make_client, split_endpoint
+from tencent_plumbing.credentials import TencentCredentials
 from tests.servers.api3_server import LocalApi3Server
 
 IMS = "tencentcloud.ims.v20201229.ims_client.ImsClient"

@@ -6,15 +6,16 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from consumer.moderation import open_auditor
-from consumer.moderation.base import AuditPending, AuditResult, Verdict
-from consumer.moderation.errors import AuditConfigError, AuditError, AuditRejected
-from consumer.moderation.local import BLOCK_MARKER, LocalMarkerAuditor
-from consumer.moderation.tencent import TencentAuditor, data_id_for
+from moderation import open_auditor
+from moderation.base import AuditPending, AuditResult, Verdict
+from moderation.errors import AuditConfigError, AuditError, AuditRejected
+from moderation.local import BLOCK_MARKER, LocalMarkerAuditor
+from moderation.tencent import TencentAuditor, data_id_for
 from objectstore.local import LocalStore
+from relay_core.errors import ConfigError, Transient
+from relay_core.settings import load
 from scf_relay.loopback import LoopbackServer
-from scf_relay.settings import ConfigError, load
-from scf_relay.tencent import env_credentials, static_credentials
+from tencent_plumbing.credentials import env_credentials, static_credentials
 from tests.servers.api3_server import LocalApi3Server
 
 SECRET_ID, SECRET_KEY, TOKEN = "AKIDmoderation", "moderation-secret-key", "moderation-token-1"
@@ -78,7 +79,7 @@ def test_unknown_or_missing_suggestion_never_passes(server):
         server.handle("ims", "ImageModeration", lambda params, answer=answer: answer)
         with pytest.raises(AuditError) as caught:
             auditor(server).audit_image(CLEAN, "t-1")
-        assert caught.value.retryable
+        assert isinstance(caught.value, Transient)
 
 
 def test_data_ids_are_made_acceptable(server):
@@ -141,7 +142,7 @@ def test_video_pending_without_hint_and_errored_task(server):
     failed = audit.start_video("b-1", "staging/v.mp4", "t3-1")
     with pytest.raises(AuditError, match="ERROR") as caught:
         audit.video_result(failed)
-    assert caught.value.retryable
+    assert isinstance(caught.value, Transient)
     with pytest.raises(AuditConfigError):
         audit.video_result("local:pass:t4-1")
 
@@ -167,7 +168,7 @@ def test_service_errors_fail_closed(server, fault, error, retryable):
     ):
         with pytest.raises(error) as caught:
             attempt()
-        assert type(caught.value) is error and caught.value.retryable is retryable
+        assert type(caught.value) is error and isinstance(caught.value, Transient) is retryable
 
 
 def test_our_side_errors_are_config_errors_without_secrets(server):
@@ -189,7 +190,7 @@ def test_network_failure_is_retryable(server):
     server.stop()
     with pytest.raises(AuditError) as caught:
         audit.audit_image(CLEAN, "t-1")
-    assert caught.value.retryable
+    assert isinstance(caught.value, Transient)
 
 
 def test_open_auditor_by_name(server, tmp_path):

@@ -14,7 +14,7 @@ import re
 import threading
 from typing import Any
 
-from scf_relay.filetypes import CONTENT_TYPES
+from relay_core.filetypes import CONTENT_TYPES
 from vendors.emulator import media
 from vendors.emulator.config import EmulatorConfig
 from vendors.emulator.tasks import EmulatedTask, Outcome, TaskBook, TaskState, forced_outcome

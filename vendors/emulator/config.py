@@ -27,7 +27,7 @@ def packaged_targets() -> dict[str, TargetSpec]:
 
     A type the emulator cannot make (webp, gif) is served as PNG.
     """
-    from scf_relay.pipelines import load_pipelines
+    from relay_core.pipelines import load_pipelines
 
     targets = {}
     for pipeline in load_pipelines().pipelines.values():

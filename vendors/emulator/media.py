@@ -15,7 +15,7 @@ import random
 import struct
 import zlib
 
-from scf_relay.filetypes import BLOCK_MARKER  # noqa: F401 - re-exported: the emulator embeds it
+from relay_core.filetypes import BLOCK_MARKER  # noqa: F401 - re-exported: the emulator embeds it
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -20,7 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from scf_relay import logs
+from relay_core import logs
 from scf_relay.loopback import LoopbackHTTPServer, LoopbackServer
 from vendors.emulator.api import UPLOAD_PATH, EmulatorApi
 from vendors.emulator.config import EmulatorConfig

@@ -1,6 +1,6 @@
 """The Auditor protocol: content moderation of results before they are published.
 
-Fail closed: an auditor that cannot decide raises :class:`~consumer.moderation.errors.AuditError` (retryable, bounded by
+Fail closed: an auditor that cannot decide raises :class:`~moderation.errors.AuditError` (retryable, bounded by
 the task's attempts and deadline); it never returns ``PASS`` on doubt. ``REVIEW`` is treated as a block unless
 the deployment opts in (``RELAY_REVIEW_PASSES=1``).
 

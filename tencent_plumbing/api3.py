@@ -1,7 +1,7 @@
 """Build Tencent Cloud API 3.0 SDK clients (ims, vm, tdmq, scf) and classify their errors.
 
-``ApiTarget`` names where calls go: a region, a :data:`~scf_relay.tencent.CredentialsProvider` and an optional
-endpoint (a local server in tests, a VPC/private domain in production). Credentials are read from the provider
+``ApiTarget`` names where calls go: a region, a :data:`~tencent_plumbing.credentials.CredentialsProvider` and an
+optional endpoint (a local server in tests, a VPC/private domain in production). Credentials are read from the provider
 on *every request* (SCF refreshes role credentials in the environment), so a client may live for a whole run.
 
 The SDK is imported only inside :func:`make_client` and :func:`call`, so importing this module stays cheap.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from scf_relay import logs
-from scf_relay.tencent import CredentialsMissing, CredentialsProvider, env_credentials
+from relay_core import logs
+from tencent_plumbing.credentials import CredentialsMissing, CredentialsProvider, env_credentials
 
 
 @dataclass(frozen=True)

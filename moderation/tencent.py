@@ -19,12 +19,11 @@ import hashlib
 import re
 from typing import Any
 
-from consumer.moderation.base import Auditor, AuditPending, AuditResult, Verdict
-from consumer.moderation.errors import AuditConfigError, AuditError, AuditJobFailed, AuditRejected
+from moderation.base import Auditor, AuditPending, AuditResult, Verdict
+from moderation.errors import AuditConfigError, AuditError, AuditJobFailed, AuditRejected, AuditUnavailable
 from objectstore.base import ObjectStore
-from scf_relay import logs
-from scf_relay.tencent import CredentialsProvider, env_credentials
-from scf_relay.tencent_api import (
+from relay_core import logs
+from tencent_plumbing.api3 import (
     ApiTarget,
     Fault,
     call,
@@ -34,6 +33,7 @@ from scf_relay.tencent_api import (
     make_client,
     sdk_errors,
 )
+from tencent_plumbing.credentials import CredentialsProvider, env_credentials
 
 log = logs.get("moderation.tencent")
 
@@ -136,7 +136,7 @@ class TencentAuditor(Auditor):
         response = self._call(VM_CLIENT, "CreateVideoModerationTask", params)
         results = response.Results or []
         if not results:
-            raise AuditError("CreateVideoModerationTask returned no task")
+            raise AuditUnavailable("CreateVideoModerationTask returned no task")
         result = results[0]
         if result.Code != "OK" or not result.TaskId:
             raise _translate_code(str(result.Code or ""), f"CreateVideoModerationTask: {result.Code}: {result.Message}")
@@ -164,7 +164,7 @@ class TencentAuditor(Auditor):
         try:
             verdict = _VERDICTS[Suggestion(suggestion)]
         except ValueError:
-            raise AuditError(f"moderation answered an unknown Suggestion {suggestion!r}") from None
+            raise AuditUnavailable(f"moderation answered an unknown Suggestion {suggestion!r}") from None
         if verdict is Verdict.REVIEW:
             verdict = Verdict.PASS if self.review_passes else Verdict.BLOCK
         detail = f"suggestion={suggestion} label={label or ''} sublabel={sub_label or ''}"
@@ -208,4 +208,4 @@ def _error_for(fault: Fault, text: str) -> AuditError:
         return AuditConfigError(text)
     if fault in (Fault.REJECTED, Fault.NOT_FOUND):
         return AuditRejected(text)
-    return AuditError(text)
+    return AuditUnavailable(text)

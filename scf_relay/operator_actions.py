@@ -11,11 +11,11 @@ import json
 import time
 from dataclasses import dataclass
 
-from consumer.errors import ErrorReason
 from jobqueue.errors import PoisonMessage
-from jobqueue.ledger.base import Ledger, Outcome, Status
+from jobqueue.ledger.base import Ledger
 from jobqueue.message import Stage, parse, task_of
 from jobqueue.queue.base import DeadLetter, Queue
+from relay_core.domain import ErrorReason, Outcome, Status
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,11 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scf_relay import logs
+from relay_core import logs
+from relay_core.errors import ConfigError
 
 #: bucket of the embedded default; COS names buckets ``<name>-<appid>`` and the shim checks that shape
 EMBEDDED_BUCKET = "relay-1250000000"
-
-
-class ConfigError(Exception):
-    """The configuration is unusable; the message names the variable and the fix."""
 
 
 class RelaySettings(BaseSettings):

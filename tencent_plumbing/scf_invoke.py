@@ -12,11 +12,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from scf_relay import logs
-from scf_relay.tencent import CredentialsProvider, env_credentials
-from scf_relay.tencent_api import ApiTarget, call, describe, make_client, sdk_errors
+from relay_core import logs
+from tencent_plumbing.api3 import ApiTarget, call, describe, make_client, sdk_errors
+from tencent_plumbing.credentials import CredentialsProvider, env_credentials
 
-log = logs.get("consumer.nudge")
+log = logs.get("tencent_plumbing.scf_invoke")
 
 SCF_CLIENT = "tencentcloud.scf.v20180416.scf_client.ScfClient"
 MAX_EVENT_BYTES = 128 * 1024

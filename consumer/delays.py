@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from scf_relay.pipelines import PollPolicy
+from relay_core.pipelines import PollPolicy
 
 
 def jittered(base_s: float, factor: float, attempt: int, cap_s: float, rng: random.Random) -> float:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 if TYPE_CHECKING:
-    from consumer.moderation.base import Auditor
+    from moderation.base import Auditor
     from objectstore.base import ObjectStore
-    from scf_relay.settings import RelaySettings
+    from relay_core.settings import RelaySettings
 
 _TENCENT_OPTIONS = {"region", "endpoint", "biz_type", "bucket_region"}
 
@@ -24,7 +24,7 @@ def open_auditor(name: str, *, store: ObjectStore | None, settings: RelaySetting
     parts = urlsplit(name.strip())
     kind = parts.path or parts.scheme
     if kind == "local" and not parts.query:
-        from consumer.moderation.local import LocalMarkerAuditor
+        from moderation.local import LocalMarkerAuditor
 
         if store is None:
             _config_error("the local auditor needs the object store to scan staged videos")
@@ -35,7 +35,7 @@ def open_auditor(name: str, *, store: ObjectStore | None, settings: RelaySetting
 
 
 def _tencent(query: str, store: ObjectStore | None, settings: RelaySettings | None) -> Auditor:
-    from consumer.moderation.tencent import TencentAuditor
+    from moderation.tencent import TencentAuditor
 
     options = dict(parse_qsl(query, keep_blank_values=True))
     unknown = set(options) - _TENCENT_OPTIONS
@@ -58,6 +58,6 @@ def _tencent(query: str, store: ObjectStore | None, settings: RelaySettings | No
 
 
 def _config_error(problem: str) -> NoReturn:
-    from scf_relay.settings import ConfigError  # pydantic: only loaded when there is something to report
+    from relay_core.settings import ConfigError  # pydantic: only loaded when there is something to report
 
     raise ConfigError(f"RELAY_AUDITOR: {problem}") from None

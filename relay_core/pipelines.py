@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from relay_core.errors import ConfigError, OurFault
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - the SCF runtime is 3.10
@@ -23,8 +25,15 @@ PACKAGED = Path(__file__).with_name("pipelines.toml")
 FILE_TYPES = ("jpeg", "png", "webp", "gif", "mp4")
 
 
-class PipelineConfigError(Exception):
+class PipelineConfigError(ConfigError):
     """The pipelines file is invalid; the message names the file, line and field."""
+
+
+class UnknownPipeline(OurFault, KeyError):
+    """A message or upload names a pipeline the loaded pipelines file does not define."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class _Strict(BaseModel):
@@ -113,7 +122,10 @@ class PipelineFile(_Strict):
         try:
             return self.pipelines[name]
         except KeyError:
-            raise KeyError(f"unknown pipeline {name!r} (known: {', '.join(sorted(self.pipelines))})") from None
+            known = ", ".join(sorted(self.pipelines))
+            raise UnknownPipeline(
+                f"unknown pipeline {name!r} (known: {known}); fix pipelines.toml and redrive"
+            ) from None
 
 
 def load_pipelines(path: Path | str | None = None) -> PipelineFile:

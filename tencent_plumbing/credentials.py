@@ -13,13 +13,13 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from scf_relay import logs
+from relay_core import logs
+from relay_core.errors import ConfigError
 
 
-class CredentialsMissing(Exception):
+class CredentialsMissing(ConfigError):
     """No Tencent Cloud credentials in the environment; the message says which variables to set."""
 
-    retryable = False
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from consumer.moderation.base import Auditor, AuditPending, AuditResult, Verdict
-from consumer.moderation.errors import AuditConfigError
+from moderation.base import Auditor, AuditPending, AuditResult, Verdict
+from moderation.errors import AuditConfigError
 from objectstore.base import ObjectStore, iter_file
-from scf_relay.filetypes import BLOCK_MARKER
+from relay_core.filetypes import BLOCK_MARKER
 
 JOB_PREFIX = "local:"
 

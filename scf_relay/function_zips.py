@@ -5,8 +5,9 @@
    because pip evaluates environment markers against the interpreter running it, not ``--python-version``
    (httpx's anyio needs ``exceptiongroup`` on 3.10 only). ``crcmod`` (imported by ``cos-python-sdk-v5``) exists
    only as source: it is built once and repackaged as a pure-Python wheel without its optional C extension.
-2. **Our code** without ``scf_relay/cli``, ``scf_relay/demo`` and ``vendors/emulator`` (``.py``, ``.toml``,
-   ``.lua``), and a root ``index.py`` re-exporting ``main_handler``: the SCF handler is ``index.main_handler``.
+2. **Our code**: only the packages the function imports (:attr:`FunctionSpec.packages`; never the application
+   package ``scf_relay`` nor ``vendors/emulator``) as ``.py``, ``.toml``, ``.lua``, and a root ``index.py``
+   re-exporting ``main_handler``: the SCF handler is ``index.main_handler``.
 3. **No junk**: console scripts, ``__pycache__``, ``tests``/``SelfTest`` folders, ``.pyi`` stubs, install records.
 4. **Bytecode**: SCF's code directory is read-only, so modules without ``.pyc`` compile on every cold start
    (REFERENCE.md §1); ``compileall --invalidation-mode unchecked-hash`` writes ``.cpython-310.pyc`` files the
@@ -37,8 +38,7 @@ SCF_UNZIPPED_LIMIT_BYTES = 500 * 1024 * 1024  # SCF: code package at most 500 MB
 KNOWN_EXTRAS = ("cloud", "redis")
 DEFAULT_EXTRAS = KNOWN_EXTRAS  # the cloud deployment: CMQ queue, COS store, Tencent moderation, Redis ledger
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-OUR_PACKAGES = ("scf_relay", "jobqueue", "objectstore", "vendors", "consumer", "producer_shim")
-EXCLUDED_PACKAGES = ("scf_relay/cli", "scf_relay/demo", "vendors/emulator")
+EXCLUDED_PACKAGES = ("vendors/emulator",)
 OUR_FILE_SUFFIXES = (".py", ".toml", ".lua")
 JUNK_DIR_NAMES = frozenset({"__pycache__", "tests", "SelfTest"})
 DIST_INFO_JUNK = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
@@ -57,6 +57,7 @@ class FunctionSpec:
 
     name: str
     handler_module: str
+    packages: tuple[str, ...]  # our top-level packages it imports (a test checks this against the import graph)
     always: tuple[str, ...]
     cloud: tuple[str, ...]
     redis: tuple[str, ...] = ("redis",)
@@ -70,11 +71,16 @@ _SDK = "tencentcloud-sdk-python-"  # one service per distribution, never the all
 FUNCTIONS: dict[str, FunctionSpec] = {
     # the shim's cmq:// queue speaks HTTP through httpx; its nudge is an SCF API 3.0 call
     "producer_shim": FunctionSpec(
-        "producer_shim", "producer_shim.index", _BASE, ("httpx", _SDK + "common", _SDK + "scf")
+        "producer_shim",
+        "producer_shim.index",
+        ("relay_core", "tencent_plumbing", "jobqueue", "objectstore", "producer_shim"),
+        _BASE,
+        ("httpx", _SDK + "common", _SDK + "scf"),
     ),
     "consumer": FunctionSpec(
         "consumer",
         "consumer.index",
+        ("relay_core", "tencent_plumbing", "jobqueue", "objectstore", "vendors", "moderation", "consumer"),
         (*_BASE, "httpx", "backoff"),
         ("cos-python-sdk-v5", _SDK + "common", _SDK + "ims", _SDK + "vm"),
     ),
@@ -152,7 +158,7 @@ def _build_function(
     links = ["--find-links", str(wheels)] if fallbacks else []
     _pip_install(python, tree, requirements, [*index_args, *links, *options.pip_args])
     strip_junk(tree)
-    copy_our_code(tree)
+    copy_our_code(tree, spec.packages)
     write_entry(tree, spec)
     if options.compile:
         progress(f"{spec.name}: compiling bytecode with {python}")
@@ -311,9 +317,9 @@ def strip_junk(tree: Path) -> None:
             path.unlink()
 
 
-def copy_our_code(tree: Path, root: Path = PROJECT_ROOT) -> None:
-    """Copy our packages (``.py``/``.toml``/``.lua``), leaving out the CLI, the demo and the emulator."""
-    for package in OUR_PACKAGES:
+def copy_our_code(tree: Path, packages: Sequence[str], root: Path = PROJECT_ROOT) -> None:
+    """Copy the function's packages (``.py``/``.toml``/``.lua``), leaving out the emulator."""
+    for package in packages:
         for source in sorted((root / package).rglob("*")):
             relative = source.relative_to(root).as_posix()
             if (

@@ -1,0 +1,54 @@
+"""What a step decides. Steps return one of these and change nothing else on the queue or the ledger;
+:func:`consumer.effects.apply` carries the decision out.
+
+::
+
+    Continue(message, delay_s)   hand on to the successor hop (a retry is a successor of the same stage)
+    Finish(outcome)              the task has its terminal outcome: record it, then hand on to REPORT
+    Reported()                   the backend acknowledged the report: record that; the task's chain ends
+    Defer(message, delay_s)      another runner holds this hop: run this same message again later
+    ToDeadLetter(reason)         move the message to the dead-letter queue, for an operator
+    Drop(note)                   nothing to do (a stale or duplicate hop): acknowledge the message
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobqueue.message import JobMessage
+from relay_core.domain import Outcome
+
+
+@dataclass(frozen=True)
+class Continue:
+    message: JobMessage
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Finish:
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Reported:
+    pass
+
+
+@dataclass(frozen=True)
+class Defer:
+    message: JobMessage
+    delay_s: float
+
+
+@dataclass(frozen=True)
+class ToDeadLetter:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Drop:
+    note: str
+
+
+Decision = Continue | Finish | Reported | Defer | ToDeadLetter | Drop

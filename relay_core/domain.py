@@ -1,0 +1,54 @@
+"""Domain values every layer shares: the user-facing error reasons and a task's terminal outcome."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+
+
+class ErrorReason(str, enum.Enum):
+    """User-facing reasons (the backend shows them to sellers). Vendor detail goes to logs only."""
+
+    TIMEOUT = "生成超时"
+    BLOCKED = "内容违规"
+    FAILED = "生成失败"
+    INVALID_INPUT = "输入文件无效"
+    GIVEN_UP = "处理失败"  # an operator failed the task from the dead-letter queue
+
+
+class Status(str, enum.Enum):
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A task's terminal outcome: exactly what the backend will be told."""
+
+    status: Status
+    result_keys: tuple[str, ...] = ()
+    error_reason: str | None = None
+    vendor_task_id: str | None = None
+    detail: str = field(default="", compare=False)  # for operators' eyes: never sent to the backend
+
+    @classmethod
+    def failed(cls, reason: ErrorReason, detail: str = "", vendor_task_id: str | None = None) -> Outcome:
+        return cls(Status.FAILED, error_reason=reason.value, vendor_task_id=vendor_task_id, detail=detail)
+
+    def dumps(self) -> str:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["result_keys"] = list(self.result_keys)
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def loads(cls, raw: str) -> Outcome:
+        data = json.loads(raw)
+        return cls(
+            status=Status(data["status"]),
+            result_keys=tuple(data.get("result_keys") or ()),
+            error_reason=data.get("error_reason"),
+            vendor_task_id=data.get("vendor_task_id"),
+            detail=data.get("detail") or "",
+        )
