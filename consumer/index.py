@@ -17,11 +17,13 @@ from typing import Any
 from consumer.decisions import ToDeadLetter
 from consumer.drain import Budget, DrainStats, drain
 from consumer.effects import forward
+from consumer.housekeeping import Housekeeping
 from consumer.services import Services, build_services
 from relay_core import logs
 from relay_core.settings import load
 
 _services: Services | None = None
+_housekeeping: Housekeeping | None = None
 log = logs.get("consumer.index")
 
 
@@ -34,12 +36,19 @@ def services() -> Services:
     return _services
 
 
+def housekeeping(svc: Services) -> Housekeeping:
+    global _housekeeping
+    if _housekeeping is None:
+        _housekeeping = Housekeeping(svc.settings.housekeeping_interval_s)
+    return _housekeeping
+
+
 def reset() -> None:
     """Forget the cached backends (tests; a new configuration)."""
-    global _services
+    global _services, _housekeeping
     if _services is not None:
         _services.close()
-    _services = None
+    _services = _housekeeping = None
 
 
 def main_handler(event: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -49,7 +58,9 @@ def main_handler(event: dict[str, Any], context: dict[str, Any] | None = None) -
         return _one_message(svc, event.get("body"))
     budget = Budget.from_context(context, svc.settings.step_margin_s)
     stats: DrainStats = drain(svc, budget)
-    summary = {"trigger": kind or "unknown", **stats.as_dict()}
+    summary: dict[str, Any] = {"trigger": kind or "unknown", **stats.as_dict()}
+    if kind == "Timer":
+        summary["housekeeping"] = housekeeping(svc).run_if_due(svc)
     log.info("drain finished", extra=summary)
     return summary
 

@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from consumer.callback import BackendReporter
 from consumer.fetch import ResultFetcher
@@ -21,6 +22,10 @@ from relay_core.errors import ConfigError
 from relay_core.pipelines import Pipeline, PipelineFile, load_pipelines
 from relay_core.settings import RelaySettings, require
 from vendors.base import Vendor
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -48,7 +53,7 @@ class Services:
             raise ConfigError(f"no client configured for vendor {pipeline.vendor!r}") from None
 
     def close(self) -> None:
-        for closable in (
+        closables: tuple[Closable, ...] = (
             self.queue,
             self.ledger,
             self.store,
@@ -56,7 +61,8 @@ class Services:
             self.reporter,
             self.fetcher,
             *self.vendors.values(),
-        ):
+        )
+        for closable in closables:
             closable.close()
 
 

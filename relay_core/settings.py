@@ -46,6 +46,9 @@ class RelaySettings(BaseSettings):
     step_margin_s: float = Field(5.0, ge=0.5, description="budget kept back at the end of a function run")
     report_retry_s: float = Field(8.0, ge=0, description="in-step retries of a report before a delayed resend")
     report_max_attempts: int = Field(30, ge=1, description="delayed report retries before dead-lettering")
+    housekeeping_interval_s: float = Field(
+        3600, ge=1, description="how often a worker or the timer consumer prunes the ledger (per process)"
+    )
     log_level: str = "INFO"
     nudge_function: str = Field("", description="consumer function the shim invokes async after enqueuing (off: '')")
     nudge_region: str = Field("", description="region of the nudged function, e.g. ap-guangzhou")

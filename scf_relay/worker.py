@@ -43,6 +43,7 @@ from typing import Any
 
 from consumer.decisions import Continue, Decision, Drop, ToDeadLetter
 from consumer.drain import Budget, DrainStats, Hooks, drain
+from consumer.housekeeping import Housekeeping
 from consumer.services import Services
 from jobqueue.message import JobMessage, task_of
 from jobqueue.queue.base import Received
@@ -73,6 +74,7 @@ class Worker:
             raise ValueError("concurrency must be >= 1")
         self.svc = svc
         self.hooks = Hooks(on_receive=self._on_receive, on_step=self._on_step)
+        self.housekeeping = Housekeeping(svc.settings.housekeeping_interval_s)
         self.concurrency = concurrency
         self.idle_sleep_s = idle_sleep_s
         self.health_file = Path(health_file) if health_file is not None else None
@@ -94,7 +96,7 @@ class Worker:
         self._state = "running"
 
     @classmethod
-    def from_env(cls, concurrency: int, **kwargs) -> Worker:
+    def from_env(cls, concurrency: int, **kwargs: Any) -> Worker:
         """Build the backends from ``RELAY_*``; raises ``ConfigError`` (exit code 2) naming the variable."""
         from consumer.services import build_services
         from jobqueue.errors import QueueConfigError
@@ -175,9 +177,12 @@ class Worker:
         return previous
 
     def _supervise(self, threads: list[threading.Thread]) -> None:
-        """Write the heartbeat every ``heartbeat_s`` until every consumer thread has ended."""
+        """Write the heartbeat every ``heartbeat_s`` (and prune the ledger when due) until every consumer thread
+        has ended."""
         while any(t.is_alive() for t in threads):
             self._write_health()
+            if not self.stopping.is_set():
+                self.housekeeping.run_if_due(self.svc)
             tick = time.monotonic() + self.heartbeat_s
             for thread in threads:
                 thread.join(timeout=max(0.0, tick - time.monotonic()))
@@ -211,9 +216,8 @@ class Worker:
         now = time.time()
         with self._lock:
             first = self._failing_since is None
-            if first:
-                self._failing_since = now
-            failing_for_s = now - self._failing_since
+            since = self._failing_since = now if self._failing_since is None else self._failing_since
+            failing_for_s = now - since
         fields = {"error": f"{type(exc).__name__}: {exc}", "failing_for_s": round(failing_for_s, 1)}
         if failing_for_s >= self.give_up_after_s:
             log.error("queue backend kept failing: giving up", extra=fields)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from consumer.decisions import Continue, Decision
 from consumer.delays import retry_delay, until_deadline
@@ -104,7 +104,8 @@ def _input_reference(msg: JobMessage, pipeline: Pipeline, vendor: Vendor, svc: S
             return svc.store.vendor_url(bucket, key, expires_s=int(pipeline.deadline_s))
         except StoreUnsupported as exc:
             raise OurFault(f"input over the vendor's upload limit and {exc}") from None
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spooled:
+        spool = cast(BinaryIO, spooled)  # a file object in every way the vendor's upload uses
         size = _spool(svc.store, bucket, key, spool, pipeline)
         spool.seek(0)
         return vendor.upload(spool, key.rsplit("/", 1)[-1], size)
