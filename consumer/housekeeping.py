@@ -36,7 +36,8 @@ class Housekeeping:
             try:
                 pruned = svc.ledger.prune(now)
             except Exception as exc:  # noqa: BLE001 - housekeeping never stops the consumer
-                log.warning("ledger prune failed; retried next interval", extra={"error": f"{type(exc).__name__}: {exc}"})
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("ledger prune failed; retried next interval", extra={"error": error})
                 return {"pruned": None, "error": type(exc).__name__}
             if pruned:
                 log.info("ledger pruned", extra={"pruned": pruned, "retention_s": svc.ledger.retention_s})
