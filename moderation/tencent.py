@@ -19,7 +19,7 @@ import hashlib
 import re
 from typing import Any
 
-from moderation.base import Auditor, AuditPending, AuditResult, Verdict
+from moderation.base import AuditPending, AuditResult, UrlImageAuditor, Verdict
 from moderation.errors import AuditConfigError, AuditError, AuditJobFailed, AuditRejected, AuditUnavailable
 from objectstore.base import ObjectStore
 from relay_core import logs
@@ -80,7 +80,7 @@ def data_id_for(raw: str) -> str:
     return f"{cleaned[: _DATA_ID_MAX - 13]}-{digest}"
 
 
-class TencentAuditor(Auditor):
+class TencentAuditor(UrlImageAuditor):
     name = "tencent"
     max_image_bytes = FILE_CONTENT_MAX_BYTES
 

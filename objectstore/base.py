@@ -54,11 +54,17 @@ def iter_file(stream: BinaryIO, chunk_size: int = CHUNK) -> Iterator[bytes]:
 
 
 class ObjectStore(abc.ABC):
+    """Base of every store backend: seven primitives, and conveniences written once on top of them."""
+
     def __init__(self, default_bucket: str) -> None:
         self.default_bucket = default_bucket
 
     @abc.abstractmethod
-    def open_read(self, bucket: str, key: str) -> BinaryIO: ...
+    def open_read(self, bucket: str, key: str) -> BinaryIO:
+        """A binary stream of the object (use it as a context manager); memory does not grow with its size.
+
+        Raises ``ObjectNotFound`` if there is no such object, ``InvalidKey`` for an unsafe key, ``AccessDenied``
+        when our credentials may not read it, ``StoreUnavailable`` for a transient fault."""
 
     @abc.abstractmethod
     def write(
@@ -69,22 +75,36 @@ class ObjectStore(abc.ABC):
         *,
         size: int | None = None,
         content_type: str = "application/octet-stream",
-    ) -> ObjectInfo: ...
+    ) -> ObjectInfo:
+        """Store the concatenated ``chunks`` under ``key``, replacing any object there; returns what was stored.
+
+        Atomic for readers: nobody ever sees a partial object, and a failed write leaves nothing behind (temp
+        file + rename, or a multipart upload completed only at the end and aborted on any failure). ``size`` is
+        a hint (``None``: unknown). Raises ``InvalidKey``, ``AccessDenied`` or ``StoreUnavailable``."""
 
     @abc.abstractmethod
-    def head(self, bucket: str, key: str) -> ObjectInfo | None: ...
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object's size, etag and content type, or ``None`` if it does not exist."""
 
     @abc.abstractmethod
-    def delete(self, bucket: str, key: str) -> None: ...
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove the object; deleting a missing object is not an error."""
 
     @abc.abstractmethod
-    def list(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]: ...
+    def list(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, in key order (lazily: large prefixes are paged)."""
 
     @abc.abstractmethod
-    def copy(self, bucket: str, src_key: str, dst_key: str) -> ObjectInfo: ...
+    def copy(self, bucket: str, src_key: str, dst_key: str) -> ObjectInfo:
+        """Copy within ``bucket`` (server-side where the backend can); returns the new object's info.
+
+        Raises ``ObjectNotFound`` if ``src_key`` does not exist."""
 
     @abc.abstractmethod
-    def vendor_url(self, bucket: str, key: str, expires_s: int = 3600) -> str: ...
+    def vendor_url(self, bucket: str, key: str, expires_s: int = 3600) -> str:
+        """A GET URL a vendor can fetch without credentials for ``expires_s`` seconds.
+
+        Raises ``StoreUnsupported`` where the backend has none (local files)."""
 
     # -- conveniences built on the primitives ------------------------------------------------
     def put_bytes(
@@ -101,6 +121,7 @@ class ObjectStore(abc.ABC):
         return self.head(bucket, key) is not None
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many there were."""
         keys = [info.key for info in self.list(bucket, prefix)]
         for key in keys:
             self.delete(bucket, key)

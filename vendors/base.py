@@ -1,7 +1,8 @@
 """The Vendor protocol: submit a job, ask its state, list its outputs, cancel it.
 
-A vendor client raises only :mod:`vendors.errors` exceptions. ``submit`` is never retried by the client
-after the request may have been sent (REFERENCE.md §5): a timeout after sending raises
+A vendor client raises only :mod:`vendors.errors` exceptions, each one a place in the error tree of
+:mod:`relay_core.errors`. ``submit`` is never retried by the client after the request may have been sent (a
+vendor job costs money and RunningHub has no idempotency key, docs/platform.md §5): a timeout after sending raises
 :class:`~vendors.errors.AmbiguousSubmit` and the consumer reconciles.
 """
 
@@ -55,25 +56,36 @@ class SubmitRequest:
 
 
 class Vendor(abc.ABC):
+    """A vendor client. Every method may raise ``VendorUnavailable`` (retry) or ``VendorConfigError`` (our key,
+    balance or workflow is wrong); each docstring names what else it raises."""
+
     name: str = "vendor"
     #: largest input ``upload`` accepts; larger inputs are passed by URL
     max_upload_bytes: int = 30 * 1024 * 1024
 
     @abc.abstractmethod
     def upload(self, stream: BinaryIO, filename: str, size: int) -> str:
-        """Upload an input file; returns the reference to use as a node ``fieldValue``."""
+        """Upload an input file of ``size`` bytes; returns the reference to use as a node ``fieldValue``.
+
+        Raises ``InputRejected`` when the vendor refuses the file (too large, unreadable)."""
 
     @abc.abstractmethod
     def submit(self, request: SubmitRequest) -> str:
-        """Start a job; returns the vendor task id (a string, even when the vendor's is a number)."""
+        """Start a job; returns the vendor task id (a string, even when the vendor's is a number).
+
+        Never retried once the request may have left: raises ``AmbiguousSubmit`` when it may have created a job
+        without telling us its id, ``VendorBusy`` when the vendor refused for capacity (nothing was created),
+        ``InputRejected`` when it refused this input."""
 
     @abc.abstractmethod
     def status(self, vendor_task_id: str) -> VendorStatus:
-        """Current state; on ``SUCCEEDED`` the outputs (empty outputs are reported as ``FAILED``)."""
+        """The job's current state; on ``SUCCEEDED`` with its outputs (empty outputs are reported ``FAILED``).
+
+        Raises ``VendorTaskFailed`` when the vendor no longer knows the job."""
 
     @abc.abstractmethod
     def cancel(self, vendor_task_id: str) -> None:
-        """Best effort: ask the vendor to stop (and stop billing) a job."""
+        """Best effort: ask the vendor to stop (and stop billing) a job. Callers log a ``VendorError`` and go on."""
 
     def close(self) -> None:
         """Release connections."""

@@ -13,7 +13,7 @@ from consumer.decisions import Continue, Decision, Finish
 from consumer.services import Services
 from consumer.steps.common import failed
 from jobqueue.message import JobMessage
-from moderation.base import AuditPending, AuditResult, Verdict
+from moderation.base import AuditPending, AuditResult, UrlImageAuditor, Verdict
 from relay_core import logs
 from relay_core.domain import ErrorReason, Outcome, Status
 from relay_core.errors import TaskFailed
@@ -55,7 +55,7 @@ def _passes(result: AuditResult, svc: Services) -> bool:
 
 def _image(svc: Services, key: str, data_id: str) -> AuditResult:
     info = svc.store.head(svc.output_bucket, key)
-    if info is not None and info.size > svc.auditor.max_image_bytes and hasattr(svc.auditor, "audit_image_url"):
+    if info is not None and info.size > svc.auditor.max_image_bytes and isinstance(svc.auditor, UrlImageAuditor):
         return svc.auditor.audit_image_url(svc.store.vendor_url(svc.output_bucket, key, expires_s=900), data_id)
     data = svc.store.get_bytes(svc.output_bucket, key, limit=svc.auditor.max_image_bytes + 1)
     if len(data) > svc.auditor.max_image_bytes:

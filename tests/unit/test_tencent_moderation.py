@@ -8,7 +8,7 @@ import pytest
 
 from moderation import open_auditor
 from moderation.base import AuditPending, AuditResult, Verdict
-from moderation.errors import AuditConfigError, AuditError, AuditRejected
+from moderation.errors import AuditConfigError, AuditError, AuditRejected, AuditUnavailable
 from moderation.local import BLOCK_MARKER, LocalMarkerAuditor
 from moderation.tencent import TencentAuditor, data_id_for
 from objectstore.local import LocalStore
@@ -150,9 +150,9 @@ def test_video_pending_without_hint_and_errored_task(server):
 @pytest.mark.parametrize(
     ("fault", "error", "retryable"),
     [
-        ({"code": "InternalError"}, AuditError, True),
-        ({"code": "RequestLimitExceeded"}, AuditError, True),
-        ({"status": 502}, AuditError, True),
+        ({"code": "InternalError"}, AuditUnavailable, True),
+        ({"code": "RequestLimitExceeded"}, AuditUnavailable, True),
+        ({"status": 502}, AuditUnavailable, True),
         ({"code": "UnauthorizedOperation.Unauthorized"}, AuditConfigError, False),
         ({"code": "ResourcesSoldOut"}, AuditConfigError, False),
         ({"code": "InvalidParameter.ImageSizeTooSmall"}, AuditRejected, False),
