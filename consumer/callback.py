@@ -4,8 +4,9 @@ Body, exactly the backend's JSON: ``{"taskId", "status": "done"|"failed", "resul
 on done, ``"errorReason"`` on failed, ``"vendorTaskId"`` when known. Headers:
 
 * ``X-Relay-Timestamp``: unix seconds
-* ``X-Relay-Signature``: ``sha256=<hex HMAC-SHA256(secret, "{timestamp}.{raw body}")>``
 * ``X-Relay-Delivery``: stable per task and status, so the backend can drop a repeat
+* ``X-Relay-Signature``: ``sha256=<hex HMAC-SHA256(secret, "{timestamp}.{delivery}.{raw body}")>`` — the delivery
+  id is signed too, so a captured report cannot be replayed under a fresh delivery id
 
 :func:`verify_signature` is the function the backend team copies (it needs only the standard library).
 """
@@ -19,6 +20,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -47,27 +49,44 @@ def delivery_id(task_id: str, status: Status) -> str:
     return hashlib.sha256(f"scf-relay:{task_id}:{status.value}".encode()).hexdigest()[:32]
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+def sign(secret: str, timestamp: int, delivery: str, body: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256(secret, "{timestamp}.{delivery}.{raw body}")>``."""
+    if not secret:
+        raise ValueError("refusing to sign with an empty secret")
+    mac = hmac.new(secret.encode(), f"{timestamp}.{delivery}.".encode() + body, hashlib.sha256)
     return f"sha256={mac.hexdigest()}"
 
 
 def verify_signature(
-    secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None, window_s: int = REPLAY_WINDOW_S
+    secret: str, headers: Mapping[Any, Any], body: bytes, now: float | None = None, window_s: int = REPLAY_WINDOW_S
 ) -> bool:
-    """True if ``body`` was signed with ``secret`` within ``window_s`` seconds of ``now``.
+    """True if ``body`` and its ``X-Relay-Delivery`` were signed with ``secret`` within ``window_s`` s of ``now``.
 
-    Copy this into the backend: check it before parsing the body, then deduplicate on X-Relay-Delivery.
+    Never raises: a missing, non-ASCII, bytes-typed or otherwise malformed header, a body that is not bytes, or an
+    empty secret all give False (answer 401). Copy this function into the backend (standard library only): check
+    it before parsing the body, then deduplicate on ``X-Relay-Delivery``.
     """
-    lowered = {k.lower(): v for k, v in headers.items()}
-    try:
-        timestamp = int(lowered.get("x-relay-timestamp", ""))
-    except ValueError:
+    if not secret or not isinstance(secret, str) or not isinstance(body, (bytes, bytearray)):
         return False
+    fields: dict[str, str] = {}
+    for name, value in headers.items():
+        try:
+            name = name.decode("ascii") if isinstance(name, (bytes, bytearray)) else str(name)
+            value = value.decode("ascii") if isinstance(value, (bytes, bytearray)) else value
+        except UnicodeDecodeError:
+            continue  # a header that is not ASCII cannot be one of ours
+        if isinstance(value, str) and value.isascii():
+            fields[name.lower()] = value
+    timestamp_text = fields.get("x-relay-timestamp", "")
+    delivery = fields.get("x-relay-delivery", "")
+    signature = fields.get("x-relay-signature", "")
+    if not (timestamp_text.isdigit() and len(timestamp_text) <= 12 and delivery and signature):
+        return False
+    timestamp = int(timestamp_text)
     if abs((time.time() if now is None else now) - timestamp) > window_s:
         return False
-    expected = sign(secret, timestamp, body)
-    return hmac.compare_digest(expected, lowered.get("x-relay-signature", ""))
+    expected = sign(secret, timestamp, delivery, bytes(body))
+    return hmac.compare_digest(expected.encode(), signature.encode())
 
 
 class Delivery(str, enum.Enum):
@@ -88,6 +107,8 @@ class BackendReporter:
     def __init__(
         self, base_url: str, secret: str, *, client: httpx.Client | None = None, timeout_s: float = 10
     ) -> None:
+        if not secret:
+            raise ValueError("the callback secret is empty: set RELAY_CALLBACK_SECRET")
         self.url = base_url.rstrip("/") + PATH
         self._secret = secret
         self._client = client or httpx.Client(timeout=timeout_s)
@@ -95,11 +116,12 @@ class BackendReporter:
     def post(self, task_id: str, outcome: Outcome, now: float | None = None) -> ReportResult:
         body = report_body(task_id, outcome)
         timestamp = int(time.time() if now is None else now)
+        delivery = delivery_id(task_id, outcome.status)
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "X-Relay-Timestamp": str(timestamp),
-            "X-Relay-Signature": sign(self._secret, timestamp, body),
-            "X-Relay-Delivery": delivery_id(task_id, outcome.status),
+            "X-Relay-Delivery": delivery,
+            "X-Relay-Signature": sign(self._secret, timestamp, delivery, body),
         }
         try:
             response = self._client.post(self.url, content=body, headers=headers)

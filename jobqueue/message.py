@@ -20,6 +20,9 @@ from relay_core.ids import check_id
 
 VERSION = 1
 MAX_BODY_BYTES = 4096
+#: a task takes at most a few hundred hops (bounded attempts per stage); far below 2**53, where Lua numbers
+#: (doubles) stop counting exactly, so a hostile seq can neither crash-loop SQLite nor stall Redis
+MAX_HOPS = 100_000
 
 
 class Stage(str, enum.Enum):
@@ -50,12 +53,14 @@ class JobMessage(BaseModel):
     input: InputObject
     vendor_task_id: str | None = Field(None, max_length=128)
     audit_job_id: str | None = Field(None, max_length=256)
-    seq: int = Field(0, ge=0)
-    attempt: int = Field(0, ge=0, description="attempts of the current stage, reset on stage change")
-    polls: int = Field(0, ge=0, description="vendor status queries so far")
-    created_at: float
-    deadline_at: float
-    not_before: float | None = Field(None, description="set when a delay was split into queue-sized hops")
+    seq: int = Field(0, ge=0, le=MAX_HOPS)
+    attempt: int = Field(0, ge=0, le=MAX_HOPS, description="attempts of the current stage, reset on stage change")
+    polls: int = Field(0, ge=0, le=MAX_HOPS, description="vendor status queries so far")
+    created_at: float = Field(allow_inf_nan=False)
+    deadline_at: float = Field(allow_inf_nan=False, description="a NaN deadline would never pass: refused")
+    not_before: float | None = Field(
+        None, allow_inf_nan=False, description="set when a delay was split into queue-sized hops"
+    )
 
     @field_validator("v")
     @classmethod

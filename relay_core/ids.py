@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # used with fullmatch: "$" would admit a final "\n"
 
 
 class InvalidId(ValueError):
@@ -17,13 +17,13 @@ class InvalidId(ValueError):
 
 def check_id(value: str, what: str = "id") -> str:
     """Return ``value`` if it is a safe id (1-64 chars of ``[A-Za-z0-9_-]``, not starting with ``-``/``_``)."""
-    if not isinstance(value, str) or not _SAFE_ID.match(value):
+    if not isinstance(value, str) or not _SAFE_ID.fullmatch(value):
         raise InvalidId(f"{what} {value!r} is not a safe id (1-64 of A-Z a-z 0-9 _ -)")
     return value
 
 
 def is_safe_id(value: str) -> bool:
-    return isinstance(value, str) and bool(_SAFE_ID.match(value))
+    return isinstance(value, str) and bool(_SAFE_ID.fullmatch(value))
 
 
 def output_prefix(user_id: str, task_id: str) -> str:
@@ -44,10 +44,10 @@ def staging_key(user_id: str, task_id: str, name: str) -> str:
     return staging_prefix(user_id, task_id) + _check_name(name)
 
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def _check_name(name: str) -> str:
-    if not _SAFE_NAME.match(name) or ".." in name:
+    if not _SAFE_NAME.fullmatch(name) or ".." in name:
         raise InvalidId(f"file name {name!r} is not safe")
     return name

@@ -39,20 +39,76 @@ def test_bodies_are_exactly_the_backends_examples():
     assert b"internal" not in raw  # operator detail never leaves
 
 
-def test_signature_is_hmac_sha256_of_timestamp_dot_body():
+def test_signature_is_hmac_sha256_of_timestamp_dot_delivery_dot_body():
     body = b'{"taskId":"1"}'
-    expected = hmac.new(b"k3y", b"1700000000." + body, hashlib.sha256).hexdigest()
-    assert sign("k3y", 1700000000, body) == f"sha256={expected}"
+    expected = hmac.new(b"k3y", b"1700000000.d-1." + body, hashlib.sha256).hexdigest()
+    assert sign("k3y", 1700000000, "d-1", body) == f"sha256={expected}"
+    with pytest.raises(ValueError, match="empty secret"):
+        sign("", 1700000000, "d-1", body)
+
+
+def _signed(body: bytes, delivery: str = "d-1", ts: int = 1700000000, secret: str = "k3y") -> dict[str, str]:
+    return {
+        "X-Relay-Timestamp": str(ts),
+        "X-Relay-Delivery": delivery,
+        "X-Relay-Signature": sign(secret, ts, delivery, body),
+    }
 
 
 def test_verifier_accepts_good_and_rejects_tampered_stale_and_wrong_key():
     body = report_body("t1", DONE)
-    headers = {"X-Relay-Timestamp": "1700000000", "X-Relay-Signature": sign("k3y", 1700000000, body)}
+    headers = _signed(body)
     assert verify_signature("k3y", headers, body, now=1700000100)
     assert not verify_signature("k3y", headers, body + b" ", now=1700000100)
     assert not verify_signature("other", headers, body, now=1700000100)
     assert not verify_signature("k3y", headers, body, now=1700000000 + 301)
     assert not verify_signature("k3y", {**headers, "X-Relay-Timestamp": "soon"}, body, now=1700000000)
+
+
+def test_a_captured_report_cannot_be_replayed_under_a_fresh_delivery_id():
+    body = report_body("t1", DONE)
+    replayed = {**_signed(body), "X-Relay-Delivery": "a-fresh-id"}
+    assert not verify_signature("k3y", replayed, body, now=1700000000)
+
+
+def _hostile_variants(good: dict[str, str]) -> list[dict]:
+    ts, delivery, sig = good["X-Relay-Timestamp"], good["X-Relay-Delivery"], good["X-Relay-Signature"]
+    return [
+        {},  # no headers at all
+        {"X-Relay-Timestamp": ts, "X-Relay-Delivery": delivery},  # no signature
+        {"X-Relay-Timestamp": ts, "X-Relay-Signature": sig},  # no delivery
+        {"X-Relay-Timestamp": "١٧٠٠٠٠٠٠٠٠", "X-Relay-Delivery": delivery, "X-Relay-Signature": sig},  # int() takes it
+        {"X-Relay-Timestamp": ts, "X-Relay-Delivery": delivery, "X-Relay-Signature": "sha256=é"},  # TypeError before
+        {b"X-Relay-Timestamp": ts.encode(), b"X-Relay-Delivery": delivery.encode(), b"X-Relay-Signature": b"\xff"},
+        {"X-Relay-Timestamp": "9" * 40, "X-Relay-Delivery": delivery, "X-Relay-Signature": sig},
+        {"X-Relay-Timestamp": ts + "\n", "X-Relay-Delivery": delivery, "X-Relay-Signature": sig},
+        {"X-Relay-Timestamp": ts, "X-Relay-Delivery": delivery + "\n", "X-Relay-Signature": sig},
+        {"X-Relay-Timestamp": None, "X-Relay-Delivery": delivery, "X-Relay-Signature": sig},
+    ]
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_the_verifier_never_raises_on_hostile_headers(case):
+    body = report_body("t1", DONE)
+    headers = _hostile_variants(_signed(body))[case]
+    assert verify_signature("k3y", headers, body, now=1700000000) is False
+
+
+def test_the_verifier_reads_bytes_headers_as_a_server_may_pass_them():
+    body = report_body("t1", DONE)
+    as_bytes = {k.encode(): v.encode() for k, v in _signed(body).items()}
+    assert verify_signature("k3y", as_bytes, body, now=1700000000)
+
+
+def test_the_verifier_refuses_an_empty_secret_and_non_bytes_bodies():
+    body = report_body("t1", DONE)
+    assert not verify_signature("", _signed(body, secret="x"), body, now=1700000000)
+    assert not verify_signature("k3y", _signed(body), body.decode(), now=1700000000)  # type: ignore[arg-type]
+
+
+def test_a_reporter_with_an_empty_secret_cannot_be_built():
+    with pytest.raises(ValueError, match="RELAY_CALLBACK_SECRET"):
+        BackendReporter("http://backend", "")
 
 
 def test_delivery_id_is_stable_per_task_and_status():
