@@ -7,6 +7,7 @@ file, the line and the field (``pipelines.toml:14: pipelines.model_pose12.deadin
 from __future__ import annotations
 
 import re
+import string
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +37,9 @@ class UnknownPipeline(OurFault, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+_NUMBER_SPEC = re.compile(r"0?[1-9]?d?")  # "", "02", "3d", "02d": at most 9 digits wide
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -57,11 +61,16 @@ class OutputSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _renders(cls, name: str) -> str:
+        # Only "{n}" with a short numeric format may appear: "{n:99999999999}" would build an 11 GB string.
         try:
-            rendered = name.format(n=1)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"name template {name!r} does not render with n: {exc}") from None
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", rendered) or ".." in rendered:
+            fields = [(field, spec) for _, field, spec, _ in string.Formatter().parse(name) if field is not None]
+        except ValueError as exc:
+            raise ValueError(f"name template {name!r} is not a format string: {exc}") from None
+        for field, spec in fields:
+            if field != "n" or not _NUMBER_SPEC.fullmatch(spec or ""):
+                raise ValueError(f"name template {name!r}: only {{n}} or {{n:02}}-style fields are allowed")
+        rendered = name.format(n=1)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", rendered) or ".." in rendered:
             raise ValueError(f"name template {name!r} renders to an unsafe file name {rendered!r}")
         return name
 

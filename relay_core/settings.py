@@ -8,6 +8,10 @@ Secrets are ``SecretStr`` and registered with the log redactor as soon as they a
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -18,6 +22,13 @@ from relay_core.errors import ConfigError
 
 #: bucket of the embedded default; COS names buckets ``<name>-<appid>`` and the shim checks that shape
 EMBEDDED_BUCKET = "relay-1250000000"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: RELAY_* variables read by something other than these settings (tests, benchmarks), not typos
+EXTERNAL_RELAY_VARIABLES = frozenset({"RELAY_TEST_REDIS", "RELAY_BENCH_REDIS", "RELAY_OPERATOR"})
+_HOST_PATTERN = re.compile(r"\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+_ROUTE_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,199}")
+_PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_log = logs.get("settings")
 
 
 class RelaySettings(BaseSettings):
@@ -67,6 +78,31 @@ class RelaySettings(BaseSettings):
     def _strip(cls, value: str) -> str:
         return value.strip()
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("result_hosts")
+    @classmethod
+    def _host_list(cls, value: str) -> str:
+        hosts = [h.strip().lower() for h in value.split(",") if h.strip()]
+        if not hosts:
+            raise ValueError("is empty: no result could ever be downloaded (list the vendor's hosts)")
+        bad = [h for h in hosts if not _HOST_PATTERN.fullmatch(h)]
+        if bad:
+            raise ValueError(f"{bad} are not host names or '.domain' suffixes (wildcards like '*' are not allowed)")
+        return ",".join(hosts)
+
+    @field_validator("routes")
+    @classmethod
+    def _route_syntax(cls, value: str) -> str:
+        parse_routes(value)
+        return value
+
     # -- derived ---------------------------------------------------------------------------
     def queue_url(self) -> str:
         return self.queue or f"sqlite:///{(self.home / 'queue.db').resolve()}"
@@ -78,16 +114,35 @@ class RelaySettings(BaseSettings):
         return self.store or f"file://{(self.home / 'store').resolve()}?bucket={EMBEDDED_BUCKET}"
 
     def route_table(self) -> dict[str, str]:
-        table: dict[str, str] = {}
-        for part in filter(None, (p.strip() for p in self.routes.split(","))):
-            prefix, sep, pipeline = part.partition("=")
-            if not sep or not prefix or not pipeline:
-                raise ConfigError(f"RELAY_ROUTES: {part!r} is not 'prefix=pipeline'")
-            table[prefix.strip()] = pipeline.strip()
-        return table
+        return parse_routes(self.routes)
 
     def result_host_list(self) -> list[str]:
         return [h.strip().lower() for h in self.result_hosts.split(",") if h.strip()]
+
+
+def _shown(variable: str, value: object) -> str:
+    """The offending value for an error line; secrets are never echoed."""
+    if "SECRET" in variable or "KEY" in variable:
+        return "a value (hidden)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_routes(text: str) -> dict[str, str]:
+    """``"input/vid=video_tryon,input/poster=promo_poster"`` → ``{prefix: pipeline}``; ValueError if malformed."""
+    table: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        prefix, sep, pipeline = (s.strip() for s in part.partition("="))
+        if not sep or not _ROUTE_PREFIX.fullmatch(prefix) or not _PIPELINE_NAME.fullmatch(pipeline):
+            raise ValueError(f"{part!r} is not 'input/<prefix>=<pipeline name>'")
+        table[prefix] = pipeline
+    return table
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``RELAY_*`` names in ``environ`` that no setting reads (a typo would silently mean the default)."""
+    known = {f"RELAY_{name.upper()}" for name in RelaySettings.model_fields} | EXTERNAL_RELAY_VARIABLES
+    return sorted(name for name in environ if name.startswith("RELAY_") and name not in known)
 
 
 def load(**overrides: object) -> RelaySettings:
@@ -98,9 +153,14 @@ def load(**overrides: object) -> RelaySettings:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
         var = field.upper() if field.upper().startswith("RUNNINGHUB_") else f"RELAY_{field.upper()}"
-        raise ConfigError(f"{var}: {err['msg']}") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{var}: {message} (got {_shown(var, err.get('input'))})") from None
     logs.register_secret(settings.callback_secret.get_secret_value())
     logs.register_secret(settings.runninghub_api_key.get_secret_value())
+    for name in unknown_variables(os.environ):
+        close = difflib.get_close_matches(name, [f"RELAY_{f.upper()}" for f in RelaySettings.model_fields], n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        _log.warning(f"{name} is not a scf-relay setting and is ignored{hint}", extra={"variable": name})
     return settings
 
 
