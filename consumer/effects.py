@@ -17,6 +17,8 @@ limit) leaves that message in the queue, and its redelivery finds enough in the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from consumer.decisions import Continue, Decision, Defer, Drop, Finish, Reported, ToDeadLetter
 from consumer.services import Services
 from jobqueue.message import JobMessage, Stage
@@ -25,18 +27,30 @@ from relay_core import logs
 
 log = logs.get("consumer")
 
+#: observers of the boundaries between effects ("decided", "successor_sent", "outcome_recorded", "hop_recorded",
+#: "dead_lettered"); the chaos tool installs one that kills the process at a boundary. Empty in production.
+boundary_observers: list[Callable[[str], None]] = []
+
+
+def _boundary(name: str) -> None:
+    for observer in boundary_observers:
+        observer(name)
+
 
 def apply(svc: Services, received: Received, msg: JobMessage | None, decision: Decision) -> None:
     """Carry out ``decision`` for the ``received`` message (``msg`` is None for a poison body)."""
+    _boundary("decided")
     if isinstance(decision, ToDeadLetter):
         svc.queue.dead_letter(received, decision.reason)
         log.error("dead-lettered", extra={"reason": decision.reason, "message_id": received.message_id})
+        _boundary("dead_lettered")
         if msg is not None:
             svc.ledger.release_hop(msg.task_id, msg.seq, svc.clock())
         return
     if msg is None:
         raise ValueError("only a dead letter can lack a parsed message")
     forward(svc, msg, decision)
+    _boundary("hop_recorded")
     svc.queue.delete(received.receipt)
 
 
@@ -51,8 +65,10 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
         return
     if isinstance(decision, Continue):
         send_successor(svc, decision.message, decision.delay_s)
+        _boundary("successor_sent")
     elif isinstance(decision, Finish):
         stored = svc.ledger.record_outcome(msg.task_id, decision.outcome, svc.clock())
+        _boundary("outcome_recorded")
         if stored != decision.outcome:
             log.warning("another outcome was recorded first; reporting that one", extra={"recorded": stored.status})
         log.info(
@@ -64,6 +80,7 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
             },
         )
         send_successor(svc, msg.next(Stage.REPORT, attempt=0), 0.0)
+        _boundary("successor_sent")
     elif isinstance(decision, Reported):
         svc.ledger.mark_reported(msg.task_id, svc.clock())
     svc.ledger.advance(msg.task_id, msg.seq, svc.clock())

@@ -1,4 +1,7 @@
-"""Auditors chosen by ``RELAY_AUDITOR``: ``local`` (marker auditor) or ``tencent[?region=..&endpoint=..]``.
+"""Auditors chosen by ``RELAY_AUDITOR``: ``local[?outage_file=PATH]`` (marker auditor) or
+``tencent[?region=..&endpoint=..]``.
+
+``outage_file`` (demo, chaos runs): while that file exists the local auditor answers like an unavailable service.
 
 Query parameters of ``tencent``: ``region`` (default: the store's region), ``endpoint`` (``host[:port]`` or a
 URL; a local API server in tests), ``biz_type`` (the moderation policy id from the console), ``bucket_region``
@@ -17,18 +20,23 @@ if TYPE_CHECKING:
     from relay_core.settings import RelaySettings
 
 _TENCENT_OPTIONS = {"region", "endpoint", "biz_type", "bucket_region"}
+_LOCAL_OPTIONS = {"outage_file"}
 
 
 def open_auditor(name: str, *, store: ObjectStore | None, settings: RelaySettings | None = None) -> Auditor:
     """The auditor named by ``name``; ``ConfigError`` naming RELAY_AUDITOR for anything else."""
     parts = urlsplit(name.strip())
     kind = parts.path or parts.scheme
-    if kind == "local" and not parts.query:
+    if kind == "local":
         from moderation.local import LocalMarkerAuditor
 
+        options = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = set(options) - _LOCAL_OPTIONS
+        if unknown:
+            _config_error(f"unknown option(s) {sorted(unknown)} (known: {sorted(_LOCAL_OPTIONS)})")
         if store is None:
             _config_error("the local auditor needs the object store to scan staged videos")
-        return LocalMarkerAuditor(store)
+        return LocalMarkerAuditor(store, outage_file=options.get("outage_file") or None)
     if kind == "tencent":
         return _tencent(parts.query, store, settings)
     _config_error(f"unknown auditor {name!r} (use local or tencent?region=ap-guangzhou)")
@@ -58,6 +66,6 @@ def _tencent(query: str, store: ObjectStore | None, settings: RelaySettings | No
 
 
 def _config_error(problem: str) -> NoReturn:
-    from relay_core.settings import ConfigError  # pydantic: only loaded when there is something to report
+    from relay_core.errors import ConfigError
 
     raise ConfigError(f"RELAY_AUDITOR: {problem}") from None

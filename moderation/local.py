@@ -10,9 +10,10 @@ and never returns pending.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from moderation.base import Auditor, AuditPending, AuditResult, Verdict
-from moderation.errors import AuditConfigError
+from moderation.errors import AuditConfigError, AuditUnavailable
 from objectstore.base import ObjectStore, iter_file
 from relay_core.filetypes import BLOCK_MARKER
 
@@ -39,19 +40,28 @@ def _verdict_of(blocked: bool) -> AuditResult:
 class LocalMarkerAuditor(Auditor):
     name = "local"
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, outage_file: str | None = None) -> None:
         self.store = store
+        self.outage_file = Path(outage_file) if outage_file else None
+
+    def _check_service(self) -> None:
+        """A simulated outage (demo, chaos runs): fail closed while the outage file exists."""
+        if self.outage_file is not None and self.outage_file.exists():
+            raise AuditUnavailable("local moderation is down (outage file present)")
 
     def audit_image(self, data: bytes, data_id: str) -> AuditResult:
+        self._check_service()
         return _verdict_of(BLOCK_MARKER in data)
 
     def start_video(self, bucket: str, key: str, data_id: str) -> str:
+        self._check_service()
         with self.store.open_read(bucket, key) as stream:
             verdict = _verdict_of(contains_marker(iter_file(stream))).verdict
         # "|" separates job ids in a message (consumer.steps.audit): keep it out of ours.
         return f"{JOB_PREFIX}{verdict.value}:{data_id.replace('|', '_')}"
 
     def video_result(self, job_id: str) -> AuditResult | AuditPending:
+        self._check_service()
         prefix, _, rest = job_id.partition(":")
         verdict_value, _, _data_id = rest.partition(":")
         if f"{prefix}:" != JOB_PREFIX or verdict_value not in (Verdict.PASS.value, Verdict.BLOCK.value):

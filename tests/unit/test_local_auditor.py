@@ -72,3 +72,30 @@ def test_foreign_job_ids_and_missing_objects(store):
     store.put_bytes(BUCKET, "staging/a.mp4", b"clean")
     # "|" separates job ids inside a message: a data id never smuggles one in
     assert audit.start_video(BUCKET, "staging/a.mp4", "t|1") == "local:pass:t_1"
+
+
+def test_an_outage_file_makes_the_local_auditor_fail_closed_until_removed(tmp_path):
+    from moderation import open_auditor
+    from moderation.errors import AuditUnavailable
+    from objectstore.local import LocalStore
+
+    outage = tmp_path / "moderation-down"
+    auditor = open_auditor(f"local?outage_file={outage}", store=LocalStore(tmp_path / "store", "relay-1"))
+    clean = media.make_jpeg(1)
+    assert auditor.audit_image(clean, "t-1").verdict.value == "pass"
+    outage.touch()
+    with pytest.raises(AuditUnavailable):
+        auditor.audit_image(clean, "t-1")
+    with pytest.raises(AuditUnavailable):
+        auditor.video_result("local:pass:t-1")
+    outage.unlink()
+    assert auditor.video_result("local:pass:t-1").verdict.value == "pass"
+
+
+def test_unknown_local_auditor_options_are_refused(tmp_path):
+    from moderation import open_auditor
+    from objectstore.local import LocalStore
+    from relay_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RELAY_AUDITOR: unknown option"):
+        open_auditor("local?outage=1", store=LocalStore(tmp_path / "store", "relay-1"))
