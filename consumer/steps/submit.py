@@ -28,7 +28,6 @@ from vendors.base import NodeInput, SubmitRequest, Vendor
 from vendors.errors import AmbiguousSubmit, VendorError
 
 log = logs.get("consumer.submit")
-LEASE_S = 300
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 
 
@@ -38,7 +37,10 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         return timed_out(msg, svc, cancel=False)
     pipeline = svc.pipelines.get(msg.pipeline)
     token = uuid.uuid4().hex
-    claim = svc.ledger.claim_submit(msg.task_id, token, LEASE_S, msg.deadline_at, now)
+    # The claim lives as long as the hop's own lease: a runner killed while preparing the input blocks the task
+    # no longer than its message stays invisible.
+    lease_s = svc.settings.visibility_timeout_s
+    claim = svc.ledger.claim_submit(msg.task_id, token, lease_s, msg.deadline_at, now)
     if claim.state is ClaimState.SUBMITTED:
         log.info("already submitted; polling", extra={"vendor_task_id": claim.vendor_task_id})
         return _poll_next(msg, pipeline, claim.vendor_task_id, now)

@@ -1,4 +1,4 @@
-"""``scf-relay``: demo, emulator, receiver, worker, dlq, tasks, infra, package."""
+"""``scf-relay``: demo, emulator, receiver, worker, dlq, tasks, infra, package, chaos."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from scf_relay.cli import dlq, infra, package, tasks
+from scf_relay.cli import chaos, dlq, infra, package, tasks
 from scf_relay.cli.output import console, emit_json, err_console, fail, table
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(infra.app, name="infra")
 app.command("package")(package.package)
+app.command("chaos")(chaos.chaos)
 
 JSON = typer.Option(False, "--json", help="print JSON instead of tables")
 
@@ -187,6 +188,7 @@ def worker(
     idle_sleep_s: float = typer.Option(0.5, help="pause between empty receives"),
     health_file: Path = typer.Option(None, help="write a JSON heartbeat here every few seconds"),
     give_up_after_s: float = typer.Option(300.0, help="exit 1 when the queue backend has failed this long"),
+    crash_rate: float = typer.Option(0.0, hidden=True, min=0.0, max=1.0, help="chaos runs: SIGKILL self at boundaries"),
     as_json: bool = JSON,
 ) -> None:
     """Run the consumer as a long-lived process on the configured queue.
@@ -198,6 +200,10 @@ def worker(
     from relay_core.errors import ConfigError
     from scf_relay.worker import Worker
 
+    if crash_rate > 0:
+        from scf_relay.chaos.crash import install_boundary_crashes
+
+        install_boundary_crashes(crash_rate)
     try:
         worker_ = Worker.from_env(
             concurrency, idle_sleep_s=idle_sleep_s, health_file=health_file, give_up_after_s=give_up_after_s
