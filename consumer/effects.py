@@ -52,7 +52,7 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
     if isinstance(decision, Continue):
         send_successor(svc, decision.message, decision.delay_s)
     elif isinstance(decision, Finish):
-        stored = svc.ledger.record_outcome(msg.task_id, decision.outcome, svc.clock())
+        stored = svc.ledger.record_outcome(msg.task_id, decision.outcome, svc.clock(), user_id=msg.user_id)
         if stored != decision.outcome:
             log.warning("another outcome was recorded first; reporting that one", extra={"recorded": stored.status})
         log.info(

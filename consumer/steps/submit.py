@@ -38,7 +38,7 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         return timed_out(msg, svc, cancel=False)
     pipeline = svc.pipelines.get(msg.pipeline)
     token = uuid.uuid4().hex
-    claim = svc.ledger.claim_submit(msg.task_id, token, LEASE_S, msg.deadline_at, now)
+    claim = svc.ledger.claim_submit(msg.task_id, token, LEASE_S, msg.deadline_at, now, user_id=msg.user_id)
     if claim.state is ClaimState.SUBMITTED:
         log.info("already submitted; polling", extra={"vendor_task_id": claim.vendor_task_id})
         return _poll_next(msg, pipeline, claim.vendor_task_id, now)
