@@ -67,7 +67,7 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
         send_successor(svc, decision.message, decision.delay_s)
         _boundary("successor_sent")
     elif isinstance(decision, Finish):
-        stored = svc.ledger.record_outcome(msg.task_id, decision.outcome, svc.clock())
+        stored = svc.ledger.record_outcome(msg.task_id, decision.outcome, svc.clock(), user_id=msg.user_id)
         _boundary("outcome_recorded")
         if stored != decision.outcome:
             log.warning("another outcome was recorded first; reporting that one", extra={"recorded": stored.status})

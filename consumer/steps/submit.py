@@ -40,7 +40,7 @@ def run(msg: JobMessage, svc: Services) -> Decision:
     # The claim lives as long as the hop's own lease: a runner killed while preparing the input blocks the task
     # no longer than its message stays invisible.
     lease_s = svc.settings.visibility_timeout_s
-    claim = svc.ledger.claim_submit(msg.task_id, token, lease_s, msg.deadline_at, now)
+    claim = svc.ledger.claim_submit(msg.task_id, token, lease_s, msg.deadline_at, now, user_id=msg.user_id)
     if claim.state is ClaimState.SUBMITTED:
         log.info("already submitted; polling", extra={"vendor_task_id": claim.vendor_task_id})
         return _poll_next(msg, pipeline, claim.vendor_task_id, now)

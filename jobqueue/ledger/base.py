@@ -1,7 +1,7 @@
 """The task ledger: the workers' own idempotency store, one record per task.
 
-It makes at-least-once delivery safe (DESIGN.md invariants 1-3). Contract of every backend
-(``tests/contract/test_ledger_contract.py`` checks each one):
+It makes at-least-once delivery safe: every step may run more than once, with the same effect. Contract
+of every backend (``tests/contract/test_ledger_contract.py`` checks each one):
 
 * **Submit claim.** ``claim_submit(task, token, lease_s, deadline_at)`` returns:
   ``ACQUIRED`` when no claim exists or the previous holder's lease expired while it was only preparing
@@ -12,7 +12,7 @@ It makes at-least-once delivery safe (DESIGN.md invariants 1-3). Contract of eve
   ``mark_sending`` (just before the vendor call), ``record_submission`` and ``mark_ambiguous`` only succeed
   for the current token; ``release_submit`` gives up a claim (the vendor definitely created nothing) so a
   retry can claim again.
-* **Hop order.** ``seq_handled(task)`` is the highest ``seq`` whose successor was sent;
+* **Hop order.** A record's ``seq`` is the highest ``seq`` whose successor was sent (``-1`` at first);
   ``advance(task, seq)`` raises it to ``seq`` (compare-and-set, never lowers it) and returns whether it rose.
   ``begin_hop(task, seq, lease_s)`` admits one runner per hop: ``STALE`` when ``seq`` is at most the handled
   seq or below a hop already begun; ``BUSY`` (with ``retry_after_s``) while another runner's lease on the same
@@ -22,112 +22,154 @@ It makes at-least-once delivery safe (DESIGN.md invariants 1-3). Contract of eve
 * **Terminal outcome.** ``record_outcome(task, outcome)`` stores the first outcome and returns the stored
   one: later calls, whatever they pass, get the first back. That is how a task gets exactly one outcome.
   ``mark_reported(task)`` records that the backend acknowledged the report.
-* **Stuck tasks.** ``open_tasks(deadline_before)`` lists tasks without an outcome whose deadline is before the
-  given time, oldest deadline first, without scanning every record.
-* Records expire: ``retention_s`` after creation (Redis TTL) or by ``prune`` (SQLite).
+* **Stuck and unreported tasks.** ``open_tasks(deadline_before)`` lists tasks without an outcome whose
+  deadline is before the given time, oldest deadline first; ``unreported(before)`` lists tasks whose outcome
+  was recorded before the given time and not yet reported, oldest first. Both read an index, never every record.
+* Records expire ``retention_s`` after their creation (SQLite, by ``prune``) or their last write (Redis TTL).
+
+How: the rules live once, in :mod:`jobqueue.ledger.rules`. Every public write is load → rule →
+compare-and-set on the record's ``version``, run again when another writer got in between. A backend only
+provides the primitives below (``_load``, ``_save``, ``_open_by_deadline``, ``_unreported``, ``_prune``).
 """
 
 from __future__ import annotations
 
 import abc
-import enum
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
 
+from jobqueue.errors import BackendUnavailable
+from jobqueue.ledger import rules
+from jobqueue.ledger.record import Claim, ClaimState, Hop, HopState, SubmitState, TaskRecord
 from relay_core.domain import Outcome
 
+__all__ = ["Claim", "ClaimState", "Hop", "HopState", "Ledger", "SubmitState", "TaskRecord"]
 
-class ClaimState(str, enum.Enum):
-    ACQUIRED = "acquired"
-    HELD = "held"
-    SUBMITTED = "submitted"
-    AMBIGUOUS = "ambiguous"
-
-
-class HopState(str, enum.Enum):
-    RUN = "run"
-    STALE = "stale"
-    BUSY = "busy"
-
-
-@dataclass(frozen=True)
-class Hop:
-    state: HopState
-    retry_after_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Claim:
-    state: ClaimState
-    vendor_task_id: str | None = None
-    retry_after_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    task_id: str
-    seq: int = -1
-    submit_state: str = ""  # "" | "leased" | "sending" | "submitted" | "ambiguous"
-    lease_until: float = 0.0
-    vendor_task_id: str | None = None
-    deadline_at: float = 0.0
-    outcome: Outcome | None = None
-    reported_at: float | None = None
-    updated_at: float = 0.0
+DEFAULT_RETENTION_S = 30 * 86400
+MAX_TRIES = 50  # compare-and-set attempts per call; each lost one means another write to the same task won
+R = TypeVar("R")
 
 
 class Ledger(abc.ABC):
     """Base of every ledger backend; times are unix seconds, passed in so tests control the clock."""
 
-    def __init__(self, *, retention_s: int = 30 * 86400) -> None:
+    def __init__(self, *, retention_s: int = DEFAULT_RETENTION_S) -> None:
         self.retention_s = retention_s
 
+    # -- primitives: all a backend implements ----------------------------------------------------
     @abc.abstractmethod
-    def claim_submit(self, task_id: str, token: str, lease_s: float, deadline_at: float, now: float) -> Claim: ...
+    def _load(self, task_id: str) -> TaskRecord | None:
+        """The stored record with its stored ``version``, ``None`` when there is none (or it expired).
+        One read; raises ``BackendUnavailable``."""
 
     @abc.abstractmethod
-    def mark_sending(self, task_id: str, token: str, now: float) -> bool: ...
+    def _save(self, record: TaskRecord, expected_version: int) -> bool:
+        """Store ``record`` (whose ``version`` is ``expected_version + 1``) if the stored version is still
+        ``expected_version``; ``0`` means "insert: no record may exist". Returns ``False``, writing nothing,
+        when another writer got there first. In the same atomic operation it keeps both indexes in step with
+        the record: the open-tasks index by :meth:`TaskRecord.open_deadline` and the pending-report index by
+        :meth:`TaskRecord.unreported_since` (``None``: not in that index). Raises ``BackendUnavailable``."""
 
     @abc.abstractmethod
-    def record_submission(self, task_id: str, token: str, vendor_task_id: str, now: float) -> bool: ...
+    def _open_by_deadline(self, before: float, limit: int) -> list[TaskRecord]:
+        """At most ``limit`` (> 0) records without an outcome whose ``deadline_at`` is > 0 and < ``before``,
+        by deadline then task id, read through the open-tasks index (never a scan of every record)."""
 
     @abc.abstractmethod
-    def mark_ambiguous(self, task_id: str, token: str, now: float) -> bool: ...
+    def _unreported(self, before: float, limit: int) -> list[TaskRecord]:
+        """At most ``limit`` (> 0) records with an outcome and no ``reported_at`` whose outcome was recorded
+        before ``before``, oldest first (then by task id), read through the pending-report index."""
 
     @abc.abstractmethod
-    def release_submit(self, task_id: str, token: str, now: float) -> bool: ...
+    def _prune(self, before: float) -> int:
+        """Drop what is older than ``before`` (records created before it, or stale index entries where the
+        store expires records itself); returns how many were dropped."""
 
-    @abc.abstractmethod
+    # -- the one way every write goes ------------------------------------------------------------
+    def _apply(self, task_id: str, rule: Callable[[TaskRecord | None], tuple[TaskRecord | None, R]]) -> R:
+        """Load → rule → compare-and-set, again on a lost race; ``BackendUnavailable`` after ``MAX_TRIES``."""
+        for _ in range(MAX_TRIES):
+            current = self._load(task_id)
+            changed, result = rule(current)
+            if changed is None:
+                return result
+            expected = current.version if current is not None else 0
+            if self._save(replace(changed, version=expected + 1), expected):
+                return result
+        raise BackendUnavailable(f"ledger: task {task_id!r} kept changing under {MAX_TRIES} tries; retry later")
+
+    # -- submit claim ----------------------------------------------------------------------------
+    def claim_submit(
+        self, task_id: str, token: str, lease_s: float, deadline_at: float, now: float, user_id: str | None = None
+    ) -> Claim:
+        """Claim the right to submit ``task_id`` for ``lease_s`` (see the module's contract); a
+        ``deadline_at`` > 0 and ``user_id`` are stored the first time they are known."""
+        return self._apply(
+            task_id, lambda cur: rules.claim_submit(cur, task_id, token, lease_s, deadline_at, now, user_id)
+        )
+
+    def mark_sending(self, task_id: str, token: str, now: float) -> bool:
+        """Just before the vendor call: ``True`` if ``token`` held a leased claim, now "sending"."""
+        return self._apply(task_id, lambda cur: rules.mark_sending(cur, token, now))
+
+    def record_submission(self, task_id: str, token: str, vendor_task_id: str, now: float) -> bool:
+        """``True`` if ``token`` held the claim and the submission is now recorded."""
+        return self._apply(task_id, lambda cur: rules.record_submission(cur, token, vendor_task_id, now))
+
+    def mark_ambiguous(self, task_id: str, token: str, now: float) -> bool:
+        """``True`` if ``token`` held the claim, now ambiguous: no claim succeeds until ``reset_submit``."""
+        return self._apply(task_id, lambda cur: rules.mark_ambiguous(cur, token, now))
+
+    def release_submit(self, task_id: str, token: str, now: float) -> bool:
+        """``True`` if ``token`` held the claim and gave it up (the vendor created nothing)."""
+        return self._apply(task_id, lambda cur: rules.release_submit(cur, token, now))
+
     def reset_submit(self, task_id: str, now: float) -> bool:
-        """Operator action: forget an ambiguous or stale claim so the task may be submitted again."""
+        """Operator action: forget an ambiguous or stale claim so the task may be submitted again; ``False``
+        when there is none (a recorded submission is kept)."""
+        return self._apply(task_id, lambda cur: rules.reset_submit(cur, now))
 
-    @abc.abstractmethod
-    def seq_handled(self, task_id: str) -> int:
-        """Highest seq whose successor was sent, ``-1`` for an unknown task."""
+    # -- hop order -------------------------------------------------------------------------------
+    def advance(self, task_id: str, seq: int, now: float) -> bool:
+        """Raise the handled seq to ``seq``; ``True`` when it rose (it never lowers)."""
+        return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now))
 
-    @abc.abstractmethod
-    def advance(self, task_id: str, seq: int, now: float) -> bool: ...
+    def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float) -> Hop:
+        """Admit one runner for hop ``seq``: ``RUN`` (lease taken for ``lease_s``), ``BUSY`` or ``STALE``."""
+        return self._apply(task_id, lambda cur: rules.begin_hop(cur, task_id, seq, lease_s, now))
 
-    @abc.abstractmethod
-    def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float) -> Hop: ...
+    def release_hop(self, task_id: str, seq: int, now: float) -> None:
+        """Drop the lease of hop ``seq`` (it ended without a successor); no effect on another hop's lease."""
+        self._apply(task_id, lambda cur: rules.release_hop(cur, seq, now))
 
-    @abc.abstractmethod
-    def release_hop(self, task_id: str, seq: int, now: float) -> None: ...
+    # -- terminal outcome ------------------------------------------------------------------------
+    def record_outcome(self, task_id: str, outcome: Outcome, now: float, user_id: str | None = None) -> Outcome:
+        """Store ``outcome`` unless one is stored; returns the stored one (the first always wins)."""
+        return self._apply(task_id, lambda cur: rules.record_outcome(cur, task_id, outcome, now, user_id))
 
-    @abc.abstractmethod
-    def record_outcome(self, task_id: str, outcome: Outcome, now: float) -> Outcome: ...
+    def mark_reported(self, task_id: str, now: float) -> None:
+        """Record the first acknowledgement of the task's report (no effect for an unknown task)."""
+        self._apply(task_id, lambda cur: rules.mark_reported(cur, now))
 
-    @abc.abstractmethod
-    def mark_reported(self, task_id: str, now: float) -> None: ...
+    # -- reading and upkeep ----------------------------------------------------------------------
+    def get(self, task_id: str) -> TaskRecord | None:
+        """The task's record, ``None`` for an unknown (or expired) task."""
+        return self._load(task_id)
 
-    @abc.abstractmethod
-    def get(self, task_id: str) -> TaskRecord | None: ...
+    def open_tasks(self, deadline_before: float, limit: int = 100) -> list[TaskRecord]:
+        """Tasks without an outcome whose known deadline is before ``deadline_before``, oldest first."""
+        return self._open_by_deadline(deadline_before, limit) if limit > 0 else []
 
-    @abc.abstractmethod
-    def open_tasks(self, deadline_before: float, limit: int = 100) -> list[TaskRecord]: ...
+    def unreported(self, before: float, limit: int = 100) -> list[TaskRecord]:
+        """Tasks whose outcome was recorded before ``before`` and whose report the backend has not
+        acknowledged (no ``mark_reported``), oldest outcome first: the reports to send again."""
+        return self._unreported(before, limit) if limit > 0 else []
 
     def prune(self, now: float) -> int:
-        """Delete records older than ``retention_s``; returns how many. Backends with TTLs need not."""
-        return 0
+        """Drop records created more than ``retention_s`` before ``now``; returns how many. Backends whose
+        records expire by themselves drop only stale index entries here."""
+        return self._prune(now - self.retention_s)
 
     def close(self) -> None:
         """Release connections; the default has none."""

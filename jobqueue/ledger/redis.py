@@ -1,22 +1,23 @@
-"""The task ledger in Redis: one hash per task, a deadline index, every read-modify-write in a Lua script.
+"""The task ledger in Redis: one hash per task, two index zsets, every write one Lua compare-and-set.
 
 URL: ``redis://[:password@]host:port/db?prefix=relay&retention_s=2592000`` (``rediss://`` for TLS). Every key
-starts with ``prefix``. The key layout, and what each script reads and writes, is documented in the header
-of the ``.lua`` files beside this module (``claim_submit.lua`` first). Task hashes expire ``retention_s``
-after their last write, so the ledger does not grow forever; ``open_tasks`` drops index entries whose hash
-has expired. The scripts read task hashes whose names they build, so use a single-node Redis (not Cluster).
+starts with ``prefix``; the key layout is documented in the header of ``save.lua`` beside this module, the
+only script. Task hashes expire ``retention_s`` after their last write, so the ledger does not grow forever;
+readers of an index drop the members whose hash has expired. A save names its three keys, but index readers
+build task keys from ids, so use a single-node Redis (not Cluster).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
+from typing import cast
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError
-from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, Ledger, TaskRecord
-from relay_core.domain import Outcome
+from jobqueue.ledger.base import DEFAULT_RETENTION_S, Ledger
+from jobqueue.ledger.record import TaskRecord
 
 try:
     import redis
@@ -24,7 +25,7 @@ except ImportError as exc:  # pragma: no cover - the [redis] extra is part of ev
     raise QueueConfigError("RELAY_LEDGER: redis:// needs the Redis client: pip install 'scf-relay[redis]'") from exc
 
 DEFAULT_PREFIX = "relay"
-DEFAULT_RETENTION_S = 30 * 86400
+PRUNE_BATCH = 500
 
 
 @contextlib.contextmanager
@@ -32,19 +33,17 @@ def _translated() -> Iterator[None]:
     """Turn redis-py errors into the jobqueue error tree (messages carry no credentials)."""
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        raise BackendUnavailable(f"redis ledger: {type(exc).__name__}: {exc}") from exc
     except redis.exceptions.RedisError as exc:
         raise BackendUnavailable(f"redis ledger: {type(exc).__name__}: {exc}") from exc
 
 
-def _script(client: redis.Redis, name: str) -> redis.commands.core.Script:
-    source = resources.files("jobqueue.ledger").joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return client.register_script(source)
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _score(value: float | None) -> str:
+    """An index score for ``save.lua``: ``""`` leaves the index; ``repr`` keeps every bit of the float."""
+    return "" if value is None else repr(float(value))
 
 
 def split_url(url: str) -> tuple[str, str, int]:
@@ -71,16 +70,9 @@ class RedisLedger(Ledger):
         self.prefix = prefix
         self._client = client
         self._owns_client = False
+        source = resources.files("jobqueue.ledger").joinpath("save.lua").read_text(encoding="utf-8")
         with _translated():
-            self._claim = _script(client, "claim_submit")
-            self._settle = _script(client, "settle_claim")
-            self._reset = _script(client, "reset_submit")
-            self._advance = _script(client, "advance")
-            self._hop = _script(client, "begin_hop")
-            self._release_hop = _script(client, "release_hop")
-            self._outcome = _script(client, "record_outcome")
-            self._reported = _script(client, "mark_reported")
-            self._open = _script(client, "open_tasks")
+            self._save_script = client.register_script(source)
 
     @classmethod
     def from_url(cls, url: str) -> RedisLedger:
@@ -103,109 +95,101 @@ class RedisLedger(Ledger):
     def _deadlines_key(self) -> str:
         return f"{self.prefix}:deadlines"
 
-    # -- submit claim ----------------------------------------------------------------------
-    def claim_submit(self, task_id: str, token: str, lease_s: float, deadline_at: float, now: float) -> Claim:
-        keys = [self._task_key(task_id), self._deadlines_key]
-        args = [task_id, token, float(now + lease_s), float(deadline_at), float(now), self.retention_s]
+    @property
+    def _unreported_key(self) -> str:
+        return f"{self.prefix}:unreported"
+
+    # -- primitives ------------------------------------------------------------------------------
+    def _load(self, task_id: str) -> TaskRecord | None:
         with _translated():
-            reply = [_text(part) for part in self._claim(keys=keys, args=args)]
-        state = ClaimState(reply[0])
-        if state is ClaimState.HELD:
-            return Claim(state, retry_after_s=float(reply[1]) - now)
-        if state is ClaimState.SUBMITTED:
-            return Claim(state, vendor_task_id=reply[1])
-        return Claim(state)
+            version, raw = self._client.hmget(self._task_key(task_id), ["version", "record"])
+        return TaskRecord.from_json(raw, int(version)) if raw is not None and version is not None else None
 
-    def mark_sending(self, task_id: str, token: str, now: float) -> bool:
-        return self._settle_claim(task_id, token, "sending", "", now)
-
-    def record_submission(self, task_id: str, token: str, vendor_task_id: str, now: float) -> bool:
-        return self._settle_claim(task_id, token, "submitted", vendor_task_id, now)
-
-    def mark_ambiguous(self, task_id: str, token: str, now: float) -> bool:
-        return self._settle_claim(task_id, token, "ambiguous", "", now)
-
-    def release_submit(self, task_id: str, token: str, now: float) -> bool:
-        return self._settle_claim(task_id, token, "", "", now)
-
-    def _settle_claim(self, task_id: str, token: str, state: str, vendor_task_id: str, now: float) -> bool:
-        args = [token, state, vendor_task_id, float(now), self.retention_s]
+    def _save(self, record: TaskRecord, expected_version: int) -> bool:
+        keys = [self._task_key(record.task_id), self._deadlines_key, self._unreported_key]
+        args: list[str | int] = [
+            record.task_id,
+            str(expected_version),
+            str(record.version),
+            record.to_json(),
+            _score(record.open_deadline()),
+            _score(record.unreported_since()),
+            self.retention_s,
+        ]
         with _translated():
-            return self._settle(keys=[self._task_key(task_id)], args=args) == 1
+            return int(self._save_script(keys=keys, args=args)) == 1
 
-    def reset_submit(self, task_id: str, now: float) -> bool:
-        with _translated():
-            return self._reset(keys=[self._task_key(task_id)], args=[float(now), self.retention_s]) == 1
+    def _open_by_deadline(self, before: float, limit: int) -> list[TaskRecord]:
+        return self._indexed(self._deadlines_key, before, limit, TaskRecord.open_deadline)
 
-    # -- hop order ---------------------------------------------------------------------------
-    def seq_handled(self, task_id: str) -> int:
-        with _translated():
-            seq = self._client.hget(self._task_key(task_id), "seq")
-        return int(seq) if seq is not None else -1
+    def _unreported(self, before: float, limit: int) -> list[TaskRecord]:
+        return self._indexed(self._unreported_key, before, limit, TaskRecord.unreported_since)
 
-    def advance(self, task_id: str, seq: int, now: float) -> bool:
-        with _translated():
-            return self._advance(keys=[self._task_key(task_id)], args=[int(seq), float(now), self.retention_s]) == 1
+    def _prune(self, before: float) -> int:
+        """Hashes expire by their TTL; this drops the index members whose hash is gone (``before`` unused)."""
+        dropped = 0
+        for index in (self._deadlines_key, self._unreported_key):
+            with _translated():
+                members = [_text(m) for m, _ in self._client.zscan_iter(index, count=PRUNE_BATCH)]
+            for start in range(0, len(members), PRUNE_BATCH):
+                batch = members[start : start + PRUNE_BATCH]
+                with _translated(), self._client.pipeline(transaction=False) as pipe:
+                    for task_id in batch:
+                        pipe.exists(self._task_key(task_id))
+                    exists = pipe.execute()
+                dropped += self._drop_expired(index, [t for t, n in zip(batch, exists, strict=True) if not n])
+        return dropped
 
-    def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float) -> Hop:
-        args = [int(seq), float(now + lease_s), float(now), self.retention_s]
-        with _translated():
-            reply = [_text(part) for part in self._hop(keys=[self._task_key(task_id)], args=args)]
-        state = HopState(reply[0])
-        return Hop(state, retry_after_s=float(reply[1]) - now) if state is HopState.BUSY else Hop(state)
+    # -- index reading ---------------------------------------------------------------------------
+    def _indexed(
+        self, index: str, before: float, limit: int, score: Callable[[TaskRecord], float | None]
+    ) -> list[TaskRecord]:
+        """Up to ``limit`` live records of ``index`` with a score below ``before``, lowest first; members whose
+        hash expired are dropped on the way, records that changed since the index was read are skipped."""
+        found: list[TaskRecord] = []
+        offset = 0
+        while len(found) < limit:
+            with _translated():
+                members = self._client.zrangebyscore(
+                    index, "-inf", f"({float(before)!r}", start=offset, num=limit - len(found)
+                )
+                ids = [_text(t) for t in cast("list[bytes | str]", members)]
+                if not ids:
+                    break
+                with self._client.pipeline(transaction=False) as pipe:
+                    for task_id in ids:
+                        pipe.hmget(self._task_key(task_id), ["version", "record"])
+                    rows = pipe.execute()
+            expired = []
+            for task_id, (version, raw) in zip(ids, rows, strict=True):
+                if raw is None:
+                    expired.append(task_id)
+                    continue
+                record = TaskRecord.from_json(raw, int(version))
+                if (value := score(record)) is not None and value < before:
+                    found.append(record)
+            offset += len(ids) - self._drop_expired(index, expired)
+        return found
 
-    def release_hop(self, task_id: str, seq: int, now: float) -> None:
-        with _translated():
-            self._release_hop(keys=[self._task_key(task_id)], args=[int(seq), float(now), self.retention_s])
+    def _drop_expired(self, index: str, task_ids: list[str]) -> int:
+        """Remove from ``index`` those of ``task_ids`` whose hash does not exist, checked and removed in one
+        WATCH/MULTI transaction so a task saved again meanwhile keeps its entry. Returns how many went."""
+        if not task_ids:
+            return 0
+        keys = [self._task_key(task_id) for task_id in task_ids]
 
-    # -- terminal outcome ----------------------------------------------------------------------
-    def record_outcome(self, task_id: str, outcome: Outcome, now: float) -> Outcome:
-        keys = [self._task_key(task_id), self._deadlines_key]
-        with _translated():
-            stored = self._outcome(keys=keys, args=[task_id, outcome.dumps(), float(now), self.retention_s])
-        return Outcome.loads(_text(stored))
+        gone: list[str] = []
 
-    def mark_reported(self, task_id: str, now: float) -> None:
-        with _translated():
-            self._reported(keys=[self._task_key(task_id)], args=[float(now), self.retention_s])
+        def drop(pipe: redis.client.Pipeline) -> None:  # run again from the start if a watched key changes
+            gone[:] = [task_id for task_id, key in zip(task_ids, keys, strict=True) if not pipe.exists(key)]
+            pipe.multi()
+            if gone:
+                pipe.zrem(index, *gone)
 
-    # -- reading -------------------------------------------------------------------------------
-    def get(self, task_id: str) -> TaskRecord | None:
         with _translated():
-            fields = self._client.hgetall(self._task_key(task_id))
-        if not fields:
-            return None
-        return _record(task_id, {_text(name): _text(value) for name, value in fields.items()})
-
-    def open_tasks(self, deadline_before: float, limit: int = 100) -> list[TaskRecord]:
-        """Tasks without an outcome whose known deadline is before ``deadline_before``, oldest first."""
-        if limit <= 0:
-            return []
-        args = [float(deadline_before), int(limit), f"{self.prefix}:task:"]
-        with _translated():
-            flat = self._open(keys=[self._deadlines_key], args=args)
-        records = []
-        for task_id, pairs in zip(flat[::2], flat[1::2], strict=True):
-            fields = dict(zip(map(_text, pairs[::2]), map(_text, pairs[1::2]), strict=True))
-            records.append(_record(_text(task_id), fields))
-        return records
+            self._client.transaction(drop, *keys)
+        return len(gone)
 
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
-
-
-def _record(task_id: str, fields: dict[str, str]) -> TaskRecord:
-    outcome = fields.get("outcome")
-    reported_at = fields.get("reported_at")
-    return TaskRecord(
-        task_id=task_id,
-        seq=int(fields.get("seq", -1)),
-        submit_state=fields.get("submit_state", ""),
-        lease_until=float(fields.get("lease_until", 0.0)),
-        vendor_task_id=fields.get("vendor_task_id"),
-        deadline_at=float(fields.get("deadline_at", 0.0)),
-        outcome=Outcome.loads(outcome) if outcome else None,
-        reported_at=float(reported_at) if reported_at is not None else None,
-        updated_at=float(fields.get("updated_at", 0.0)),
-    )

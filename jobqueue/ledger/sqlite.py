@@ -1,12 +1,14 @@
 """The embedded task ledger: one SQLite table, safe across threads and processes.
 
 URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (everything after ``sqlite:///`` is
-the path, as in SQLAlchemy), optional ``?retention_s=N``; parent folders are created.
+the path, as in SQLAlchemy), optional ``?retention_s=N`` (what :meth:`Ledger.prune` keeps; 30 days by
+default); parent folders are created.
 
-Every method is one transaction: read-modify-writes start with ``BEGIN IMMEDIATE`` so two workers (threads
-or processes) never both see "no claim"; WAL keeps readers off the writers' lock and ``busy_timeout`` makes
-a contended writer wait instead of failing. ``open_tasks`` reads a partial index of tasks without an
-outcome, ordered by deadline. Records live until :meth:`SqliteLedger.prune` drops them.
+One row per task: its version, the record as JSON, and the columns the indexes need. A compare-and-set is
+one ``UPDATE ... WHERE version = ?`` (an insert is ``INSERT OR IGNORE``), so the row and its index columns
+change together; ``busy_timeout`` makes a contended writer wait instead of failing, WAL keeps readers off
+the writers' lock. ``open_deadline`` is set only for tasks without an outcome and ``unreported_since`` only
+for tasks with an outcome not yet reported, so each partial index holds exactly the tasks its query lists.
 """
 
 from __future__ import annotations
@@ -20,44 +22,42 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError
-from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, Ledger, TaskRecord
-from relay_core.domain import Outcome
+from jobqueue.ledger.base import DEFAULT_RETENTION_S, Ledger
+from jobqueue.ledger.record import TaskRecord
 
-DEFAULT_RETENTION_S = 30 * 86400
 BUSY_TIMEOUT_S = 10.0
 
 _SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS tasks (
+    """CREATE TABLE IF NOT EXISTS task_records (
         task_id TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL DEFAULT -1,
-        submit_state TEXT NOT NULL DEFAULT '',
-        token TEXT,
-        lease_until REAL NOT NULL DEFAULT 0,
-        vendor_task_id TEXT,
-        deadline_at REAL NOT NULL DEFAULT 0,
-        outcome TEXT,
-        reported_at REAL,
-        hop_seq INTEGER NOT NULL DEFAULT -1,
-        hop_until REAL NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
+        version INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        open_deadline REAL,
+        unreported_since REAL,
+        created_at REAL NOT NULL
     )""",
-    # Only open tasks with a known deadline are indexed: open_tasks reads this index, never the table.
-    """CREATE INDEX IF NOT EXISTS tasks_open_by_deadline
-        ON tasks (deadline_at, task_id) WHERE outcome IS NULL AND deadline_at > 0""",
-    "CREATE INDEX IF NOT EXISTS tasks_by_created ON tasks (created_at)",
+    """CREATE INDEX IF NOT EXISTS task_records_open_by_deadline
+        ON task_records (open_deadline, task_id) WHERE open_deadline IS NOT NULL""",
+    """CREATE INDEX IF NOT EXISTS task_records_unreported
+        ON task_records (unreported_since, task_id) WHERE unreported_since IS NOT NULL""",
+    "CREATE INDEX IF NOT EXISTS task_records_by_created ON task_records (created_at)",
 )
-_COLUMNS = "task_id, seq, submit_state, lease_until, vendor_task_id, deadline_at, outcome, reported_at, updated_at"
-_INSERT_BLANK = "INSERT OR IGNORE INTO tasks (task_id, created_at, updated_at) VALUES (?, ?, ?)"
+# INDEXED BY: SQLite refuses the query rather than fall back to scanning the table.
+OPEN_BY_DEADLINE = (
+    "SELECT version, record FROM task_records INDEXED BY task_records_open_by_deadline"
+    " WHERE open_deadline IS NOT NULL AND open_deadline < ? ORDER BY open_deadline, task_id LIMIT ?"
+)
+UNREPORTED = (
+    "SELECT version, record FROM task_records INDEXED BY task_records_unreported"
+    " WHERE unreported_since IS NOT NULL AND unreported_since < ? ORDER BY unreported_since, task_id LIMIT ?"
+)
 
 
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
-    """Turn sqlite3 errors into the jobqueue error tree."""
+    """Turn sqlite3 errors (locked, busy, disk I/O, ...) into the jobqueue error tree: worth a retry."""
     try:
         yield
-    except sqlite3.OperationalError as exc:  # locked, busy, disk I/O: worth a retry
-        raise BackendUnavailable(f"sqlite ledger: {exc}") from exc
     except sqlite3.Error as exc:
         raise BackendUnavailable(f"sqlite ledger: {exc}") from exc
 
@@ -109,188 +109,56 @@ class SqliteLedger(Ledger):
                     raise
                 time.sleep(0.01)
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        with self._transaction() as conn:
-            for statement in _SCHEMA:
-                conn.execute(statement)
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken before anything is read."""
-        with self._lock, _translated():
+        with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
+                for statement in _SCHEMA:
+                    self._conn.execute(statement)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
 
-    def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple]:
-        """One statement in autocommit mode: its own consistent snapshot."""
+    def _run(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
+        """One statement in autocommit mode: atomic on its own, under the connection's lock."""
         with self._lock, _translated():
-            return self._conn.execute(sql, params).fetchall()
+            return self._conn.execute(sql, params)
 
-    # -- submit claim ----------------------------------------------------------------------
-    def claim_submit(self, task_id: str, token: str, lease_s: float, deadline_at: float, now: float) -> Claim:
-        with self._transaction() as conn:
-            conn.execute(_INSERT_BLANK, (task_id, now, now))
-            if deadline_at > 0:  # the first known deadline is kept
-                conn.execute(
-                    "UPDATE tasks SET deadline_at = ?, updated_at = ? WHERE task_id = ? AND deadline_at = 0",
-                    (deadline_at, now, task_id),
-                )
-            state, holder, lease_until, vendor_task_id = conn.execute(
-                "SELECT submit_state, token, lease_until, vendor_task_id FROM tasks WHERE task_id = ?",
-                (task_id,),
-            ).fetchone()
-            if state == "submitted":
-                return Claim(ClaimState.SUBMITTED, vendor_task_id=vendor_task_id)
-            if state == "ambiguous":
-                return Claim(ClaimState.AMBIGUOUS)
-            if state == "leased" and holder != token and lease_until > now:
-                return Claim(ClaimState.HELD, retry_after_s=lease_until - now)
-            if state == "sending":  # the holder may have reached the vendor: wait for it, or never resubmit
-                if lease_until > now:
-                    return Claim(ClaimState.HELD, retry_after_s=lease_until - now)
-                conn.execute(
-                    "UPDATE tasks SET submit_state = 'ambiguous', lease_until = 0, updated_at = ? WHERE task_id = ?",
-                    (now, task_id),
-                )
-                return Claim(ClaimState.AMBIGUOUS)
-            conn.execute(
-                "UPDATE tasks SET submit_state = 'leased', token = ?, lease_until = ?, updated_at = ?"
-                " WHERE task_id = ?",
-                (token, now + lease_s, now, task_id),
+    def _records(self, sql: str, params: tuple[object, ...]) -> list[TaskRecord]:
+        with self._lock, _translated():
+            rows = self._conn.execute(sql, params).fetchall()
+        return [TaskRecord.from_json(raw, version) for version, raw in rows]
+
+    # -- primitives ------------------------------------------------------------------------------
+    def _load(self, task_id: str) -> TaskRecord | None:
+        records = self._records("SELECT version, record FROM task_records WHERE task_id = ?", (task_id,))
+        return records[0] if records else None
+
+    def _save(self, record: TaskRecord, expected_version: int) -> bool:
+        columns = (record.version, record.to_json(), record.open_deadline(), record.unreported_since())
+        if expected_version == 0:
+            cursor = self._run(
+                "INSERT OR IGNORE INTO task_records"
+                " (version, record, open_deadline, unreported_since, created_at, task_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (*columns, record.created_at, record.task_id),
             )
-            return Claim(ClaimState.ACQUIRED)
-
-    def mark_sending(self, task_id: str, token: str, now: float) -> bool:
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE tasks SET submit_state = 'sending', updated_at = ?"
-                " WHERE task_id = ? AND submit_state = 'leased' AND token = ?",
-                (now, task_id, token),
+        else:
+            cursor = self._run(
+                "UPDATE task_records SET version = ?, record = ?, open_deadline = ?, unreported_since = ?"
+                " WHERE task_id = ? AND version = ?",
+                (*columns, record.task_id, expected_version),
             )
-            return cursor.rowcount == 1
+        return cursor.rowcount == 1
 
-    def record_submission(self, task_id: str, token: str, vendor_task_id: str, now: float) -> bool:
-        return self._settle_claim(task_id, token, "submitted", vendor_task_id, now)
+    def _open_by_deadline(self, before: float, limit: int) -> list[TaskRecord]:
+        return self._records(OPEN_BY_DEADLINE, (before, limit))
 
-    def mark_ambiguous(self, task_id: str, token: str, now: float) -> bool:
-        return self._settle_claim(task_id, token, "ambiguous", None, now)
+    def _unreported(self, before: float, limit: int) -> list[TaskRecord]:
+        return self._records(UNREPORTED, (before, limit))
 
-    def release_submit(self, task_id: str, token: str, now: float) -> bool:
-        return self._settle_claim(task_id, token, "", None, now)
-
-    def _settle_claim(self, task_id: str, token: str, state: str, vendor_task_id: str | None, now: float) -> bool:
-        """Move a claim held by ``token`` to ``state``; releasing (``""``) also forgets the token."""
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE tasks SET submit_state = ?, vendor_task_id = COALESCE(?, vendor_task_id),"
-                " token = CASE WHEN ? = '' THEN NULL ELSE token END, lease_until = 0, updated_at = ?"
-                " WHERE task_id = ? AND submit_state IN ('leased', 'sending') AND token = ?",
-                (state, vendor_task_id, state, now, task_id, token),
-            )
-            return cursor.rowcount == 1
-
-    def reset_submit(self, task_id: str, now: float) -> bool:
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE tasks SET submit_state = '', token = NULL, lease_until = 0, updated_at = ?"
-                " WHERE task_id = ? AND submit_state IN ('leased', 'sending', 'ambiguous')",
-                (now, task_id),
-            )
-            return cursor.rowcount == 1
-
-    # -- hop order ---------------------------------------------------------------------------
-    def seq_handled(self, task_id: str) -> int:
-        rows = self._read("SELECT seq FROM tasks WHERE task_id = ?", (task_id,))
-        return rows[0][0] if rows else -1
-
-    def advance(self, task_id: str, seq: int, now: float) -> bool:
-        with self._transaction() as conn:
-            conn.execute(_INSERT_BLANK, (task_id, now, now))
-            cursor = conn.execute(
-                "UPDATE tasks SET seq = ?, updated_at = ? WHERE task_id = ? AND seq < ?",
-                (seq, now, task_id, seq),
-            )
-            return cursor.rowcount == 1
-
-    def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float) -> Hop:
-        with self._transaction() as conn:
-            conn.execute(_INSERT_BLANK, (task_id, now, now))
-            handled, hop_seq, hop_until = conn.execute(
-                "SELECT seq, hop_seq, hop_until FROM tasks WHERE task_id = ?", (task_id,)
-            ).fetchone()
-            if seq <= handled or seq < hop_seq:
-                return Hop(HopState.STALE)
-            if seq == hop_seq and hop_until > now:
-                return Hop(HopState.BUSY, retry_after_s=hop_until - now)
-            conn.execute(
-                "UPDATE tasks SET hop_seq = ?, hop_until = ?, updated_at = ? WHERE task_id = ?",
-                (seq, now + lease_s, now, task_id),
-            )
-            return Hop(HopState.RUN)
-
-    def release_hop(self, task_id: str, seq: int, now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE tasks SET hop_until = 0, updated_at = ? WHERE task_id = ? AND hop_seq = ?",
-                (now, task_id, seq),
-            )
-
-    # -- terminal outcome ----------------------------------------------------------------------
-    def record_outcome(self, task_id: str, outcome: Outcome, now: float) -> Outcome:
-        with self._transaction() as conn:
-            conn.execute(_INSERT_BLANK, (task_id, now, now))
-            conn.execute(
-                "UPDATE tasks SET outcome = ?, updated_at = ? WHERE task_id = ? AND outcome IS NULL",
-                (outcome.dumps(), now, task_id),
-            )
-            (stored,) = conn.execute("SELECT outcome FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
-            return Outcome.loads(stored)
-
-    def mark_reported(self, task_id: str, now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE tasks SET reported_at = ?, updated_at = ? WHERE task_id = ? AND reported_at IS NULL",
-                (now, now, task_id),
-            )
-
-    # -- reading -------------------------------------------------------------------------------
-    def get(self, task_id: str) -> TaskRecord | None:
-        rows = self._read(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,))
-        return _record(rows[0]) if rows else None
-
-    def open_tasks(self, deadline_before: float, limit: int = 100) -> list[TaskRecord]:
-        """Tasks without an outcome whose known deadline is before ``deadline_before``, oldest first."""
-        rows = self._read(
-            f"SELECT {_COLUMNS} FROM tasks INDEXED BY tasks_open_by_deadline"
-            " WHERE outcome IS NULL AND deadline_at > 0 AND deadline_at < ?"
-            " ORDER BY deadline_at, task_id LIMIT ?",
-            (deadline_before, limit),
-        )
-        return [_record(row) for row in rows]
-
-    def prune(self, now: float) -> int:
-        with self._transaction() as conn:
-            return conn.execute("DELETE FROM tasks WHERE created_at < ?", (now - self.retention_s,)).rowcount
+    def _prune(self, before: float) -> int:
+        return self._run("DELETE FROM task_records WHERE created_at < ?", (before,)).rowcount
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _record(row: tuple) -> TaskRecord:
-    task_id, seq, state, lease_until, vendor_task_id, deadline_at, outcome, reported_at, updated_at = row
-    return TaskRecord(
-        task_id=task_id,
-        seq=seq,
-        submit_state=state,
-        lease_until=lease_until,
-        vendor_task_id=vendor_task_id,
-        deadline_at=deadline_at,
-        outcome=Outcome.loads(outcome) if outcome else None,
-        reported_at=reported_at,
-        updated_at=updated_at,
-    )

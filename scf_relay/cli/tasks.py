@@ -26,6 +26,7 @@ def _ledger(as_json: bool):
 
 def _record_dict(record) -> dict:
     data = dataclasses.asdict(record)
+    data["submit_state"] = record.submit_state.value
     if record.outcome is not None:
         data["outcome"] = {**dataclasses.asdict(record.outcome), "status": record.outcome.status.value}
     return data
@@ -51,5 +52,7 @@ def stuck(
     if as_json:
         emit_json([_record_dict(r) for r in records])
         return
-    rows = [(r.task_id, r.submit_state, r.vendor_task_id, round(time.time() - r.deadline_at), r.seq) for r in records]
+    rows = [
+        (r.task_id, r.submit_state.value, r.vendor_task_id, round(time.time() - r.deadline_at), r.seq) for r in records
+    ]
     table(f"stuck tasks ({len(records)})", ["task", "submit", "vendor task", "late by s", "seq"], rows)

@@ -1,20 +1,15 @@
 """The Ledger contract (``jobqueue/ledger/base.py``), run against every backend in ``ledgers.LEDGERS``.
 
 Times are explicit: every call passes ``now``, so leases and deadlines are tested without sleeping.
-The last sections check what only one backend has: SQLite's ``prune`` and URL forms, Redis's TTLs,
-deadline index and key prefix.
+What only one backend has is checked in ``test_ledger_backends.py``; the primitives' compare-and-set and
+concurrent writers in ``tests/unit/test_ledger_concurrency.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-import time
-
 import pytest
 
-from jobqueue.errors import QueueConfigError
-from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, TaskRecord
+from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, SubmitState, TaskRecord
 from relay_core.domain import Outcome, Status
 
 from .ledgers import LEDGERS, NEEDS_REDIS
@@ -54,15 +49,27 @@ def _claim(ledger, token, now=NOW, task="t1", deadline_at=DEADLINE):
     return ledger.claim_submit(task, token, LEASE_S, deadline_at, now)
 
 
+def _seq(ledger, task="t1"):
+    """The handled seq, ``-1`` for an unknown task."""
+    record = ledger.get(task)
+    return record.seq if record is not None else -1
+
+
+def _ids(records):
+    return [record.task_id for record in records]
+
+
 # -- submit claim ------------------------------------------------------------------------------
 def test_first_claim_is_acquired_and_leased(ledger):
     assert _claim(ledger, "a") == Claim(ClaimState.ACQUIRED)
     record = ledger.get("t1")
-    assert (record.submit_state, record.lease_until, record.deadline_at) == (
-        "leased",
+    assert (record.submit_state, record.token, record.lease_until, record.deadline_at) == (
+        SubmitState.LEASED,
+        "a",
         NOW + LEASE_S,
         DEADLINE,
     )
+    assert record.submit_state == "leased"  # a str enum: compares (and serialises) as its value
 
 
 def test_live_claim_of_another_token_is_held_for_the_remaining_lease(ledger):
@@ -177,18 +184,21 @@ def test_the_first_known_deadline_is_kept(ledger):
 
 
 # -- hop order ------------------------------------------------------------------------------------
-def test_seq_handled_is_minus_one_for_an_unknown_task(ledger):
-    assert ledger.seq_handled("unknown") == -1
+def test_a_task_starts_with_no_seq_handled(ledger):
+    assert ledger.get("unknown") is None
+    assert not ledger.advance("t1", -1, NOW)  # nothing to raise: no record is written either
+    assert ledger.get("t1") is None
+    ledger.begin_hop("t1", 0, 30, NOW)
+    assert ledger.get("t1").seq == -1
 
 
 def test_advance_is_a_compare_and_set_that_never_lowers(ledger):
     assert ledger.advance("t1", 0, NOW)
-    assert ledger.seq_handled("t1") == 0
+    assert _seq(ledger) == 0
     assert ledger.advance("t1", 5, NOW + 1)
     assert not ledger.advance("t1", 5, NOW + 2)
     assert not ledger.advance("t1", 3, NOW + 3)
-    assert ledger.seq_handled("t1") == 5
-    assert ledger.get("t1").seq == 5
+    assert _seq(ledger) == 5
 
 
 # -- terminal outcome --------------------------------------------------------------------------------
@@ -211,7 +221,7 @@ def test_release_hop_lets_a_redriven_message_run_at_once(ledger):
     assert ledger.begin_hop("t1", 3, 60, NOW + 2).state is HopState.BUSY
     ledger.release_hop("t1", 3, NOW + 3)
     assert ledger.begin_hop("t1", 3, 60, NOW + 4) == Hop(HopState.RUN)
-    assert ledger.seq_handled("t1") == -1  # releasing is not handling
+    assert _seq(ledger) == -1  # releasing is not handling
 
 
 def test_the_first_outcome_wins_and_every_caller_gets_it_back(ledger):
@@ -234,23 +244,40 @@ def test_mark_reported_records_the_first_acknowledgement(ledger):
 # -- reading --------------------------------------------------------------------------------------------
 def test_get_returns_the_full_record(ledger):
     assert ledger.get("unknown") is None
-    _claim(ledger, "a")
+    ledger.claim_submit("t1", "a", LEASE_S, DEADLINE, NOW, user_id="u1")
     ledger.record_submission("t1", "a", "v-1", NOW + 1)
     ledger.advance("t1", 2, NOW + 2)
     ledger.record_outcome("t1", DONE, NOW + 3)
     ledger.mark_reported("t1", NOW + 4)
     expected = TaskRecord(
         task_id="t1",
-        seq=2,
-        submit_state="submitted",
+        version=5,  # one per write: claim, submission, advance, outcome, report
+        submit_state=SubmitState.SUBMITTED,
+        token="a",
         lease_until=0.0,
         vendor_task_id="v-1",
         deadline_at=DEADLINE,
+        seq=2,
         outcome=DONE,
+        outcome_at=NOW + 3,
         reported_at=NOW + 4,
+        user_id="u1",
+        created_at=NOW,
         updated_at=NOW + 4,
     )
     assert ledger.get("t1") == expected
+    assert ledger.get("t1").outcome.detail == "first"  # detail is not compared: check it is kept
+
+
+def test_the_first_known_user_is_kept(ledger):
+    ledger.begin_hop("t1", 0, 30, NOW)
+    assert ledger.get("t1").user_id is None
+    ledger.claim_submit("t1", "a", LEASE_S, DEADLINE, NOW, user_id="u1")
+    ledger.claim_submit("t1", "b", LEASE_S, DEADLINE, NOW + 1, user_id="u2")
+    ledger.record_outcome("t1", DONE, NOW + 2, user_id="u3")
+    assert ledger.get("t1").user_id == "u1"
+    assert ledger.record_outcome("t2", DONE, NOW, user_id="u9") == DONE
+    assert ledger.get("t2").user_id == "u9"
 
 
 def test_open_tasks_lists_tasks_without_outcome_before_the_bound_oldest_first(ledger):
@@ -289,119 +316,46 @@ def test_state_survives_closing_and_reopening(make_ledger):
     assert second.get("t1") == record
     assert _claim(second, "b", now=NOW + 5).vendor_task_id == "v-1"
     assert _claim(second, "b", now=NOW + 5, task="t2").state is ClaimState.HELD
-    assert second.seq_handled("t1") == 7
+    assert _seq(second) == 7
     assert second.record_outcome("t3", DONE, NOW + 6) == FAILED
     assert [t.task_id for t in second.open_tasks(DEADLINE + 1)] == ["t1", "t2"]
 
 
-# -- SQLite only ------------------------------------------------------------------------------------------
-def test_sqlite_prune_drops_records_older_than_retention(tmp_path):
-    from jobqueue.ledger.sqlite import SqliteLedger
+def test_unreported_lists_recorded_outcomes_not_yet_reported_oldest_first(ledger):
+    ledger.record_outcome("b", DONE, NOW + 20)
+    ledger.record_outcome("a", FAILED, NOW + 10)
+    ledger.record_outcome("c", DONE, NOW + 30)
+    ledger.record_outcome("d", DONE, NOW + 30)
+    ledger.record_outcome("reported", DONE, NOW + 5)
+    ledger.mark_reported("reported", NOW + 6)
+    _claim(ledger, "tok", task="open", deadline_at=NOW + 1)  # no outcome yet
 
-    with SqliteLedger(tmp_path / "l.db", retention_s=100) as ledger:
-        ledger.advance("old", 1, NOW)
-        ledger.record_outcome("young", DONE, NOW + 60)
-        assert ledger.prune(NOW + 100) == 0
-        assert ledger.prune(NOW + 101) == 1
-        assert ledger.get("old") is None
-        assert ledger.get("young").outcome == DONE
-
-
-def test_sqlite_url_forms_create_parent_folders(tmp_path, monkeypatch):
-    from jobqueue.ledger.sqlite import SqliteLedger
-
-    monkeypatch.chdir(tmp_path)
-    with SqliteLedger.from_url("sqlite:///rel/dir/ledger.db") as ledger:
-        ledger.advance("t1", 1, NOW)
-    assert (tmp_path / "rel" / "dir" / "ledger.db").is_file()
-    with SqliteLedger.from_url(f"sqlite:///{tmp_path / 'abs' / 'ledger.db'}?retention_s=60") as ledger:
-        assert ledger.retention_s == 60
-    assert (tmp_path / "abs" / "ledger.db").is_file()
-    for bad in ("sqlite://", "sqlite://host/x.db", "sqlite:///x.db?retention_s=-1"):
-        with pytest.raises(QueueConfigError):
-            SqliteLedger.from_url(bad)
+    assert _ids(ledger.unreported(NOW + 31)) == ["a", "b", "c", "d"]
+    assert ledger.unreported(NOW + 31)[0] == ledger.get("a")
+    assert _ids(ledger.unreported(NOW + 20)) == ["a"]  # the bound is exclusive
+    assert _ids(ledger.unreported(NOW + 31, limit=3)) == ["a", "b", "c"]  # equal times by task id
+    assert ledger.unreported(NOW + 31, limit=0) == []
+    assert ledger.record_outcome("a", DONE, NOW + 40) == FAILED  # a repeat moves nothing
+    assert _ids(ledger.unreported(NOW + 31)) == ["a", "b", "c", "d"]
 
 
-def test_sqlite_open_tasks_reads_the_open_index_not_the_table(tmp_path):
-    from jobqueue.ledger.sqlite import SqliteLedger
-
-    with SqliteLedger(tmp_path / "l.db") as ledger:
-        ledger.advance("t1", 0, NOW)
-    with contextlib.closing(sqlite3.connect(tmp_path / "l.db")) as conn:
-        plan = conn.execute(
-            "EXPLAIN QUERY PLAN SELECT task_id FROM tasks WHERE outcome IS NULL AND deadline_at > 0"
-            " AND deadline_at < ? ORDER BY deadline_at, task_id LIMIT 5",
-            (NOW,),
-        ).fetchall()
-    assert any("tasks_open_by_deadline" in row[-1] for row in plan), plan
-
-
-# -- Redis only --------------------------------------------------------------------------------
-@pytest.fixture
-def redis_ledger(redis_url):
-    import redis
-
-    from jobqueue.ledger.redis import RedisLedger, split_url
-
-    client_url, prefix, _ = split_url(redis_url)
-    client = redis.Redis.from_url(client_url, decode_responses=True)
-    with RedisLedger.from_url(f"{redis_url}&retention_s=500") as ledger:
-        yield ledger, client, prefix
-    client.close()
-
-
-@pytest.mark.redis
-def test_redis_every_write_sets_the_retention_ttl(redis_ledger):
-    ledger, client, prefix = redis_ledger
-    key = f"{prefix}:task:t1"
-    writes = [
-        lambda: _claim(ledger, "a"),
-        lambda: ledger.record_submission("t1", "a", "v", NOW + 1),
-        lambda: ledger.advance("t1", 1, NOW + 2),
-        lambda: ledger.record_outcome("t1", DONE, NOW + 3),
-        lambda: ledger.mark_reported("t1", NOW + 4),
-    ]
-    for write in writes:
-        client.expire(key, 5)
-        write()
-        assert 490 <= client.ttl(key) <= 500
-
-
-@pytest.mark.redis
-def test_redis_deadline_index_holds_only_open_tasks_and_drops_expired_ones(redis_ledger):
-    ledger, client, prefix = redis_ledger
-    for task in ("t1", "t2", "t3"):
-        _claim(ledger, "a", task=task)
-    ledger.advance("no-deadline", 1, NOW)
+def test_a_report_leaves_the_pending_report_index(ledger):
+    _claim(ledger, "tok", task="t1")
     ledger.record_outcome("t1", DONE, NOW + 1)
-    assert client.zrange(f"{prefix}:deadlines", 0, -1) == ["t2", "t3"]
-
-    client.pexpire(f"{prefix}:task:t2", 1)
-    until = time.monotonic() + 2
-    while client.exists(f"{prefix}:task:t2") and time.monotonic() < until:
-        time.sleep(0.005)
-    assert [t.task_id for t in ledger.open_tasks(DEADLINE + 1)] == ["t3"]
-    assert client.zrange(f"{prefix}:deadlines", 0, -1) == ["t3"]
-
-
-@pytest.mark.redis
-def test_redis_keys_follow_the_documented_layout_under_the_prefix(redis_ledger):
-    ledger, client, prefix = redis_ledger
-    _claim(ledger, "a")
-    ledger.record_outcome("t2", DONE, NOW)
-    assert sorted(client.scan_iter(match=f"{prefix}:*")) == [
-        f"{prefix}:deadlines",
-        f"{prefix}:task:t1",
-        f"{prefix}:task:t2",
-    ]
+    assert _ids(ledger.open_tasks(DEADLINE + 1)) == []  # an outcome leaves the open index ...
+    assert _ids(ledger.unreported(NOW + 2)) == ["t1"]  # ... for the pending-report one
+    ledger.advance("t1", 3, NOW + 2)  # later writes keep it there
+    ledger.release_hop("t1", 3, NOW + 2)
+    assert _ids(ledger.unreported(NOW + 2)) == ["t1"]
+    ledger.mark_reported("t1", NOW + 3)
+    assert ledger.unreported(NOW + 100) == []
+    ledger.mark_reported("t1", NOW + 4)
+    assert ledger.unreported(NOW + 100) == [] and ledger.get("t1").reported_at == NOW + 3
 
 
-def test_redis_url_options_are_validated():
-    from jobqueue.ledger.redis import RedisLedger, split_url
-
-    assert split_url("redis://127.0.0.1:6379/2?prefix=p&retention_s=9")[1:] == ("p", 9)
-    assert split_url("redis://127.0.0.1:6379/2")[1:] == ("relay", 30 * 86400)
-    assert split_url("redis://:pw@h:1/0?prefix=p&socket_timeout=3")[0] == "redis://:pw@h:1/0?socket_timeout=3"
-    for query in ("prefix=", "retention_s=0", "retention_s=abc"):
-        with pytest.raises(QueueConfigError):
-            RedisLedger.from_url(f"redis://127.0.0.1:6379/15?{query}")
+def test_prune_keeps_records_younger_than_retention(ledger):
+    ledger.record_outcome("t1", DONE, NOW)
+    _claim(ledger, "a", task="t2")
+    assert ledger.prune(NOW + 60) == 0
+    assert ledger.get("t1").outcome == DONE and ledger.get("t2") is not None
+    assert _ids(ledger.open_tasks(DEADLINE + 1)) == ["t2"] and _ids(ledger.unreported(NOW + 1)) == ["t1"]

@@ -1,0 +1,108 @@
+"""The ledger's types: one typed record per task, its states, the answers of a claim and of a hop.
+
+A :class:`TaskRecord` is what every backend stores, serialised by :meth:`TaskRecord.to_json` (the only
+place that knows the stored form) beside its ``version``. The two index keys a backend keeps in step with
+the record (:meth:`TaskRecord.open_deadline`, :meth:`TaskRecord.unreported_since`) are derived here too, so
+SQLite and Redis index exactly the same tasks.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from relay_core.domain import Outcome
+
+
+class SubmitState(str, enum.Enum):
+    """Where the task's single vendor submission stands."""
+
+    NONE = ""  # no claim: anyone may claim
+    LEASED = "leased"  # a worker holds the claim while preparing (uploading the input); nothing sent yet
+    SENDING = "sending"  # the holder is calling the vendor: the request may reach it
+    SUBMITTED = "submitted"  # the vendor task id is recorded
+    AMBIGUOUS = "ambiguous"  # a request may have reached the vendor without an id: never resubmit blindly
+
+
+class ClaimState(str, enum.Enum):
+    ACQUIRED = "acquired"
+    HELD = "held"
+    SUBMITTED = "submitted"
+    AMBIGUOUS = "ambiguous"
+
+
+class HopState(str, enum.Enum):
+    RUN = "run"
+    STALE = "stale"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True)
+class Hop:
+    state: HopState
+    retry_after_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    state: ClaimState
+    vendor_task_id: str | None = None
+    retry_after_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """Everything the ledger knows about one task. Times are unix seconds; ``version`` counts stored writes
+    (0: never stored) and is what a backend compares before it writes."""
+
+    task_id: str
+    version: int = 0
+    submit_state: SubmitState = SubmitState.NONE
+    token: str | None = None  # the holder of the submit claim
+    lease_until: float = 0.0  # the submit claim's lease
+    vendor_task_id: str | None = None
+    deadline_at: float = 0.0  # the first known deadline; 0 = unknown
+    seq: int = -1  # highest hop whose successor was sent
+    hop_seq: int = -1  # highest hop begun
+    hop_until: float = 0.0  # the lease of that hop's runner
+    outcome: Outcome | None = None
+    outcome_at: float | None = None  # when the outcome was recorded
+    reported_at: float | None = None  # when the backend acknowledged the report
+    user_id: str | None = None  # the uploader, once known
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @classmethod
+    def blank(cls, task_id: str, now: float) -> TaskRecord:
+        """A record not stored yet, as a first write creates it."""
+        return cls(task_id=task_id, created_at=now, updated_at=now)
+
+    def open_deadline(self) -> float | None:
+        """Score in the open-tasks index: the deadline of a task without an outcome, ``None`` = not indexed."""
+        return self.deadline_at if self.outcome is None and self.deadline_at > 0 else None
+
+    def unreported_since(self) -> float | None:
+        """Score in the pending-report index: when the outcome of a task not yet reported was recorded."""
+        return self.outcome_at if self.outcome is not None and self.reported_at is None else None
+
+    def to_json(self) -> str:
+        """The stored form of everything but ``version`` (backends keep that beside it, to compare)."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in _FIELDS if name != "version"}
+        data["submit_state"] = self.submit_state.value
+        data["outcome"] = json.loads(self.outcome.dumps()) if self.outcome is not None else None
+        return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes, version: int) -> TaskRecord:
+        """Inverse of :meth:`to_json`; fields missing from ``raw`` take their defaults."""
+        data = {name: value for name, value in json.loads(raw).items() if name in _FIELDS}
+        data["version"] = version
+        data["submit_state"] = SubmitState(data.get("submit_state", ""))
+        outcome = data.get("outcome")
+        data["outcome"] = Outcome.loads(json.dumps(outcome)) if outcome is not None else None
+        return cls(**data)
+
+
+_FIELDS = tuple(TaskRecord.__dataclass_fields__)

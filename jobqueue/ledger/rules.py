@@ -1,0 +1,149 @@
+"""The ledger's rules: one pure function per transition, the same for every backend.
+
+Each takes the task's current record (``None``: not stored), the call's arguments and ``now``, and returns
+``(new record, result)``; the new record is ``None`` when nothing changes, so a call that only reads never
+writes. The version is left as it was: :class:`jobqueue.ledger.base.Ledger` stores the new record only if the
+stored version is still the one the rule saw, else it runs the rule again on what is stored now. The contract
+they implement is the module docstring of :mod:`jobqueue.ledger.base`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from jobqueue.ledger.record import Claim, ClaimState, Hop, HopState, SubmitState, TaskRecord
+from relay_core.domain import Outcome
+
+_HOLDING = (SubmitState.LEASED, SubmitState.SENDING)
+
+
+def _changed(record: TaskRecord, now: float, **changes: Any) -> TaskRecord:
+    return replace(record, **changes, updated_at=now)
+
+
+def _holds(record: TaskRecord, token: str) -> bool:
+    """``record``'s submit claim is held (leased or sending) by ``token``."""
+    return record.submit_state in _HOLDING and record.token == token
+
+
+# -- submit claim ------------------------------------------------------------------------------
+def claim_submit(
+    current: TaskRecord | None,
+    task_id: str,
+    token: str,
+    lease_s: float,
+    deadline_at: float,
+    now: float,
+    user_id: str | None = None,
+) -> tuple[TaskRecord | None, Claim]:
+    """The right to submit: see the contract's "Submit claim". The first known deadline and user are kept."""
+    record = current or TaskRecord.blank(task_id, now)
+    changes: dict[str, Any] = {}
+    if record.deadline_at == 0 and deadline_at > 0:
+        changes["deadline_at"] = deadline_at
+    if record.user_id is None and user_id:
+        changes["user_id"] = user_id
+    state = record.submit_state
+    if state is SubmitState.SUBMITTED:
+        claim = Claim(ClaimState.SUBMITTED, vendor_task_id=record.vendor_task_id)
+    elif state is SubmitState.AMBIGUOUS:
+        claim = Claim(ClaimState.AMBIGUOUS)
+    elif state is SubmitState.LEASED and record.token != token and record.lease_until > now:
+        claim = Claim(ClaimState.HELD, retry_after_s=record.lease_until - now)
+    elif state is SubmitState.SENDING and record.lease_until > now:  # the holder may reach the vendor: wait
+        claim = Claim(ClaimState.HELD, retry_after_s=record.lease_until - now)
+    elif state is SubmitState.SENDING:  # its holder died mid-submit: never resubmit without an operator
+        changes.update(submit_state=SubmitState.AMBIGUOUS, lease_until=0.0)
+        claim = Claim(ClaimState.AMBIGUOUS)
+    else:  # no claim, a lapsed lease of a preparing holder, or the holder renewing its own lease
+        changes.update(submit_state=SubmitState.LEASED, token=token, lease_until=now + lease_s)
+        claim = Claim(ClaimState.ACQUIRED)
+    return (_changed(record, now, **changes) if changes else None), claim
+
+
+def mark_sending(current: TaskRecord | None, token: str, now: float) -> tuple[TaskRecord | None, bool]:
+    """Leased to ``token`` → sending (the lease stays); ``False`` and no change otherwise."""
+    if current is None or current.submit_state is not SubmitState.LEASED or current.token != token:
+        return None, False
+    return _changed(current, now, submit_state=SubmitState.SENDING), True
+
+
+def record_submission(
+    current: TaskRecord | None, token: str, vendor_task_id: str, now: float
+) -> tuple[TaskRecord | None, bool]:
+    """Held by ``token`` → submitted with ``vendor_task_id``; ``False`` and no change otherwise."""
+    if current is None or not _holds(current, token):
+        return None, False
+    changed = _changed(current, now, submit_state=SubmitState.SUBMITTED, vendor_task_id=vendor_task_id, lease_until=0.0)
+    return changed, True
+
+
+def mark_ambiguous(current: TaskRecord | None, token: str, now: float) -> tuple[TaskRecord | None, bool]:
+    """Held by ``token`` → ambiguous (until an operator resets it); ``False`` and no change otherwise."""
+    if current is None or not _holds(current, token):
+        return None, False
+    return _changed(current, now, submit_state=SubmitState.AMBIGUOUS, lease_until=0.0), True
+
+
+def release_submit(current: TaskRecord | None, token: str, now: float) -> tuple[TaskRecord | None, bool]:
+    """Held by ``token`` → no claim (the vendor created nothing); ``False`` and no change otherwise."""
+    if current is None or not _holds(current, token):
+        return None, False
+    return _changed(current, now, submit_state=SubmitState.NONE, token=None, lease_until=0.0), True
+
+
+def reset_submit(current: TaskRecord | None, now: float) -> tuple[TaskRecord | None, bool]:
+    """Operator: forget a leased, sending or ambiguous claim; a recorded submission is kept (``False``)."""
+    if current is None or current.submit_state not in (*_HOLDING, SubmitState.AMBIGUOUS):
+        return None, False
+    return _changed(current, now, submit_state=SubmitState.NONE, token=None, lease_until=0.0), True
+
+
+# -- hop order -----------------------------------------------------------------------------------
+def advance(current: TaskRecord | None, task_id: str, seq: int, now: float) -> tuple[TaskRecord | None, bool]:
+    """Raise the handled seq to ``seq``; ``True`` when it rose, never lowers it."""
+    record = current or TaskRecord.blank(task_id, now)
+    if seq <= record.seq:
+        return None, False
+    return _changed(record, now, seq=seq), True
+
+
+def begin_hop(
+    current: TaskRecord | None, task_id: str, seq: int, lease_s: float, now: float
+) -> tuple[TaskRecord | None, Hop]:
+    """Admit one runner per hop: STALE, BUSY (another live lease on ``seq``) or RUN (taking the lease)."""
+    record = current or TaskRecord.blank(task_id, now)
+    if seq <= record.seq or seq < record.hop_seq:
+        return None, Hop(HopState.STALE)
+    if seq == record.hop_seq and record.hop_until > now:
+        return None, Hop(HopState.BUSY, retry_after_s=record.hop_until - now)
+    return _changed(record, now, hop_seq=seq, hop_until=now + lease_s), Hop(HopState.RUN)
+
+
+def release_hop(current: TaskRecord | None, seq: int, now: float) -> tuple[TaskRecord | None, bool]:
+    """Drop the lease of hop ``seq``; ``False`` (no change) when another hop holds it or none is held."""
+    if current is None or current.hop_seq != seq or current.hop_until == 0:
+        return None, False
+    return _changed(current, now, hop_until=0.0), True
+
+
+# -- terminal outcome ----------------------------------------------------------------------------
+def record_outcome(
+    current: TaskRecord | None, task_id: str, outcome: Outcome, now: float, user_id: str | None = None
+) -> tuple[TaskRecord | None, Outcome]:
+    """Store the first outcome; every call gets the stored one back."""
+    record = current or TaskRecord.blank(task_id, now)
+    if record.outcome is not None:
+        return None, record.outcome
+    changes: dict[str, Any] = {"outcome": outcome, "outcome_at": now}
+    if record.user_id is None and user_id:
+        changes["user_id"] = user_id
+    return _changed(record, now, **changes), outcome
+
+
+def mark_reported(current: TaskRecord | None, now: float) -> tuple[TaskRecord | None, bool]:
+    """Record the first acknowledgement of the report; ``False`` for an unknown task or a repeat."""
+    if current is None or current.reported_at is not None:
+        return None, False
+    return _changed(current, now, reported_at=now), True

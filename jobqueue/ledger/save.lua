@@ -1,0 +1,44 @@
+-- Ledger._save on Redis: compare-and-set one task record and keep both indexes in step, atomically.
+--
+-- Key layout (every key starts with the ledger's prefix, from the URL's ?prefix=):
+--   {prefix}:task:{task_id}  hash, one per task. Fields: version (decimal integer, written by this script
+--                            only) and record (the TaskRecord as JSON, see jobqueue/ledger/record.py).
+--                            TTL retention_s, refreshed by every write.
+--   {prefix}:deadlines       zset of the ids of tasks without an outcome and with a deadline, score =
+--                            deadline_at (the open-tasks index).
+--   {prefix}:unreported      zset of the ids of tasks with an outcome not yet reported, score = when the
+--                            outcome was recorded (the pending-report index).
+-- Index members whose hash expired are dropped by readers (RedisLedger._drop_expired), not here.
+--
+-- KEYS[1]  {prefix}:task:{task_id}
+-- KEYS[2]  {prefix}:deadlines
+-- KEYS[3]  {prefix}:unreported
+-- ARGV[1]  task_id
+-- ARGV[2]  expected version ("0": the hash must not exist yet)
+-- ARGV[3]  new version (expected + 1, computed by the caller)
+-- ARGV[4]  record JSON
+-- ARGV[5]  deadlines score, or "" to leave that index
+-- ARGV[6]  unreported score, or "" to leave that index
+-- ARGV[7]  retention_s (TTL of the hash)
+--
+-- Returns 1 when written, 0 when the stored version differs (nothing is written). Versions are compared
+-- as strings, never as Lua numbers (doubles), so they stay exact however large they grow.
+local task, deadlines, unreported = KEYS[1], KEYS[2], KEYS[3]
+local task_id, expected, version, record, deadline_score, unreported_score, retention_s = unpack(ARGV)
+
+if (redis.call('HGET', task, 'version') or '0') ~= expected then
+  return 0
+end
+redis.call('HSET', task, 'version', version, 'record', record)
+redis.call('EXPIRE', task, retention_s)
+if deadline_score == '' then
+  redis.call('ZREM', deadlines, task_id)
+else
+  redis.call('ZADD', deadlines, deadline_score, task_id)
+end
+if unreported_score == '' then
+  redis.call('ZREM', unreported, task_id)
+else
+  redis.call('ZADD', unreported, unreported_score, task_id)
+end
+return 1
