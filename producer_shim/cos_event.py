@@ -131,4 +131,4 @@ def _problem(kind: str, message: str) -> str:
         return "field required"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return "not a JSON object"
-    return message[:1].lower() + message[1:]
+    return message[:1].lower() + message[1:] if message[1:2].islower() else message  # "Input should" / "URL"

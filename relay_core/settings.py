@@ -8,13 +8,19 @@ Secrets are ``SecretStr`` and registered with the log redactor as soon as they a
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay_core import logs
 from relay_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import AnyHttpUrl, TypeAdapter
 
 #: bucket of the embedded default; COS names buckets ``<name>-<appid>`` and the shim checks that shape
 EMBEDDED_BUCKET = "relay-1250000000"
@@ -30,7 +36,9 @@ class RelaySettings(BaseSettings):
     output_bucket: str = Field("", description="bucket for staging/ and output/ (default: the store's bucket)")
     auditor: str = Field("local", description="local | tencent?region=ap-guangzhou")
     review_passes: bool = Field(False, description="treat a moderation REVIEW as a pass (default: block)")
-    backend_url: str = Field("", description="base URL of the backend; reports go to /internal/task/update")
+    backend_url: str = Field(
+        "", description="http(s) base URL of the backend (normalised); reports go to /internal/task/update"
+    )
     callback_secret: SecretStr = Field(SecretStr(""), description="HMAC key for X-Relay-Signature")
     pipelines: Path | None = Field(None, description="pipelines.toml to use instead of the packaged one")
     routes: str = Field("", description="key-prefix routes: 'input/vid=video_tryon,input/poster=promo_poster'")
@@ -64,6 +72,22 @@ class RelaySettings(BaseSettings):
     def _strip(cls, value: str) -> str:
         return value.strip()
 
+    @field_validator("backend_url")
+    @classmethod
+    def _http_base_url(cls, value: str) -> str:
+        """Unset stays ""; else an http(s) URL with a host and no query or fragment, as pydantic normalises it
+        (scheme and host lower-cased), without a trailing '/' (reports append their path)."""
+        if not value.strip():
+            return ""
+        try:
+            url = _http_url().validate_python(value)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"]
+            raise PydanticCustomError("http_url", "not an http(s) URL: {problem}", {"problem": problem}) from None
+        if url.query or url.fragment:
+            raise PydanticCustomError("http_url", "a base URL takes no query or fragment")
+        return str(url).rstrip("/")
+
     # -- derived ---------------------------------------------------------------------------
     def queue_url(self) -> str:
         return self.queue or f"sqlite:///{(self.home / 'queue.db').resolve()}"
@@ -85,6 +109,14 @@ class RelaySettings(BaseSettings):
 
     def result_host_list(self) -> list[str]:
         return [h.strip().lower() for h in self.result_hosts.split(",") if h.strip()]
+
+
+@cache
+def _http_url() -> TypeAdapter[AnyHttpUrl]:
+    # built on first use: only the consumer sets RELAY_BACKEND_URL, the shim's cold start skips pydantic.networks
+    from pydantic import AnyHttpUrl, TypeAdapter
+
+    return TypeAdapter(AnyHttpUrl)
 
 
 def load(**overrides: object) -> RelaySettings:
