@@ -1,7 +1,9 @@
-"""COS trigger events (REFERENCE.md §1) → uploads we accept, or the reason we don't.
+"""COS trigger events → uploads we accept, or the reason we don't.
 
-:func:`parse_records` never raises: every record is handled on its own and becomes a :class:`ParsedRecord`
-or a :class:`Rejected` with a reason; an event that is not even a COS event becomes one :class:`Rejected`.
+:func:`parse_records` never raises: every record is validated against :class:`~producer_shim.cos_event.CosRecord`
+on its own and becomes a :class:`ParsedRecord` or a :class:`Rejected` with a reason; a record of the wrong
+shape is rejected with the field path (``Records[1].cos.cosObject.key: field required``) and never stops the
+others. An event that is not even a COS event becomes one :class:`Rejected`.
 
 A record is accepted when it is a ``cos:ObjectCreated:*`` event (``Put``, ``Post``, ``Copy``,
 ``CompleteMultipartUpload``, ...) for a key of exactly the shape ``input/{userId}/{taskId}/{file}``: safe ids
@@ -16,19 +18,18 @@ does. Nothing is decoded twice, so ``%252e%252e`` stays the literal name ``%2e%2
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pydantic import ValidationError
+
 from objectstore.base import check_key
 from objectstore.errors import InvalidKey
+from producer_shim.cos_event import CosObject, CosRecord, describe
 from relay_core.ids import is_safe_id
 
 CREATED_PREFIX = "cos:ObjectCreated:"
-META_PREFIX = "x-cos-meta-"
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
-_APPID = re.compile(r"^[0-9]{1,20}$")
 _NAME_FORBIDDEN = frozenset("/\\%")
 
 
@@ -84,51 +85,42 @@ def parse_records(event: Any) -> list[ParseResult]:
     return [_parse_one(index, record) for index, record in enumerate(records)]
 
 
-def _parse_one(index: int, record: Any) -> ParseResult:
+def _parse_one(index: int, raw: Any) -> ParseResult:
+    where = f"Records[{index}]"
     try:
-        return _record(index, record)
+        return _accept(index, CosRecord.model_validate(raw), where)
+    except ValidationError as exc:
+        return Rejected(index, "", describe(exc, where))
     except _Reject as rej:
         return Rejected(index, rej.key, rej.reason, rej.task_id)
     except Exception as exc:  # a shape we did not foresee must not sink the other records
-        return Rejected(index, "", f"malformed record: {type(exc).__name__}: {exc}")
+        return Rejected(index, "", f"{where}: malformed record: {type(exc).__name__}: {exc}")
 
 
-def _record(index: int, record: Any) -> ParsedRecord:
-    cos = _dict(_dict(record, "record").get("cos"), "cos")
-    obj = _dict(cos.get("cosObject"), "cos.cosObject")
-    cos_bucket = _dict(cos.get("cosBucket"), "cos.cosBucket")
-    event = _dict(record.get("event"), "event")
-
-    event_name = _str(event, "eventName", "event")
-    if not event_name.startswith(CREATED_PREFIX):
-        raise _Reject(f"event {event_name} is not an object creation", _loose_key(obj))
-    name, appid = _str(cos_bucket, "name", "cosBucket"), _appid(cos_bucket.get("appid"))
-    if not _BUCKET_NAME.match(name):
-        raise _Reject(f"cosBucket.name {name!r} is not a COS bucket name")
-    key = _object_key(obj, appid, name)
-    user_id, task_id, file_name = route_key(key)
-
-    meta = obj.get("meta", {})
-    if not isinstance(meta, dict):
-        raise _Reject("cosObject.meta is not an object", key, task_id)
-    region = cos_bucket.get("cosRegion") or cos_bucket.get("region") or ""
+def _accept(index: int, record: CosRecord, where: str) -> ParsedRecord:
+    """Routing of a well-shaped record: an object creation under ``input/{userId}/{taskId}/{file}``."""
+    obj, bucket, event = record.cos.cos_object, record.cos.cos_bucket, record.event
+    if not event.event_name.startswith(CREATED_PREFIX):
+        raise _Reject(f"event {event.event_name} is not an object creation", _loose_key(obj.key))
+    key = _object_key(obj, f"/{bucket.appid}/{bucket.name}/", f"{where}.cos.cosObject")
+    user_id, task_id, file_name = _route_key(key)
     return ParsedRecord(
         index=index,
-        bucket=f"{name}-{appid}",
+        bucket=bucket.full_name,
         key=key,
-        size=_size(obj.get("size"), key, task_id),
-        etag=_header(meta, "etag").strip('"'),
-        event_name=event_name,
-        event_time=_number(event.get("eventTime")),
-        region=region if isinstance(region, str) else "",
+        size=obj.size,
+        etag=obj.header("etag").strip('"'),
+        event_name=event.event_name,
+        event_time=event.event_time,
+        region=bucket.cos_region or bucket.region,
         user_id=user_id,
         task_id=task_id,
         file_name=file_name,
-        metadata=_user_metadata(meta),
+        metadata=obj.user_metadata(),
     )
 
 
-def route_key(key: str) -> tuple[str, str, str]:
+def _route_key(key: str) -> tuple[str, str, str]:
     """``(user_id, task_id, file_name)`` of ``input/{userId}/{taskId}/{file}``, else :class:`_Reject`."""
     parts = key.split("/")
     if len(parts) != 4 or parts[0] != "input":
@@ -144,6 +136,7 @@ def route_key(key: str) -> tuple[str, str, str]:
 
 
 def is_safe_file_name(name: str) -> bool:
+    """Printable (non-ASCII allowed), no surrounding spaces, no ``/ \\ %``, no leading ``.``, ≤ 255 UTF-8 bytes."""
     return (
         bool(name)
         and len(name.encode("utf-8", "surrogatepass")) <= 255
@@ -154,22 +147,19 @@ def is_safe_file_name(name: str) -> bool:
     )
 
 
-def _object_key(obj: dict, appid: str, name: str) -> str:
-    """The object key from ``cosObject.key`` (prefix stripped), reconciled with ``cosObject.url``."""
-    full = _str(obj, "key", "cosObject")
-    prefix = f"/{appid}/{name}/"
-    if not full.startswith(prefix):
-        raise _Reject(f"cosObject.key does not start with /<appid>/<bucket>/ ({prefix})")
-    raw = full[len(prefix) :]
-    url = obj.get("url")
-    if isinstance(url, str) and url:
-        from_url = _percent_decoded(urlsplit(url).path.lstrip("/"), "cosObject.url")
+def _object_key(obj: CosObject, prefix: str, where: str) -> str:
+    """The object key from ``cosObject.key`` (``prefix`` stripped), reconciled with ``cosObject.url``."""
+    if not obj.key.startswith(prefix):
+        raise _Reject(f"{where}.key: does not start with /<appid>/<bucket>/ ({prefix})", obj.key)
+    raw = obj.key[len(prefix) :]
+    if obj.url:
+        from_url = _percent_decoded(urlsplit(obj.url).path.lstrip("/"), f"{where}.url")
         if raw == from_url:
             key = raw
-        elif _percent_decoded(raw, "cosObject.key") == from_url:
+        elif _percent_decoded(raw, f"{where}.key") == from_url:
             key = from_url  # cosObject.key arrived percent-encoded too
         else:
-            raise _Reject("cosObject.key and cosObject.url name different objects", raw)
+            raise _Reject(f"{where}: key and url name different objects", raw)
     else:
         key = raw
     try:
@@ -178,11 +168,8 @@ def _object_key(obj: dict, appid: str, name: str) -> str:
         raise _Reject(str(exc), key) from None
 
 
-def _loose_key(obj: dict) -> str:
+def _loose_key(full: str) -> str:
     """Best-effort key of a record we reject anyway (``/<appid>/<bucket>/`` dropped), for the logs."""
-    full = obj.get("key")
-    if not isinstance(full, str):
-        return ""
     parts = full.split("/", 3)
     return parts[3] if len(parts) == 4 and not parts[0] else full
 
@@ -191,57 +178,4 @@ def _percent_decoded(text: str, where: str) -> str:
     try:
         return unquote(text, errors="strict")
     except UnicodeDecodeError:
-        raise _Reject(f"{where} has percent-escapes that are not UTF-8", text) from None
-
-
-def _user_metadata(meta: dict) -> dict[str, str]:
-    return {
-        name[len(META_PREFIX) :].lower(): value
-        for name, value in meta.items()
-        if isinstance(name, str) and name.lower().startswith(META_PREFIX) and isinstance(value, str)
-    }
-
-
-def _header(meta: dict, wanted: str) -> str:
-    """A ``meta`` value by case-insensitive name ("" when absent or not a string)."""
-    for name, value in meta.items():
-        if isinstance(name, str) and name.lower() == wanted and isinstance(value, str):
-            return value
-    return ""
-
-
-def _size(value: Any, key: str, task_id: str) -> int:
-    if isinstance(value, str) and value.isdigit():  # a string size is tolerated (unconfirmed)
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Reject(f"cosObject.size {value!r} is not a byte count", key, task_id)
-    return value
-
-
-def _appid(value: Any) -> str:
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not _APPID.match(text):
-        raise _Reject(f"cosBucket.appid {value!r} is not a numeric app id")
-    return text
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value) if isinstance(value, (int, float, str)) else None
-    except ValueError:
-        return None
-
-
-def _dict(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise _Reject(f"{where} is missing or not an object")
-    return value
-
-
-def _str(container: dict, name: str, where: str) -> str:
-    value = container.get(name)
-    if not isinstance(value, str) or not value:
-        raise _Reject(f"{where}.{name} is missing or not a string")
-    return value
+        raise _Reject(f"{where}: has percent-escapes that are not UTF-8", text) from None

@@ -5,8 +5,9 @@ pipeline, checks its size, and sends every accepted message with one ``send_batc
 ``{"enqueued": [{"taskId", "userId", "pipeline", "key", "messageId"}], "skipped": [{"key", "reason"}]}``.
 
 Failure policy: a record we refuse is logged and skipped (retrying would refuse it again). When the queue
-cannot take the messages the handler raises, so SCF retries the whole async event (REFERENCE.md §1); the
-messages of a partly sent batch may then arrive twice, which the consumer's ledger drops as duplicates.
+cannot take the messages the handler raises, so SCF retries the whole async event (COS triggers invoke
+asynchronously, and SCF retries a failed async invocation); the messages of a partly sent batch may then arrive
+twice, which the consumer's ledger drops as duplicates.
 
 Settings, pipelines and the queue are created on the first call and kept for the warm container
 (:func:`reset` forgets them, for tests). Only the queue backend named by ``RELAY_QUEUE`` is imported, lazily.

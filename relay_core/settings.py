@@ -12,13 +12,19 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay_core import logs
 from relay_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import AnyHttpUrl, TypeAdapter
 
 #: bucket of the embedded default; COS names buckets ``<name>-<appid>`` and the shim checks that shape
 EMBEDDED_BUCKET = "relay-1250000000"
@@ -41,7 +47,9 @@ class RelaySettings(BaseSettings):
     output_bucket: str = Field("", description="bucket for staging/ and output/ (default: the store's bucket)")
     auditor: str = Field("local", description="local | tencent?region=ap-guangzhou")
     review_passes: bool = Field(False, description="treat a moderation REVIEW as a pass (default: block)")
-    backend_url: str = Field("", description="base URL of the backend; reports go to /internal/task/update")
+    backend_url: str = Field(
+        "", description="http(s) base URL of the backend (normalised); reports go to /internal/task/update"
+    )
     callback_secret: SecretStr = Field(SecretStr(""), description="HMAC key for X-Relay-Signature")
     pipelines: Path | None = Field(None, description="pipelines.toml to use instead of the packaged one")
     routes: str = Field("", description="key-prefix routes: 'input/vid=video_tryon,input/poster=promo_poster'")
@@ -102,6 +110,21 @@ class RelaySettings(BaseSettings):
     def _route_syntax(cls, value: str) -> str:
         parse_routes(value)
         return value
+    @field_validator("backend_url")
+    @classmethod
+    def _http_base_url(cls, value: str) -> str:
+        """Unset stays ""; else an http(s) URL with a host and no query or fragment, as pydantic normalises it
+        (scheme and host lower-cased), without a trailing '/' (reports append their path)."""
+        if not value.strip():
+            return ""
+        try:
+            url = _http_url().validate_python(value)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"]
+            raise PydanticCustomError("http_url", "not an http(s) URL: {problem}", {"problem": problem}) from None
+        if url.query or url.fragment:
+            raise PydanticCustomError("http_url", "a base URL takes no query or fragment")
+        return str(url).rstrip("/")
 
     # -- derived ---------------------------------------------------------------------------
     def queue_url(self) -> str:
@@ -143,6 +166,12 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """``RELAY_*`` names in ``environ`` that no setting reads (a typo would silently mean the default)."""
     known = {f"RELAY_{name.upper()}" for name in RelaySettings.model_fields} | EXTERNAL_RELAY_VARIABLES
     return sorted(name for name in environ if name.startswith("RELAY_") and name not in known)
+@cache
+def _http_url() -> TypeAdapter[AnyHttpUrl]:
+    # built on first use: only the consumer sets RELAY_BACKEND_URL, the shim's cold start skips pydantic.networks
+    from pydantic import AnyHttpUrl, TypeAdapter
+
+    return TypeAdapter(AnyHttpUrl)
 
 
 def load(**overrides: object) -> RelaySettings:

@@ -1,4 +1,4 @@
-"""RunningHub client (REFERENCE.md §5) on httpx: upload, submit, status, cancel, the v2 query, the account.
+"""RunningHub client on httpx: upload, submit, status, cancel (the :class:`~vendors.base.Vendor` protocol).
 
 The injected ``httpx.Client`` is the network seam: tests point it at the emulator. Every failure leaves as a
 :mod:`vendors.errors` exception (codes mapped in :mod:`vendors.runninghub_wire`):
@@ -6,8 +6,7 @@ The injected ``httpx.Client`` is the network seam: tests point it at the emulato
 - ``submit`` is never retried here. A fault before the request was sent (connect error, connect or pool
   timeout) is :class:`VendorUnavailable`; anything after it may have been sent (read or write timeout, broken
   connection, HTTP 5xx, an unreadable body, code 0 without a task id) is :class:`AmbiguousSubmit`.
-- Read-only calls (``status``, ``query_v2``, ``account_status``) retry transient faults a couple of times
-  with short, bounded, full-jitter backoff.
+- The read-only ``status`` retries transient faults a couple of times with short, bounded, full-jitter backoff.
 - The api key is sent, never shown: not in exception messages, logs or ``repr``.
 """
 
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 import backoff
@@ -42,12 +40,6 @@ T = TypeVar("T")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 _VIDEO_EXTENSIONS = {".mp4", ".mov", ".webm", ".avi", ".mkv"}
-
-
-@dataclass(frozen=True)
-class AccountStatus:
-    remain_coins: str  # the vendor's decimal string, kept exact
-    current_task_counts: int
 
 
 class RunningHubClient(Vendor):
@@ -142,31 +134,6 @@ class RunningHubClient(Vendor):
             raise
         except VendorError as exc:
             log.warning("cancel failed", extra={"vendor_task_id": vendor_task_id, "error": str(exc)})
-
-    # -- beyond the protocol ----------------------------------------------------------------------
-
-    def query_v2(self, vendor_task_id: str) -> VendorStatus:
-        """``/openapi/v2/query`` with a Bearer key: CREATE/QUEUED, RUNNING, SUCCESS, FAILED/CANCEL."""
-        headers = {"Authorization": f"Bearer {self._api_key}"}
-        return self._read(
-            lambda: wire.status_from_v2(
-                self._post_json("query", "/openapi/v2/query", json={"taskId": vendor_task_id}, headers=headers)
-            )
-        )
-
-    def account_status(self) -> AccountStatus:
-        """Coins left and tasks running on this key."""
-        return self._read(self._account_once)
-
-    def _account_once(self) -> AccountStatus:
-        envelope = self._legacy("account", "/uc/openapi/accountStatus", json={"apikey": self._api_key})
-        if envelope.code != wire.CODE_OK:
-            raise self._error("account", envelope)
-        data = envelope.data if isinstance(envelope.data, dict) else {}
-        coins, count = data.get("remainCoins"), wire.as_code(data.get("currentTaskCounts"))
-        if coins is None or isinstance(coins, float) or count is None:
-            raise wire.garbage("account", "no remainCoins / currentTaskCounts")
-        return AccountStatus(remain_coins=str(coins), current_task_counts=count)
 
     # -- requests ---------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """RunningHub's answers, decoded: error codes to :mod:`vendors.errors`, bodies to :class:`VendorStatus`.
 
-Pure functions over decoded JSON (REFERENCE.md §5), kept apart from the HTTP client so that every code and
+Pure functions over decoded JSON, kept apart from the HTTP client so that every code and
 shape is visible in one place. A body of the wrong shape is "vendor garbage": :class:`VendorUnavailable`.
 """
 
@@ -39,14 +39,6 @@ _ERROR_CLASSES: dict[type[VendorError], tuple[int, ...]] = {
 }
 ERROR_BY_CODE: dict[int, type[VendorError]] = {code: cls for cls, codes in _ERROR_CLASSES.items() for code in codes}
 
-_V2_STATES = {
-    "CREATE": VendorState.QUEUED,
-    "QUEUED": VendorState.QUEUED,
-    "RUNNING": VendorState.RUNNING,
-    "SUCCESS": VendorState.SUCCEEDED,
-    "FAILED": VendorState.FAILED,
-    "CANCEL": VendorState.FAILED,
-}
 NO_OUTPUT = "finished without output"
 _DETAIL_CHARS = 300
 
@@ -134,7 +126,7 @@ def status_from_outputs(envelope: Envelope) -> VendorStatus:
             raise garbage("status", "outputs data is not a list")
         if not data:
             return VendorStatus(VendorState.FAILED, detail=NO_OUTPUT, raw_code=code)
-        outputs = tuple(_output(item, "fileUrl", "fileType") for item in data)
+        outputs = tuple(_output(item) for item in data)
         return VendorStatus(VendorState.SUCCEEDED, outputs=outputs, raw_code=code)
     if code == CODE_RUNNING:
         return VendorStatus(VendorState.RUNNING, raw_code=code)
@@ -146,40 +138,12 @@ def status_from_outputs(envelope: Envelope) -> VendorStatus:
     raise error_for("status", code, envelope.msg)
 
 
-def status_from_v2(payload: Any) -> VendorStatus:
-    """The state of a task from ``/openapi/v2/query``; an error envelope raises its error."""
-    if isinstance(payload, dict) and isinstance(payload.get("data"), dict) and "status" not in payload:
-        payload = payload["data"]  # tolerate the {code, message, data} wrapping of other v2 endpoints
-    if not isinstance(payload, dict):
-        raise garbage("query", "not a JSON object")
-    if "status" not in payload:
-        code = as_code(payload.get("code"))
-        if code:
-            raise error_for("query", code, str(payload.get("msg") or payload.get("message") or ""))
-        raise garbage("query", "no status")
-    raw = str(payload["status"]).upper()
-    state = _V2_STATES.get(raw)
-    if state is None:
-        raise garbage("query", f"unknown status {raw[:20]!r}")
-    if state is VendorState.FAILED:
-        reason = payload.get("failedReason") or payload.get("errorMessage") or raw.lower()
-        detail = failure_detail(reason, fallback=raw.lower())
-        return VendorStatus(state, detail=detail, raw_code=raw)
-    if state is not VendorState.SUCCEEDED:
-        return VendorStatus(state, raw_code=raw)
-    results = payload.get("results") or []
-    if not isinstance(results, list):
-        raise garbage("query", "results is not a list")
-    if not results:
-        return VendorStatus(VendorState.FAILED, detail=NO_OUTPUT, raw_code=raw)
-    return VendorStatus(state, outputs=tuple(_output(r, "url", "outputType") for r in results), raw_code=raw)
-
-
-def _output(item: Any, url_key: str, type_key: str) -> VendorOutput:
-    url = item.get(url_key) if isinstance(item, dict) else None
+def _output(item: Any) -> VendorOutput:
+    """One ``{fileUrl, fileType, nodeId}`` of a finished task's outputs."""
+    url = item.get("fileUrl") if isinstance(item, dict) else None
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise garbage("status", f"an output without a {url_key}")
+        raise garbage("status", "an output without a fileUrl")
     node_id = item.get("nodeId")
     return VendorOutput(
-        url=url, file_type=str(item.get(type_key) or ""), node_id=None if node_id is None else str(node_id)
+        url=url, file_type=str(item.get("fileType") or ""), node_id=None if node_id is None else str(node_id)
     )

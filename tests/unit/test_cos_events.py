@@ -1,4 +1,4 @@
-"""COS trigger events (REFERENCE.md §1) → ParsedRecord | Rejected, record by record, never raising."""
+"""COS trigger events → ParsedRecord | Rejected, record by record, never raising; reasons name the field path."""
 
 from __future__ import annotations
 
@@ -28,7 +28,10 @@ def record(
     url_key: str | None = None,
     raw_key: str | None = None,
 ) -> dict:
-    """One record shaped like REFERENCE §1; ``raw_key``/``url_key`` override the two spellings of the key."""
+    """One record shaped like the samples in tests/fixtures/cos_events/.
+
+    ``raw_key``/``url_key`` override the two spellings of the key (in ``cosObject.key`` and ``cosObject.url``).
+    """
     url_path = quote(key) if url_key is None else url_key
     return {
         "cos": {
@@ -157,7 +160,10 @@ def test_double_encoding_is_decoded_once_and_refused():
 
 def test_key_and_url_that_disagree_are_rejected():
     result = rejected({"Records": [record("input/u1/t1/a.jpg", url_key="input/u1/t1/b.jpg")]})
-    assert "different objects" in result.reason
+    assert (result.key, result.reason) == (
+        "input/u1/t1/a.jpg",
+        "Records[0].cos.cosObject: key and url name different objects",
+    )
 
 
 @pytest.mark.parametrize(
@@ -261,36 +267,88 @@ def _broken(path: tuple, value: object) -> dict:
 _DELETE = object()
 
 
+_NOT_UTF8 = "Records[0].cos.cosObject.url: has percent-escapes that are not UTF-8"
+_BAD_PREFIX = "Records[0].cos.cosObject.key: does not start with /<appid>/<bucket>/ (/1250000000/relay-in/)"
+
+
 @pytest.mark.parametrize(
-    "path, value",
+    "path, value, reason",
     [
-        (("cos",), _DELETE),
-        (("cos",), "x"),
-        (("event",), _DELETE),
-        (("event", "eventName"), _DELETE),
-        (("event", "eventName"), 7),
-        (("cos", "cosObject"), []),
-        (("cos", "cosObject", "key"), _DELETE),
-        (("cos", "cosObject", "key"), "/999/other-bucket/input/u1/t1/original.jpg"),
-        (("cos", "cosObject", "key"), "input/u1/t1/original.jpg"),
-        (("cos", "cosObject", "size"), _DELETE),
-        (("cos", "cosObject", "size"), -1),
-        (("cos", "cosObject", "size"), True),
-        (("cos", "cosObject", "size"), 1.5),
-        (("cos", "cosObject", "meta"), "x"),
-        (("cos", "cosObject", "url"), "http://h/%ff%fe"),
-        (("cos", "cosBucket"), _DELETE),
-        (("cos", "cosBucket", "appid"), "12ab"),
-        (("cos", "cosBucket", "appid"), None),
-        (("cos", "cosBucket", "name"), "Bad_Name"),
-        (("cos", "cosBucket", "name"), None),
+        (("cos",), _DELETE, "Records[0].cos: field required"),
+        (("cos",), "x", "Records[0].cos: not a JSON object"),
+        (("event",), _DELETE, "Records[0].event: field required"),
+        (("event", "eventName"), _DELETE, "Records[0].event.eventName: field required"),
+        (("event", "eventName"), 7, "Records[0].event.eventName: input should be a valid string"),
+        (("event", "eventName"), "", "Records[0].event.eventName: string should have at least 1 character"),
+        (("cos", "cosObject"), [], "Records[0].cos.cosObject: not a JSON object"),
+        (("cos", "cosObject", "key"), _DELETE, "Records[0].cos.cosObject.key: field required"),
+        (("cos", "cosObject", "key"), "/999/other-bucket/input/u1/t1/original.jpg", _BAD_PREFIX),
+        (("cos", "cosObject", "key"), "input/u1/t1/original.jpg", _BAD_PREFIX),
+        (("cos", "cosObject", "size"), _DELETE, "Records[0].cos.cosObject.size: field required"),
+        (("cos", "cosObject", "size"), -1, "Records[0].cos.cosObject.size: input should be greater than or equal to 0"),
+        (("cos", "cosObject", "size"), True, "Records[0].cos.cosObject.size: input should be a valid integer"),
+        (("cos", "cosObject", "size"), 1.5, "Records[0].cos.cosObject.size: input should be a valid integer"),
+        (("cos", "cosObject", "size"), "²", "Records[0].cos.cosObject.size: input should be a valid integer"),
+        (("cos", "cosObject", "meta"), "x", "Records[0].cos.cosObject.meta: not a JSON object"),
+        (("cos", "cosObject", "url"), "http://h/%ff%fe", _NOT_UTF8),
+        (("cos", "cosBucket"), _DELETE, "Records[0].cos.cosBucket: field required"),
+        (("cos", "cosBucket", "appid"), "12ab", "Records[0].cos.cosBucket.appid: string should match pattern"),
+        (("cos", "cosBucket", "appid"), None, "Records[0].cos.cosBucket.appid: input should be a valid string"),
+        (("cos", "cosBucket", "appid"), True, "Records[0].cos.cosBucket.appid: input should be a valid string"),
+        (("cos", "cosBucket", "name"), "Bad_Name", "Records[0].cos.cosBucket.name: string should match pattern"),
+        (("cos", "cosBucket", "name"), None, "Records[0].cos.cosBucket.name: input should be a valid string"),
     ],
 )
-def test_malformed_records_are_rejected_and_the_others_still_parse(path, value):
+def test_malformed_records_are_rejected_naming_the_field_and_the_others_still_parse(path, value, reason):
     results = parse_records({"Records": [_broken(path, value), "not a record", record("input/u2/t2/b.jpg")]})
     assert [type(r) for r in results] == [Rejected, Rejected, ParsedRecord]
-    assert results[0].index == 0 and results[0].reason
+    assert results[0].index == 0 and results[0].reason.startswith(reason)
+    assert (results[1].index, results[1].reason) == (1, "Records[1]: not a JSON object")
     assert results[2].task_id == "t2"
+
+
+def test_malformed_record_among_good_ones_sample():
+    results = parse_records(load("malformed_record"))
+    assert [type(r) for r in results] == [ParsedRecord, Rejected, Rejected, ParsedRecord]
+    assert [r.task_id for r in results if isinstance(r, ParsedRecord)] == ["task-a", "task-d"]
+    assert (results[1].index, results[1].key, results[1].reason) == (
+        1,
+        "",
+        "Records[1].cos.cosObject.key: field required; Records[1].cos.cosObject.size: input should be a valid integer",
+    )
+    assert (results[2].index, results[2].reason) == (2, "Records[2].event.eventName: field required")
+
+
+def test_many_errors_in_one_record_are_cut_short():
+    broken = {"cos": {"cosObject": {}, "cosBucket": {}}, "event": {}}
+    reason = only({"Records": [broken]}).reason
+    assert reason == (
+        "Records[0].cos.cosObject.key: field required; Records[0].cos.cosObject.size: field required; "
+        "Records[0].cos.cosBucket.name: field required (and 2 more)"
+    )
+
+
+def test_unknown_fields_are_ignored_at_every_level():
+    rec = record()
+    for part in (rec, rec["cos"], rec["cos"]["cosObject"], rec["cos"]["cosBucket"], rec["event"]):
+        part["futureField"] = {"anything": [1, 2]}
+    assert accepted({"Records": [rec], "futureTopLevel": True}).key == "input/u1/t1/original.jpg"
+
+
+@pytest.mark.parametrize("value", ["soon", None, [1], {"t": 1}])
+def test_an_unreadable_event_time_is_dropped_not_fatal(value):
+    event = {"Records": [record()]}
+    event["Records"][0]["event"]["eventTime"] = value
+    assert accepted(event).event_time is None
+
+
+def test_optional_fields_may_be_absent_or_null():
+    rec = record()
+    obj, bucket = rec["cos"]["cosObject"], rec["cos"]["cosBucket"]
+    obj["url"], obj["vid"] = None, None
+    del bucket["region"], bucket["cosRegion"], rec["cos"]["cosSchemaVersion"], rec["event"]["eventTime"]
+    parsed = accepted({"Records": [rec]})
+    assert (parsed.region, parsed.event_time, parsed.key) == ("", None, "input/u1/t1/original.jpg")
 
 
 def test_parse_does_not_modify_the_event():

@@ -22,7 +22,7 @@ from vendors.errors import (
     VendorTaskFailed,
     VendorUnavailable,
 )
-from vendors.runninghub import AccountStatus, RunningHubClient, _upload_kind
+from vendors.runninghub import RunningHubClient, _upload_kind
 
 KEY = "sk-test-0123456789abcdef"
 WORKFLOW = "wf-pose"
@@ -373,34 +373,7 @@ def test_status_read_timeout_is_transient(http, emulator):
         client.status("1234567890123456789")
 
 
-# -- v2 query ---------------------------------------------------------------------------------------------
-
-
-def test_query_v2_maps_every_state(client, emulator, clock):
-    ok, failing = client.submit(request()), client.submit(request("emulate:fail"))
-    cancelled = client.submit(request())
-    assert client.query_v2(ok).state is VendorState.QUEUED
-    clock.now += emulator.config.queue_s
-    assert client.query_v2(ok).state is VendorState.RUNNING
-    client.cancel(cancelled)
-    clock.finish(emulator)
-    done = client.query_v2(ok)
-    assert done.state is VendorState.SUCCEEDED and done.raw_code == "SUCCESS"
-    assert [o.url for o in done.outputs] == [o.url for o in client.status(ok).outputs]
-    failed = client.query_v2(failing)
-    assert failed.state is VendorState.FAILED and "OutOfMemoryError" in failed.detail
-    gone = client.query_v2(cancelled)
-    assert (gone.state, gone.raw_code) == (VendorState.FAILED, "CANCEL")
-
-
-def test_query_v2_errors(client, emulator, http):
-    with pytest.raises(VendorTaskFailed):
-        client.query_v2("1234567890123456789")
-    with pytest.raises(AuthError):
-        make_client(http, emulator.base_url, key="wrong-key-42").query_v2("1")
-
-
-# -- cancel and account -----------------------------------------------------------------------------------
+# -- cancel ------------------------------------------------------------------------------------------------
 
 
 def test_cancel_cancels_and_swallows_task_side_errors(client, emulator):
@@ -415,14 +388,6 @@ def test_cancel_cancels_and_swallows_task_side_errors(client, emulator):
 def test_cancel_raises_our_side_errors(http, emulator):
     with pytest.raises(AuthError):
         make_client(http, emulator.base_url, key="wrong-key-42").cancel("1234567890123456789")
-
-
-def test_account_status(client, emulator):
-    client.submit(request())
-    assert client.account_status() == AccountStatus(remain_coins="9999", current_task_counts=1)
-    emulator.config.force_codes["/uc/openapi/accountStatus"] = 802
-    with pytest.raises(AuthError):
-        client.account_status()
 
 
 # -- secrets ----------------------------------------------------------------------------------------------
@@ -490,7 +455,7 @@ def test_wrong_shaped_submit_answers_are_ambiguous(payload):
         {"status": "QUEUED"},  # v2-shaped where the legacy envelope belongs
         {"code": 0, "data": [{"fileType": "png"}]},  # an output without a URL
         {"code": 0, "data": [{"fileUrl": "file:///etc/passwd"}]},
-        {"code": 0, "data": {"remainCoins": "1"}},
+        {"code": 0, "data": {"remainCoins": "1"}},  # code 0 whose data is not a list of outputs
     ],
 )
 def test_wrong_shaped_read_answers_are_transient(payload):
@@ -498,5 +463,3 @@ def test_wrong_shaped_read_answers_are_transient(payload):
         client = make_client(http, "http://runninghub.test")
         with pytest.raises(VendorUnavailable, match="garbage"):
             client.status("1")
-        with pytest.raises(VendorUnavailable, match="garbage"):
-            client.account_status()

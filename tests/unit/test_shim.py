@@ -227,7 +227,7 @@ def test_malformed_events_are_reported_not_raised(shim, relay_home):
         "enqueued": [],
         "skipped": [{"key": "", "reason": "event is a str, not a JSON object"}],
     }
-    assert shim.main_handler({"Records": [None]}, None)["skipped"][0]["reason"] == "record is missing or not an object"
+    assert shim.main_handler({"Records": [None]}, None)["skipped"][0]["reason"] == "Records[0]: not a JSON object"
 
 
 def test_queue_down_raises_so_scf_retries(shim, relay_home, monkeypatch, log_lines):
