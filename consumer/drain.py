@@ -17,7 +17,7 @@ from consumer.dispatch import handle
 from consumer.effects import apply
 from consumer.services import Services
 from jobqueue.message import JobMessage
-from jobqueue.queue.base import Received
+from jobqueue.queue.base import Received, Releasable
 from relay_core import logs
 
 log = logs.get("consumer.drain")
@@ -118,10 +118,14 @@ def drain(
 
 
 def _give_back(svc: Services, unstarted: list[Received]) -> None:
-    """Release messages this run received but will not start, so they need not wait out their visibility."""
+    """Release messages this run received but will not start, so they need not wait out their visibility
+    (a queue that is not Releasable, CMQ, gives them back when their visibility timeout ends)."""
+    queue = svc.queue
+    if not isinstance(queue, Releasable):
+        return
     for received in unstarted:
         try:
-            svc.queue.release(received.receipt)
+            queue.release(received.receipt)
         except Exception:  # noqa: BLE001 - they come back after the visibility timeout anyway
             log.warning("could not release a message", extra={"message_id": received.message_id}, exc_info=True)
 

@@ -207,10 +207,14 @@ class Worker:
                 self.stopping.wait(self.idle_sleep_s)
 
     def _nothing_pending(self) -> bool:
-        try:
-            return self.svc.queue.stats().pending == 0
-        except NotImplementedError:  # a queue without stats (CMQ data plane): an idle receive is all we know
-            return True
+        """Whether the queue's operator plane counts nothing ready, delayed or in flight. A backend without
+        statistics (CMQ without the control plane) cannot say: then the idle receive is all we know."""
+        from jobqueue import open_queue_admin
+
+        settings = self.svc.settings
+        with open_queue_admin(settings.queue_url(), max_receive_count=settings.max_receive_count) as admin:
+            source = admin.stats_source()
+            return source is None or source.stats().pending == 0
 
     def _backend_failed(self, exc: Exception) -> None:
         now = time.time()

@@ -1,8 +1,9 @@
 """The CMQ control plane (API 3.0, ``tencentcloud.tdmq.v20200217``): provision queues and read their counts.
 
 The data plane (:mod:`jobqueue.queue.cmq`) cannot create queues or count messages; this module can, through
-``CreateCmqQueue``, ``ModifyCmqQueueAttribute``, ``DescribeCmqQueueDetail`` and ``RewindCmqQueue``
-(REFERENCE.md §2). Used by deployment (``scf-relay infra``) and as the CMQ queue's ``stats_provider``.
+``CreateCmqQueue``, ``ModifyCmqQueueAttribute``, ``DescribeCmqQueueDetail`` and ``RewindCmqQueue``. Used by
+deployment (``scf-relay infra``) and, as :class:`ControlPlaneStats`, by the CMQ operator plane
+(:mod:`jobqueue.queue.cmq_dead_letters`) for queue statistics.
 
 * :func:`ensure_queues` is idempotent: it creates the dead-letter queue first (with ``RewindSeconds`` so dead
   letters can be brought back after its 12 h retention, and a short visibility timeout because inspecting a
@@ -21,8 +22,8 @@ import json
 from typing import Any
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
-from jobqueue.queue.base import QueueStats
-from jobqueue.queue.cmq import check_queue_name
+from jobqueue.queue.base import QueueStats, StatsSource
+from jobqueue.queue.cmq_config import check_queue_name
 from relay_core import logs
 from tencent_plumbing.api3 import ApiTarget, Fault, call, describe, fault_of, make_client, sdk_errors
 
@@ -105,6 +106,21 @@ def queue_stats(target: ApiTarget, queue: str, dlq: str | None = None) -> QueueS
     )
 
 
+class ControlPlaneStats(StatsSource):
+    """:func:`queue_stats` of one work queue and its dead-letter queue, as a StatsSource."""
+
+    def __init__(self, target: ApiTarget, queue: str, dlq: str | None = None) -> None:
+        self.target, self.queue, self.dlq = target, check_queue_name(queue), dlq
+
+    def __repr__(self) -> str:
+        return f"ControlPlaneStats({self.queue!r}, dlq={self.dlq!r}, region={self.target.region!r})"
+
+    def stats(self) -> QueueStats:
+        """One ``DescribeCmqQueueDetail`` per queue (the service's counts, not exact). Raises QueueConfigError
+        for a missing queue or refused credentials, BackendUnavailable when the API is unreachable."""
+        return queue_stats(self.target, self.queue, self.dlq)
+
+
 def rewind_queue(target: ApiTarget, queue: str, start_unix_s: int) -> None:
     """Make messages acknowledged since ``start_unix_s`` receivable again (needs ``RewindSeconds`` > 0)."""
     check_queue_name(queue)
@@ -122,7 +138,7 @@ def _check_limits(**values: int) -> None:
     for name, value in values.items():
         low, high = _LIMITS[name]
         if not low <= value <= high:
-            raise QueueConfigError(f"CMQ {name}={value} is outside {low}..{high} (REFERENCE.md §2)")
+            raise QueueConfigError(f"CMQ {name}={value} is outside {low}..{high} (the CMQ limits)")
 
 
 def _ensure(client: Any, name: str, wanted: dict[str, Any], *, dlq_id: str = "") -> QueueChange:

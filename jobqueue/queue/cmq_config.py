@@ -1,10 +1,13 @@
-"""Where a CMQ queue lives: ``cmq://`` URLs, queue names and data-plane endpoints (REFERENCE.md §2).
+"""Where a CMQ queue lives: ``cmq://`` URLs, queue names and data-plane endpoints.
 
 ``cmq://<queue>?region=gz&dlq=<dead-letter queue>[&endpoint=http://host:port][&vpc=1][&dlq_search_s=2]
 [&api_region=ap-guangzhou][&api_endpoint=host:port]``
 
-``api_region`` turns on queue statistics through the API 3.0 control plane (``DescribeCmqQueueDetail``), which
-names regions the long way; ``api_endpoint`` points it at another API host (tests).
+``region``/``endpoint``/``vpc`` say where the data plane is (both planes use it). The rest is read by the
+operator plane only (:mod:`jobqueue.queue.cmq_dead_letters`): ``dlq_search_s`` is how long a lookup of a named
+dead letter keeps looking; ``api_region`` turns on queue statistics through the API 3.0 control plane
+(``DescribeCmqQueueDetail``), which names regions the long way; ``api_endpoint`` points it at another API host
+(tests). Every parameter is checked whichever plane opens the URL.
 """
 
 from __future__ import annotations

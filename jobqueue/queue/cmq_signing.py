@@ -1,4 +1,4 @@
-"""Request signing of the TDMQ-for-CMQ data plane (REFERENCE.md §2), as pure functions.
+"""Request signing of the TDMQ-for-CMQ data plane, as pure functions.
 
 A request is a form ``POST`` to ``/v2/index.php`` carrying the action's own parameters plus ``Action``,
 ``SecretId``, ``Nonce`` (random integer), ``Timestamp`` (unix seconds), ``SignatureMethod`` and, for temporary

@@ -21,13 +21,23 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError
-from jobqueue.queue.base import DeadLetter, Queue, QueueStats, Received, exceeded_reason
+from jobqueue.queue.base import (
+    Clock,
+    DeadLetter,
+    Queue,
+    QueueAdmin,
+    QueueStats,
+    Received,
+    Releasable,
+    StatsSource,
+    exceeded_reason,
+)
 from jobqueue.queue.polling import poll_until_some
 
 DEFAULT_PREFIX = "relay"
@@ -39,8 +49,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _REDRIVE_CHUNK = 100
 
 
-class RedisQueue(Queue):
-    """The Queue on Redis; ``client`` is a ``redis.Redis(decode_responses=True)``."""
+class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource):
+    """Both planes of :mod:`jobqueue.queue.base` on Redis; ``client`` is a ``redis.Redis(decode_responses=True)``.
+
+    Time comes from ``clock`` (this process's, default :func:`time.time`), never from the Redis server: see the
+    module docstring.
+    """
 
     max_batch = 16
     max_delay_s = 7 * 24 * 3600
@@ -52,7 +66,7 @@ class RedisQueue(Queue):
         prefix: str = DEFAULT_PREFIX,
         queue: str = DEFAULT_QUEUE,
         max_receive_count: int = 5,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         owns_client: bool = False,
     ) -> None:
         super().__init__(max_receive_count=max_receive_count)
@@ -68,7 +82,7 @@ class RedisQueue(Queue):
         }
 
     @classmethod
-    def from_url(cls, url: str, *, max_receive_count: int = 5, clock: Callable[[], float] = time.time) -> RedisQueue:
+    def from_url(cls, url: str, *, max_receive_count: int = 5, clock: Clock = time.time) -> RedisQueue:
         """Connect to ``url``; its ``prefix`` and ``queue`` parameters name the keys, the rest go to redis."""
         import redis
 
@@ -89,7 +103,7 @@ class RedisQueue(Queue):
     def __repr__(self) -> str:
         return f"RedisQueue(prefix={self.prefix!r}, queue={self.queue!r})"
 
-    # -- protocol ------------------------------------------------------------------------------
+    # -- data plane ----------------------------------------------------------------------------
     def _send_many(self, bodies: list[str], delay_s: float) -> list[str]:
         ids = [uuid.uuid4().hex for _ in bodies]
         now = self._clock()
@@ -111,7 +125,8 @@ class RedisQueue(Queue):
             raise ValueError("a dead letter needs a reason")
         return self._run("finish", received.receipt, _score(self._clock()), reason) == 1
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+    # -- operator plane ------------------------------------------------------------------------
+    def _list_dead(self, limit: int) -> list[DeadLetter]:
         with self._translated_errors():
             ranked = self._client.zrange(self._key("dead_order"), 0, limit - 1, withscores=True)
             entries = self._client.hmget(self._key("dead"), [mid for mid, _ in ranked]) if ranked else []
@@ -125,15 +140,16 @@ class RedisQueue(Queue):
             dead_at = self._client.zscore(self._key("dead_order"), message_id)
         return _dead_letter(message_id, entry, dead_at or 0.0) if entry else None
 
-    def redrive(self, message_ids: Sequence[str] | None = None, limit: int | None = None) -> list[str]:
-        if message_ids is not None:
-            return list(self._run("redrive", _score(self._clock()), *dict.fromkeys(message_ids)))
+    def _redrive_ids(self, message_ids: list[str]) -> list[str]:
+        return list(self._run("redrive", _score(self._clock()), *message_ids))
+
+    def _redrive_oldest(self, limit: int | None) -> list[str]:
         moved: list[str] = []
         while limit is None or len(moved) < limit:
             chunk = _REDRIVE_CHUNK if limit is None else min(_REDRIVE_CHUNK, limit - len(moved))
             with self._translated_errors():
                 oldest = self._client.zrange(self._key("dead_order"), 0, chunk - 1)
-            done = list(self._run("redrive", _score(self._clock()), *oldest)) if oldest else []
+            done = self._redrive_ids(oldest) if oldest else []
             moved.extend(done)
             if not done:
                 break
@@ -141,6 +157,9 @@ class RedisQueue(Queue):
 
     def remove_dead(self, message_id: str) -> bool:
         return self._run("remove_dead", message_id) == 1
+
+    def stats_source(self) -> StatsSource:
+        return self
 
     def stats(self) -> QueueStats:
         now = _score(self._clock())

@@ -33,7 +33,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError
-from jobqueue.queue.base import DeadLetter, Queue, QueueStats, Received, exceeded_reason
+from jobqueue.queue.base import (
+    Clock,
+    DeadLetter,
+    Queue,
+    QueueAdmin,
+    QueueStats,
+    Received,
+    Releasable,
+    StatsSource,
+    exceeded_reason,
+)
 from jobqueue.queue.polling import poll_until_some
 
 _SCHEMA = """
@@ -68,8 +78,13 @@ def sqlite_path_from_url(url: str) -> Path:
     return Path(parts.path[1:])
 
 
-class SqliteQueue(Queue):
-    """:class:`~jobqueue.queue.base.Queue` in one SQLite file (the embedded backend)."""
+class SqliteQueue(Queue, Releasable, QueueAdmin, StatsSource):
+    """Both planes of :mod:`jobqueue.queue.base` in one SQLite file (the embedded backend).
+
+    ``clock`` (unix seconds, default :func:`time.time`) is the only time source of every delay, visibility
+    deadline, enqueue time and dead-letter time, so a test can run the queue in virtual time. Only the
+    ``wait_s`` of a receive and the busy timeout are real time.
+    """
 
     max_batch = 16
     max_delay_s = 43_200  # like CMQ, so code tested here splits long waits the same way
@@ -79,7 +94,7 @@ class SqliteQueue(Queue):
         path: str | Path,
         *,
         max_receive_count: int = 5,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         busy_timeout_s: float = 10.0,
     ) -> None:
         super().__init__(max_receive_count=max_receive_count)
@@ -95,13 +110,14 @@ class SqliteQueue(Queue):
                 db.execute(statement)
 
     @classmethod
-    def from_url(cls, url: str, *, max_receive_count: int = 5, clock: Callable[[], float] = time.time) -> SqliteQueue:
+    def from_url(cls, url: str, *, max_receive_count: int = 5, clock: Clock = time.time) -> SqliteQueue:
+        """Open ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (see the module docstring)."""
         return cls(sqlite_path_from_url(url), max_receive_count=max_receive_count, clock=clock)
 
     def __repr__(self) -> str:
         return f"SqliteQueue({str(self.path)!r})"
 
-    # -- protocol ------------------------------------------------------------------------------
+    # -- data plane ----------------------------------------------------------------------------
     def _send_many(self, bodies: list[str], delay_s: float) -> list[str]:
         now = self._clock()
         rows = [(uuid.uuid4().hex, body, now + delay_s, now) for body in bodies]
@@ -137,7 +153,8 @@ class SqliteQueue(Queue):
             self._bury(db, row[0], row[1], row[2], reason)
             return True
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+    # -- operator plane ------------------------------------------------------------------------
+    def _list_dead(self, limit: int) -> list[DeadLetter]:
         rows = self._read(f"SELECT {_DEAD_COLUMNS} FROM dead_letters ORDER BY dead_at, rowid LIMIT ?", (limit,))
         return [DeadLetter(*row) for row in rows]
 
@@ -145,28 +162,28 @@ class SqliteQueue(Queue):
         rows = self._read(f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE id = ?", (message_id,))
         return DeadLetter(*rows[0]) if rows else None
 
-    def redrive(self, message_ids: Sequence[str] | None = None, limit: int | None = None) -> list[str]:
-        now = self._clock()
-        with self._transaction() as db:
-            if message_ids is None:
-                rows = db.execute(
-                    "SELECT id, body FROM dead_letters ORDER BY dead_at, rowid LIMIT ?",
-                    (-1 if limit is None else limit,),
-                ).fetchall()
-            else:
-                rows = [
-                    row
-                    for message_id in dict.fromkeys(message_ids)  # each id once, in the order given
-                    for row in db.execute("SELECT id, body FROM dead_letters WHERE id = ?", (message_id,))
-                ]
-            for message_id, body in rows:
-                db.execute("DELETE FROM dead_letters WHERE id = ?", (message_id,))
-                db.execute(_INSERT_MESSAGE, (message_id, body, now, now))
-        return [row[0] for row in rows]
+    def _redrive_ids(self, message_ids: list[str]) -> list[str]:
+        return self._redrive(
+            lambda db: [
+                row
+                for message_id in message_ids
+                for row in db.execute("SELECT id, body FROM dead_letters WHERE id = ?", (message_id,))
+            ]
+        )
+
+    def _redrive_oldest(self, limit: int | None) -> list[str]:
+        return self._redrive(
+            lambda db: db.execute(
+                "SELECT id, body FROM dead_letters ORDER BY dead_at, rowid LIMIT ?", (-1 if limit is None else limit,)
+            ).fetchall()
+        )
 
     def remove_dead(self, message_id: str) -> bool:
         with self._transaction() as db:
             return db.execute("DELETE FROM dead_letters WHERE id = ?", (message_id,)).rowcount == 1
+
+    def stats_source(self) -> StatsSource:
+        return self
 
     def stats(self) -> QueueStats:
         (row,) = self._read(
@@ -190,6 +207,16 @@ class SqliteQueue(Queue):
         self._local = threading.local()
 
     # -- internals -----------------------------------------------------------------------------
+    def _redrive(self, pick: Callable[[sqlite3.Connection], list[tuple[str, str]]]) -> list[str]:
+        """Move the dead letters ``pick`` selects (inside the transaction) back to the queue, ready now."""
+        now = self._clock()
+        with self._transaction() as db:
+            rows = pick(db)
+            for message_id, body in rows:
+                db.execute("DELETE FROM dead_letters WHERE id = ?", (message_id,))
+                db.execute(_INSERT_MESSAGE, (message_id, body, now, now))
+        return [row[0] for row in rows]
+
     def _receive_now(self, max_messages: int, visibility_timeout_s: float) -> list[Received]:
         now = self._clock()
         received: list[Received] = []

@@ -23,6 +23,7 @@ from scf_relay.demo.events import cos_event
 if TYPE_CHECKING:
     from consumer.decisions import Decision
     from jobqueue.message import JobMessage
+    from jobqueue.queue.base import QueueAdmin
 
 BUCKET = EMBEDDED_BUCKET
 
@@ -84,6 +85,7 @@ class LocalStack:
         self.views: dict[str, TaskView] = {}
         self.emulator = None
         self.receiver = None
+        self._admin: QueueAdmin | None = None
         self._stack = contextlib.ExitStack()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -126,6 +128,23 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+    @property
+    def queue_admin(self) -> QueueAdmin:
+        """The operator plane of the stack's queue (dead letters; statistics where the backend has them), opened
+        on first use from the consumer's settings and closed with the stack."""
+        if self._admin is None:
+            from jobqueue import open_queue_admin
+
+            settings = self.svc.settings
+            self._admin = open_queue_admin(settings.queue_url(), max_receive_count=settings.max_receive_count)
+            self._stack.callback(self._close_admin)
+        return self._admin
+
+    def _close_admin(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
 
     @property
     def bucket_dir(self) -> Path:

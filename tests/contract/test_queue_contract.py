@@ -1,7 +1,12 @@
-"""The Queue contract (``jobqueue/queue/base.py``), run against every backend in ``queues.QUEUES``.
+"""The queue contract (``jobqueue/queue/base.py``), both planes, run against every backend in ``queues``.
 
-Time is a fake clock handed to the backend and moved by ``clock.advance``, so delays and visibility
+Each clause gets a backend's data plane (``queue``, from ``queues.QUEUES``) and the operator plane of the same
+stored queue (``admin``, from ``queues.ADMINS``), which also counts messages by state for the data-plane
+clauses. Time is a fake clock handed to the backend and moved by ``clock.advance``, so delays and visibility
 timeouts are tested without sleeping (backends in ``REAL_CLOCK`` sleep instead; the waits stay short).
+
+A capability a backend's type says it lacks is asserted absent, not run; a clause a backend cannot meet for a
+real limitation of its service is a strict xfail with the reason.
 """
 
 from __future__ import annotations
@@ -10,9 +15,9 @@ import time
 
 import pytest
 
-from jobqueue.queue.base import QueueStats, exceeded_reason
+from jobqueue.queue.base import Queue, QueueAdmin, QueueStats, Releasable, StatsSource, exceeded_reason
 
-from .queues import NEEDS_REDIS, QUEUES, REAL_CLOCK
+from .queues import ADMINS, NEEDS_REDIS, NOT_RELEASABLE, QUEUES, REAL_CLOCK
 
 VISIBILITY_S = 2
 DELAY_S = 3
@@ -36,31 +41,26 @@ class SuiteClock:
             self.now += seconds
 
 
-# -- clauses a backend cannot meet (REFERENCE.md §2 for CMQ) --------------------------------------
+# -- clauses a backend cannot meet: limitations of its service -------------------------------------
 CMQ_LISTING_RECEIVES = (
     "CMQ can look at a dead letter only by receiving it, which hides it for the DLQ's VisibilityTimeout and "
-    "raises its dequeueCount (REFERENCE.md §2: 'also when a CLI merely inspects a dead-letter queue'), so a "
-    "look right after another one misses what the first look hid"
+    "raises its dequeueCount (also when an operator merely inspects the dead-letter queue), so a look right "
+    "after another one misses what the first look hid"
 )
 CMQ_LOOKUP_AFTER_LISTING = (
     CMQ_LISTING_RECEIVES + "; dead_letter_by_id waits for the hidden message in real seconds, but the "
     "local server hides it on the suite's fake clock, which this test does not advance"
 )
 CMQ_REDRIVE_NEW_ID = (
-    "CMQ cannot move a message from the DLQ back to its queue (REFERENCE.md §2: the data plane only sends, "
-    "receives and deletes; the control plane has no receive or delete): redrive sends the body again and "
-    "the server assigns it a new msgId"
-)
-
-CMQ_NO_RELEASE = (
-    "CMQ has no action that changes a received message's visibility (REFERENCE.md §2 lists send, receive and "
-    "delete): release returns False and the message comes back after the queue's VisibilityTimeout"
+    "CMQ cannot move a message from the DLQ back to its queue (the data plane only sends, receives and "
+    "deletes; the control plane has no receive or delete): redrive sends the body again and the server "
+    "assigns it a new msgId"
 )
 
 
-def _backend_params(cannot_meet: dict[str, str] | None = None):
+def _backend_params(names=None, cannot_meet: dict[str, str] | None = None):
     params = []
-    for name in QUEUES:
+    for name in QUEUES if names is None else names:
         marks = [pytest.mark.redis] if name in NEEDS_REDIS else []
         if cannot_meet and name in cannot_meet:
             marks.append(pytest.mark.xfail(strict=True, reason=cannot_meet[name]))
@@ -70,7 +70,12 @@ def _backend_params(cannot_meet: dict[str, str] | None = None):
 
 def cannot_meet(**reasons: str):
     """Run the test on every backend, expecting those named (backend=reason) to fail it; a pass is an error."""
-    return pytest.mark.parametrize("backend", _backend_params(reasons), indirect=True)
+    return pytest.mark.parametrize("backend", _backend_params(cannot_meet=reasons), indirect=True)
+
+
+def only(names):
+    """Run the test on the backends named (those whose type declares the capability it needs)."""
+    return pytest.mark.parametrize("backend", _backend_params(sorted(names)), indirect=True)
 
 
 @pytest.fixture(params=_backend_params())
@@ -83,24 +88,50 @@ def clock(backend):
     return SuiteClock(real=backend in REAL_CLOCK)
 
 
-@pytest.fixture
-def make_queue(request, backend, tmp_path, clock):
-    """Opens the backend under test; every call opens the same stored queue again."""
+def _opening(request, backend, tmp_path, clock, factories):
+    """Opens the backend's stored queue through ``factories`` (again on every call); all closed after the test."""
     redis_url = request.getfixturevalue("redis_url") if backend in NEEDS_REDIS else None
     opened = []
 
     def make(max_receive_count=5):
-        opened.append(QUEUES[backend](tmp_path, redis_url, max_receive_count, clock))
+        opened.append(factories[backend](tmp_path, redis_url, max_receive_count, clock))
         return opened[-1]
 
-    yield make
-    for queue in opened:
-        queue.close()
+    def close_all():
+        for plane in opened:
+            plane.close()
+
+    request.addfinalizer(close_all)
+    return make
+
+
+@pytest.fixture
+def make_queue(request, backend, tmp_path, clock):
+    """Opens the backend's data plane."""
+    return _opening(request, backend, tmp_path, clock, QUEUES)
 
 
 @pytest.fixture
 def queue(make_queue):
     return make_queue()
+
+
+@pytest.fixture
+def make_admin(request, backend, tmp_path, clock):
+    """Opens the backend's operator plane of the queue ``make_queue`` opens."""
+    return _opening(request, backend, tmp_path, clock, ADMINS)
+
+
+@pytest.fixture
+def admin(queue, make_admin):
+    """Opened after ``queue`` (a CMQ admin must not create the work queue with other attributes)."""
+    return make_admin(queue.max_receive_count)
+
+
+def counts(admin: QueueAdmin) -> QueueStats:
+    source = admin.stats_source()
+    assert source is not None, f"{admin!r} has no statistics"
+    return source.stats()
 
 
 def _receive_one(queue):
@@ -116,8 +147,17 @@ def _dead(queue, body, reason="bad"):
     return received.message_id
 
 
+# -- capabilities --------------------------------------------------------------------------------
+def test_each_plane_declares_its_capabilities_by_type(queue, admin, backend):
+    assert isinstance(queue, Queue) and isinstance(admin, QueueAdmin)
+    assert isinstance(queue, Releasable) is (backend not in NOT_RELEASABLE)
+    assert isinstance(admin.stats_source(), StatsSource)  # every admin of the suite has statistics
+    if backend in NOT_RELEASABLE:
+        assert not hasattr(queue, "release"), "a data plane that cannot release must not offer it"
+
+
 # -- send, receive, delete -------------------------------------------------------------------
-def test_sent_message_is_received_once_and_deleted(queue, clock):
+def test_sent_message_is_received_once_and_deleted(queue, admin, clock):
     body = '{"hello": "世界"}'
     message_id = queue.send(body)
 
@@ -128,7 +168,7 @@ def test_sent_message_is_received_once_and_deleted(queue, clock):
     assert queue.receive(1, VISIBILITY_S) == []
     assert queue.delete(received.receipt) is True
     assert queue.delete(received.receipt) is False
-    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=0, dead=0)
+    assert counts(admin) == QueueStats(ready=0, delayed=0, in_flight=0, dead=0)
 
 
 def test_send_batch_beyond_max_batch_keeps_order_and_delivers_all(queue):
@@ -164,41 +204,55 @@ def test_receive_waits_up_to_wait_s_for_nothing_and_not_at_all_for_a_ready_messa
     assert time.monotonic() - started < 1
 
 
-# -- delays ------------------------------------------------------------------------------------
-def test_delayed_message_is_not_receivable_before_its_delay(queue, clock):
+# -- delays and the clock ----------------------------------------------------------------------
+def test_delayed_message_is_not_receivable_before_its_delay(queue, admin, clock):
     queue.send("later", delay_s=DELAY_S)
 
     assert queue.receive(1, VISIBILITY_S) == []
-    assert queue.stats() == QueueStats(ready=0, delayed=1, in_flight=0, dead=0)
+    assert counts(admin) == QueueStats(ready=0, delayed=1, in_flight=0, dead=0)
 
     clock.advance(DELAY_S + MARGIN_S)
 
-    assert queue.stats() == QueueStats(ready=1, delayed=0, in_flight=0, dead=0)
+    assert counts(admin) == QueueStats(ready=1, delayed=0, in_flight=0, dead=0)
     assert _receive_one(queue).body == "later"
 
 
+@only(set(QUEUES) - REAL_CLOCK)
+def test_the_injected_clock_alone_makes_the_longest_delay_pass_without_waiting(queue, clock):
+    started, sent_at = time.monotonic(), clock()
+    queue.send("tomorrow", delay_s=queue.max_delay_s)
+
+    clock.advance(queue.max_delay_s - 60)
+    assert queue.receive(1, VISIBILITY_S) == []
+    clock.advance(60 + MARGIN_S)
+    received = _receive_one(queue)
+
+    assert received.body == "tomorrow" and abs(received.enqueued_at - sent_at) <= 1
+    assert time.monotonic() - started < 3, "the delay must pass on the injected clock, not the wall clock"
+
+
 @pytest.mark.parametrize("bad_delay", [-1, "max+1"])
-def test_delay_outside_range_is_refused_and_nothing_is_sent(queue, bad_delay):
+def test_delay_outside_range_is_refused_and_nothing_is_sent(queue, admin, bad_delay):
     delay_s = queue.max_delay_s + 1 if bad_delay == "max+1" else bad_delay
 
     with pytest.raises(ValueError):
         queue.send("x", delay_s=delay_s)
     with pytest.raises(ValueError):
         queue.send_batch(["x", "y"], delay_s=delay_s)
-    assert queue.stats().pending == 0
+    assert counts(admin).pending == 0
 
 
-def test_longest_delay_is_accepted(queue):
+def test_longest_delay_is_accepted(queue, admin):
     queue.send("far", delay_s=queue.max_delay_s)
 
-    assert queue.stats() == QueueStats(ready=0, delayed=1, in_flight=0, dead=0)
+    assert counts(admin) == QueueStats(ready=0, delayed=1, in_flight=0, dead=0)
 
 
 # -- visibility --------------------------------------------------------------------------------
-def test_message_not_deleted_in_time_comes_back_with_a_new_receipt(queue, clock):
+def test_message_not_deleted_in_time_comes_back_with_a_new_receipt(queue, admin, clock):
     queue.send("work")
     first = _receive_one(queue)
-    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=1, dead=0)
+    assert counts(admin) == QueueStats(ready=0, delayed=0, in_flight=1, dead=0)
 
     clock.advance(VISIBILITY_S + MARGIN_S)
     second = _receive_one(queue)
@@ -206,13 +260,14 @@ def test_message_not_deleted_in_time_comes_back_with_a_new_receipt(queue, clock)
     assert (second.message_id, second.body, second.receive_count) == (first.message_id, "work", 2)
     assert second.receipt != first.receipt
     assert queue.delete(first.receipt) is False, "a stale receipt must not delete the redelivered copy"
-    assert queue.stats().in_flight == 1
+    assert counts(admin).in_flight == 1
     assert queue.delete(second.receipt) is True
-    assert queue.stats().pending == 0
+    assert counts(admin).pending == 0
 
 
-def test_message_received_too_often_becomes_a_dead_letter(make_queue, clock):
+def test_message_received_too_often_becomes_a_dead_letter(make_queue, make_admin, clock):
     queue = make_queue(max_receive_count=2)
+    admin = make_admin(max_receive_count=2)
     message_id = queue.send("crashes the worker")
     for expected_count in (1, 2):
         assert _receive_one(queue).receive_count == expected_count
@@ -220,15 +275,15 @@ def test_message_received_too_often_becomes_a_dead_letter(make_queue, clock):
 
     assert queue.receive(1, VISIBILITY_S) == []
 
-    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=0, dead=1)
-    (dead,) = queue.dead_letters()
+    assert counts(admin) == QueueStats(ready=0, delayed=0, in_flight=0, dead=1)
+    (dead,) = admin.dead_letters()
     assert (dead.message_id, dead.body, dead.receive_count) == (message_id, "crashes the worker", 2)
     assert dead.reason == exceeded_reason(2, 2)
 
 
-# -- dead letters ------------------------------------------------------------------------------
-@cannot_meet(cmq=CMQ_NO_RELEASE)
+@only(set(QUEUES) - NOT_RELEASABLE)
 def test_released_message_is_receivable_at_once_and_that_receive_does_not_count(queue, clock):
+    assert isinstance(queue, Releasable)
     queue.send("kept for later")
     first = _receive_one(queue)
     assert queue.release(first.receipt) is True
@@ -238,15 +293,16 @@ def test_released_message_is_receivable_at_once_and_that_receive_does_not_count(
     assert queue.delete(again.receipt) is True
 
 
+# -- dead letters ------------------------------------------------------------------------------
 @cannot_meet(cmq=CMQ_LOOKUP_AFTER_LISTING)
-def test_dead_letter_moves_the_message_with_its_reason(queue, clock):
+def test_dead_letter_moves_the_message_with_its_reason(queue, admin, clock):
     queue.send("poison")
     received = _receive_one(queue)
 
     assert queue.dead_letter(received, "body is not JSON") is True
 
-    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=0, dead=1)
-    (dead,) = queue.dead_letters()
+    assert counts(admin) == QueueStats(ready=0, delayed=0, in_flight=0, dead=1)
+    (dead,) = admin.dead_letters()
     assert (dead.message_id, dead.body, dead.reason, dead.receive_count) == (
         received.message_id,
         "poison",
@@ -254,12 +310,21 @@ def test_dead_letter_moves_the_message_with_its_reason(queue, clock):
         1,
     )
     assert abs(dead.dead_at - clock()) < 5
-    assert queue.dead_letter_by_id(received.message_id) == dead
+    assert admin.dead_letter_by_id(received.message_id) == dead
     assert queue.dead_letter(received, "again") is False
     assert queue.delete(received.receipt) is False
 
 
-def test_dead_letter_with_a_stale_receipt_does_nothing(queue, clock):
+def test_dead_letter_needs_a_reason(queue, admin):
+    queue.send("x")
+    received = _receive_one(queue)
+
+    with pytest.raises(ValueError):
+        queue.dead_letter(received, "")
+    assert counts(admin) == QueueStats(ready=0, delayed=0, in_flight=1, dead=0)
+
+
+def test_dead_letter_with_a_stale_receipt_does_nothing(queue, admin, clock):
     queue.send("work")
     first = _receive_one(queue)
     clock.advance(VISIBILITY_S + MARGIN_S)
@@ -267,91 +332,106 @@ def test_dead_letter_with_a_stale_receipt_does_nothing(queue, clock):
 
     assert queue.dead_letter(first, "late") is False
 
-    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=1, dead=0)
+    assert counts(admin) == QueueStats(ready=0, delayed=0, in_flight=1, dead=0)
     assert queue.delete(second.receipt) is True
 
 
 @cannot_meet(cmq=CMQ_LISTING_RECEIVES)
-def test_listing_dead_letters_changes_nothing(queue, clock):
+def test_listing_dead_letters_changes_nothing(queue, admin, clock):
     first = _dead(queue, "a")
     clock.advance(1)
     second = _dead(queue, "b")
 
-    listed = queue.dead_letters()
+    listed = admin.dead_letters()
 
     assert [d.message_id for d in listed] == [first, second]
-    assert queue.dead_letters() == listed
-    assert queue.dead_letters(limit=1) == listed[:1]
+    assert admin.dead_letters() == listed
+    assert admin.dead_letters(limit=1) == listed[:1]
     assert queue.receive(1, VISIBILITY_S) == []
-    assert queue.stats() == QueueStats(ready=0, delayed=0, in_flight=0, dead=2)
+    assert counts(admin) == QueueStats(ready=0, delayed=0, in_flight=0, dead=2)
+
+
+def test_listing_arguments_are_checked(queue, admin):
+    _dead(queue, "a")
+
+    assert admin.dead_letters(limit=0) == []
+    with pytest.raises(ValueError):
+        admin.dead_letters(limit=-1)
+    with pytest.raises(ValueError):
+        admin.redrive(limit=-1)
+    with pytest.raises(ValueError):
+        admin.redrive(["some-id"], limit=1)
+    assert admin.redrive([]) == [] and admin.redrive(limit=0) == []
+    assert counts(admin).dead == 1
 
 
 @cannot_meet(cmq=CMQ_REDRIVE_NEW_ID)
-def test_redrive_by_id_sends_back_only_those_ready_with_count_reset(queue, clock):
+def test_redrive_by_id_sends_back_only_those_ready_with_count_reset(queue, admin, clock):
     first = _dead(queue, "a")
     second = _dead(queue, "b")
 
-    assert queue.redrive([first, "no-such-id"]) == [first]
+    assert admin.redrive([first, "no-such-id", first]) == [first]
 
-    assert queue.stats() == QueueStats(ready=1, delayed=0, in_flight=0, dead=1)
+    assert counts(admin) == QueueStats(ready=1, delayed=0, in_flight=0, dead=1)
     received = _receive_one(queue)
     assert (received.message_id, received.body, received.receive_count) == (first, "a", 1)
-    assert [d.message_id for d in queue.dead_letters()] == [second]
+    assert [d.message_id for d in admin.dead_letters()] == [second]
 
 
-def test_redrive_all_goes_oldest_first_up_to_the_limit(queue, clock):
+def test_redrive_all_goes_oldest_first_up_to_the_limit(queue, admin, clock):
     ids = []
     for body in ("a", "b", "c"):
         ids.append(_dead(queue, body))
         clock.advance(1)
 
-    assert queue.redrive(limit=2) == ids[:2]
-    assert queue.redrive() == ids[2:]
-    assert queue.redrive() == []
-    assert queue.stats() == QueueStats(ready=3, delayed=0, in_flight=0, dead=0)
+    assert admin.redrive(limit=2) == ids[:2]
+    assert admin.redrive() == ids[2:]
+    assert admin.redrive() == []
+    assert counts(admin) == QueueStats(ready=3, delayed=0, in_flight=0, dead=0)
 
 
 @cannot_meet(cmq=CMQ_REDRIVE_NEW_ID)
-def test_redriven_message_gets_a_full_set_of_receives_again(make_queue, clock):
+def test_redriven_message_gets_a_full_set_of_receives_again(make_queue, make_admin, clock):
     queue = make_queue(max_receive_count=1)
+    admin = make_admin(max_receive_count=1)
     message_id = queue.send("flaky")
     _receive_one(queue)
     clock.advance(VISIBILITY_S + MARGIN_S)
     assert queue.receive(1, VISIBILITY_S) == []  # the second receive dead-letters it
 
-    assert queue.redrive() == [message_id]
+    assert admin.redrive() == [message_id]
 
     received = _receive_one(queue)
     assert (received.message_id, received.receive_count) == (message_id, 1)
 
 
 @cannot_meet(cmq=CMQ_LISTING_RECEIVES)
-def test_remove_dead_drops_one_dead_letter(queue):
+def test_remove_dead_drops_one_dead_letter(queue, admin):
     gone = _dead(queue, "a")
     kept = _dead(queue, "b")
 
-    assert queue.remove_dead(gone) is True
-    assert queue.remove_dead(gone) is False
+    assert admin.remove_dead(gone) is True
+    assert admin.remove_dead(gone) is False
 
-    assert queue.dead_letter_by_id(gone) is None
-    assert [d.message_id for d in queue.dead_letters()] == [kept]
-    assert queue.redrive([gone]) == []
+    assert admin.dead_letter_by_id(gone) is None
+    assert [d.message_id for d in admin.dead_letters()] == [kept]
+    assert admin.redrive([gone]) == []
 
 
 # -- stats and persistence ---------------------------------------------------------------------
-def test_stats_count_every_state(queue):
+def test_stats_count_every_state(queue, admin):
     queue.send_batch(["r1", "r2", "r3"])
     queue.send("later", delay_s=DELAY_S)
     taken = queue.receive(2, VISIBILITY_S)
     assert queue.dead_letter(taken[1], "bad")
 
-    stats = queue.stats()
+    stats = counts(admin)
 
     assert stats == QueueStats(ready=1, delayed=1, in_flight=1, dead=1)
     assert stats.pending == 3
 
 
-def test_messages_survive_closing_and_reopening_the_queue(make_queue, clock):
+def test_messages_survive_closing_and_reopening_the_queue(make_queue, make_admin, clock):
     queue = make_queue()
     held_id = queue.send("held")
     _receive_one(queue)  # then the worker "dies": nobody deletes it
@@ -359,10 +439,10 @@ def test_messages_survive_closing_and_reopening_the_queue(make_queue, clock):
     dead_id = _dead(queue, "dead")
     queue.close()
 
-    reopened = make_queue()
+    reopened, admin = make_queue(), make_admin()
 
-    assert reopened.stats() == QueueStats(ready=0, delayed=1, in_flight=1, dead=1)
-    assert reopened.dead_letter_by_id(dead_id).body == "dead"
+    assert counts(admin) == QueueStats(ready=0, delayed=1, in_flight=1, dead=1)
+    assert admin.dead_letter_by_id(dead_id).body == "dead"
     clock.advance(max(VISIBILITY_S, DELAY_S) + MARGIN_S)
     got = {r.body: r for r in reopened.receive(5, VISIBILITY_S)}
     assert sorted(got) == ["held", "later"]

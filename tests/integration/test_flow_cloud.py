@@ -151,7 +151,7 @@ def test_our_side_failure_is_dead_lettered_in_the_cmq_dlq_then_redrive_saves_the
 
         stack.svc.vendors["runninghub"]._api_key = stack.emulator.config.api_key  # the operator fixes the key
         time.sleep(DLQ_VISIBILITY_S + 0.2)  # what the last tick's listing hid is visible again
-        assert len(operator.redrive(stack.svc.queue, stack.svc.ledger, None)) == 1
+        assert len(operator.redrive(stack.queue_admin, stack.svc.ledger, None)) == 1
         view.dead_letter = None
         assert stack.run_until_terminal(timeout_s=15)
         assert one_verified_report(stack, "t-ours")["status"] == "done"

@@ -92,7 +92,7 @@ def test_our_side_failures_dead_letter_without_report_then_redrive_saves_the_tas
         # the operator fixes the configuration and redrives: the user's task is saved
         stack.emulator.config.balance = 100
         stack.svc.vendors["runninghub"]._api_key = stack.emulator.config.api_key  # the fixed key
-        assert operator.redrive(stack.svc.queue, stack.svc.ledger, None)
+        assert operator.redrive(stack.queue_admin, stack.svc.ledger, None)
         view.dead_letter = None
         assert stack.run_until_terminal(timeout_s=30)
         assert assert_one_verified_report(stack, "t-ours")["status"] == "done"
@@ -102,10 +102,10 @@ def test_operator_fail_reports_failed_once(tmp_path, stack_env):
     with LocalStack(tmp_path / "home", env={**stack_env, "RUNNINGHUB_API_KEY": "not-our-key"}) as stack:
         stack.deliver(stack.upload("t-give-up", "u4", "promo_poster", make_jpeg(9)))
         assert stack.run_until_terminal(timeout_s=30)
-        [dead] = operator.list_dead(stack.svc.queue)
+        [dead] = operator.list_dead(stack.queue_admin)
         # a partial publish left behind by an earlier failing run must not survive a failed report
         stack.svc.store.put_bytes(BUCKET, "output/u4/t-give-up/frame_01.jpg", make_jpeg(1))
-        result = operator.fail(stack.svc.queue, stack.svc.ledger, dead.message_id)
+        result = operator.fail(stack.queue_admin, stack.svc.queue, stack.svc.ledger, dead.message_id)
         assert result["task_id"] == "t-give-up"
         stack.views["t-give-up"].dead_letter = None
         assert stack.run_until_terminal(timeout_s=30)

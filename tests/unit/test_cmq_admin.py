@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
-from jobqueue.queue.base import QueueStats
-from jobqueue.queue.cmq_admin import QueueChange, ensure_queues, queue_stats, rewind_queue
+from jobqueue.queue.base import QueueStats, StatsSource
+from jobqueue.queue.cmq_admin import ControlPlaneStats, QueueChange, ensure_queues, queue_stats, rewind_queue
 from relay_core.errors import Transient
 from tencent_plumbing.api3 import ApiTarget
 from tencent_plumbing.credentials import static_credentials
@@ -140,7 +140,7 @@ def test_errors_are_translated(server, target):
 
 
 def test_a_cmq_url_with_api_region_reads_statistics_from_the_control_plane(server, monkeypatch):
-    from jobqueue import open_queue
+    from jobqueue import open_queue, open_queue_admin
 
     target = ApiTarget("ap-guangzhou", static_credentials(SECRET_ID, SECRET_KEY), server.endpoint, timeout_s=5)
     ensure_queues(target, "relay_jobs", "relay_dead", **SETTINGS)
@@ -148,8 +148,12 @@ def test_a_cmq_url_with_api_region_reads_statistics_from_the_control_plane(serve
     monkeypatch.setenv("TENCENTCLOUD_SECRETID", SECRET_ID)
     monkeypatch.setenv("TENCENTCLOUD_SECRETKEY", SECRET_KEY)
     url = f"cmq://relay_jobs?region=gz&dlq=relay_dead&api_region=ap-guangzhou&api_endpoint={server.endpoint}"
-    assert open_queue(url).stats() == QueueStats(ready=3, delayed=2, in_flight=1, dead=0)
-    with pytest.raises(NotImplementedError, match="statistics"):
-        open_queue("cmq://relay_jobs?region=gz&dlq=relay_dead").stats()
-    with pytest.raises(QueueConfigError, match="long form"):
-        open_queue("cmq://relay_jobs?region=gz&dlq=relay_dead&api_region=gz")
+    with open_queue_admin(url) as admin:
+        source = admin.stats_source()
+        assert isinstance(source, ControlPlaneStats)
+        assert source.stats() == QueueStats(ready=3, delayed=2, in_flight=1, dead=0)
+    assert not isinstance(open_queue(url), StatsSource), "statistics are the operator plane's"
+    assert open_queue_admin("cmq://relay_jobs?region=gz&dlq=relay_dead").stats_source() is None
+    for bad in (open_queue, open_queue_admin):
+        with pytest.raises(QueueConfigError, match="long form"):
+            bad("cmq://relay_jobs?region=gz&dlq=relay_dead&api_region=gz")

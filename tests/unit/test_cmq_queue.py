@@ -1,4 +1,5 @@
-"""The CMQ queue adapter over real HTTP against the local data-plane server (tests/servers/cmq_server.py).
+"""The CMQ queue adapter, both planes, over real HTTP against the local data-plane server
+(tests/servers/cmq_server.py): ``CmqQueue`` (the work queue) and ``CmqDeadLetters`` (its dead-letter queue).
 
 Time on the server is real time plus an offset the tests advance (``server.clock.advance``); waits that
 must be real (long polls, a DLQ message hidden by a listing) stay around a second.
@@ -13,15 +14,17 @@ import time
 import httpx
 import pytest
 
-from jobqueue import open_queue
+from jobqueue import open_queue, open_queue_admin
 from jobqueue.errors import BackendUnavailable, QueueConfigError, QueueError
-from jobqueue.queue.base import QueueStats, exceeded_reason
+from jobqueue.queue.base import DeadLetterStore, QueueStats, Releasable, StatsSource, exceeded_reason
 from jobqueue.queue.cmq import CmqQueue, default_endpoint
+from jobqueue.queue.cmq_dead_letters import CmqDeadLetters
 from jobqueue.queue.cmq_http import CmqApiError, CmqClient
 from jobqueue.queue.cmq_signing import SignatureMethod, signed_params
 from relay_core.errors import Transient
 from tencent_plumbing.credentials import CredentialsMissing, TencentCredentials, static_credentials
-from tests.servers.cmq_server import LocalCmqServer, make_cmq_queue
+from tests.contract.queues import ServerCounts, cmq_admin, cmq_queue
+from tests.servers.cmq_server import LocalCmqServer
 
 SECRET_ID = "AKIDcmqunittest"
 SECRET_KEY = "cmq-unit-secret-key-0123456789"
@@ -63,6 +66,26 @@ def queue(make):
     return make()
 
 
+@pytest.fixture
+def make_admin(server):
+    opened: list[CmqDeadLetters] = []
+
+    def make(**options) -> CmqDeadLetters:
+        options.setdefault("credentials", static_credentials(SECRET_ID, SECRET_KEY, TOKEN))
+        options.setdefault("max_receive_count", MAX_RECEIVES)
+        opened.append(CmqDeadLetters("work", "dead", endpoint=server.endpoint, **options))
+        return opened[-1]
+
+    yield make
+    for admin in opened:
+        admin.close()
+
+
+@pytest.fixture
+def admin(make_admin):
+    return make_admin()
+
+
 def _one(queue: CmqQueue):
     (received,) = queue.receive(1)
     return received
@@ -97,8 +120,13 @@ def test_open_queue_reads_role_credentials_from_the_environment_on_every_request
     monkeypatch.setenv("TENCENTCLOUD_SECRETID", SECRET_ID)
     monkeypatch.setenv("TENCENTCLOUD_SECRETKEY", SECRET_KEY)
     monkeypatch.setenv("TENCENTCLOUD_SESSIONTOKEN", TOKEN)
-    queue = open_queue(f"cmq://work?region=gz&dlq=dead&endpoint={server.endpoint}", max_receive_count=2)
+    url = f"cmq://work?region=gz&dlq=dead&endpoint={server.endpoint}"
+    queue = open_queue(url, max_receive_count=2)
     assert queue.send("one") and queue.max_receive_count == 2
+    admin = open_queue_admin(url, max_receive_count=2)
+    assert isinstance(admin, CmqDeadLetters) and admin.stats_source() is None
+    assert admin.dead_letters() == []
+    admin.close()
 
     monkeypatch.setenv("TENCENTCLOUD_SESSIONTOKEN", "rotated-token-the-server-does-not-know")
     with pytest.raises(QueueConfigError):
@@ -113,9 +141,11 @@ def test_url_endpoints_public_and_vpc():
     creds = static_credentials("id", "key")
     public = CmqQueue.from_url("cmq://work?region=gz&dlq=dead", credentials=creds)
     vpc = CmqQueue.from_url("cmq://work?region=sh&dlq=dead&vpc=1&dlq_search_s=3", credentials=creds)
+    vpc_admin = CmqDeadLetters.from_url("cmq://work?region=sh&dlq=dead&vpc=1&dlq_search_s=3", credentials=creds)
 
     assert "cmq-gz.public.tencenttdmq.com" in repr(public)
-    assert "sh.mqadapter.cmq.tencentyun.com" in repr(vpc) and vpc.dead_letter_search_s == 3
+    assert "sh.mqadapter.cmq.tencentyun.com" in repr(vpc) and "sh.mqadapter.cmq.tencentyun.com" in repr(vpc_admin)
+    assert vpc_admin.dead_letter_search_s == 3
     assert default_endpoint("sh", vpc=True) == "http://sh.mqadapter.cmq.tencentyun.com"
     assert default_endpoint("gz") == "https://cmq-gz.public.tencenttdmq.com"
 
@@ -138,6 +168,8 @@ def test_url_endpoints_public_and_vpc():
 def test_bad_urls_and_names_fail_with_a_clear_error(url):
     with pytest.raises(QueueConfigError, match="RELAY_QUEUE"):
         CmqQueue.from_url(url, credentials=static_credentials("id", "key"))
+    with pytest.raises(QueueConfigError, match="RELAY_QUEUE"):
+        CmqDeadLetters.from_url(url, credentials=static_credentials("id", "key"))
 
 
 def test_a_missing_queue_is_a_configuration_error(server):
@@ -257,7 +289,7 @@ def test_retention_drops_messages_never_deleted(server, queue):
 
 
 # -- dead letters ------------------------------------------------------------------------------
-def test_server_policy_moves_a_message_received_too_often(queue, server):
+def test_server_policy_moves_a_message_received_too_often(queue, admin, server):
     message_id = queue.send("crashes")
     for count in range(1, MAX_RECEIVES + 1):
         assert _one(queue).receive_count == count
@@ -265,7 +297,7 @@ def test_server_policy_moves_a_message_received_too_often(queue, server):
 
     assert queue.receive(1) == []
 
-    (dead,) = queue.dead_letters()
+    (dead,) = admin.dead_letters()
     assert (dead.message_id, dead.body, dead.receive_count) == (message_id, "crashes", MAX_RECEIVES)
     assert dead.reason == exceeded_reason(MAX_RECEIVES, MAX_RECEIVES)
 
@@ -317,30 +349,30 @@ def test_dead_letter_with_a_stale_receipt_takes_the_envelope_back(queue, server)
     assert queue.delete(second.receipt) is True
 
 
-def test_listing_dead_letters_receives_them(queue, server):
-    """CMQ can only look by receiving: a listing hides what it saw and counts a dequeue (REFERENCE §2)."""
+def test_listing_dead_letters_receives_them(queue, admin, server):
+    """CMQ can only look by receiving: a listing hides what it saw and counts a dequeue."""
     ids = [_dead(queue, "a"), _dead(queue, "b")]
 
-    listed = queue.dead_letters()
+    listed = admin.dead_letters()
 
     assert [(d.message_id, d.body, d.reason) for d in listed] == [
         (ids[0], "a", "bad a"),
         (ids[1], "b", "bad b"),
     ]
     assert [(m["dequeueCount"], m["visible"]) for m in server.messages("dead")] == [(1, False), (1, False)]
-    assert queue.dead_letters() == []
+    assert admin.dead_letters() == []
     server.clock.advance(1.5)
-    assert queue.dead_letters(limit=1) == listed[:1]
+    assert admin.dead_letters(limit=1) == listed[:1]
     assert [m["visible"] for m in server.messages("dead")] == [False, True]  # limit=1 asked for one only
 
 
-def test_redrive_by_id_and_all(queue, server):
+def test_redrive_by_id_and_all(queue, admin, server):
     a, b, c = (_dead(queue, body) for body in "abc")
 
-    assert queue.redrive([b, "no-such-id"]) == [b]  # looked at (and hid) every dead letter
+    assert admin.redrive([b, "no-such-id"]) == [b]  # looked at (and hid) every dead letter
     server.clock.advance(1.5)
-    assert queue.redrive(limit=1) == [a]  # oldest first
-    assert queue.redrive() == [c]
+    assert admin.redrive(limit=1) == [a]  # oldest first
+    assert admin.redrive() == [c]
 
     got = queue.receive(16)
     assert sorted(r.body for r in got) == ["a", "b", "c"]
@@ -348,34 +380,35 @@ def test_redrive_by_id_and_all(queue, server):
     assert server.messages("dead") == []
 
 
-def test_redrive_finds_a_dead_letter_a_listing_just_hid(make, server):
-    queue = make(dead_letter_search_s=2.5)
+def test_redrive_finds_a_dead_letter_a_listing_just_hid(queue, make_admin, server):
+    admin = make_admin(dead_letter_search_s=2.5)
     dead_id = _dead(queue, "a")
-    queue.dead_letters()  # hides it for the DLQ's 1 s (real time)
+    admin.dead_letters()  # hides it for the DLQ's 1 s (real time)
 
-    assert queue.redrive([dead_id]) == [dead_id]
+    assert admin.redrive([dead_id]) == [dead_id]
     assert _one(queue).body == "a"
 
 
-def test_remove_dead_and_dead_letter_by_id(queue, server):
+def test_remove_dead_and_dead_letter_by_id(queue, admin, server):
     gone, kept = _dead(queue, "a"), _dead(queue, "b")
 
-    assert queue.remove_dead(gone) is True
+    assert admin.remove_dead(gone) is True
     server.clock.advance(1.5)
-    assert queue.remove_dead(gone) is False
+    assert admin.remove_dead(gone) is False
     server.clock.advance(1.5)
 
-    assert queue.dead_letter_by_id(gone) is None
+    assert admin.dead_letter_by_id(gone) is None
     server.clock.advance(1.5)
-    assert queue.dead_letter_by_id(kept).body == "b"
+    assert admin.dead_letter_by_id(kept).body == "b"
     assert [json.loads(m["msgBody"])["message_id"] for m in server.messages("dead")] == [kept]
 
 
-def test_stats_need_the_control_plane(make):
-    with pytest.raises(NotImplementedError, match="cmq_admin.queue_stats"):
-        make().stats()
-    counts = QueueStats(ready=1, delayed=2, in_flight=3, dead=4)
-    assert make(stats_provider=lambda: counts).stats() == counts
+def test_the_planes_declare_what_cmq_cannot_do(queue, make_admin, server):
+    """No release and no statistics on the data plane; statistics only with a control plane given."""
+    assert not isinstance(queue, Releasable | StatsSource | DeadLetterStore)
+    assert make_admin().stats_source() is None
+    counts = ServerCounts(server, "work", "dead")
+    assert make_admin(stats=counts).stats_source() is counts
 
 
 # -- errors and secrets ------------------------------------------------------------------------
@@ -464,20 +497,23 @@ def test_server_messages_never_leak_the_secret_through_the_adapter():
     assert "code 4000" in str(caught.value) and SECRET_KEY not in str(caught.value)
 
 
-# -- the contract registry's factory -----------------------------------------------------------
-def test_contract_factory_reopens_the_same_queues_and_stops_its_server(tmp_path):
-    first = make_cmq_queue(tmp_path, None, 2, time.time)
+# -- the contract registry's factories ---------------------------------------------------------
+def test_contract_factories_reopen_the_same_queues_and_stop_their_server(tmp_path):
+    first = cmq_queue(tmp_path, None, 2, time.time)
     dead_id = _dead(first, "gone")
     first.send("kept")
     server = first.server
     first.close()
     assert not server.running
 
-    again = make_cmq_queue(tmp_path, None, 2, time.time)
+    again = cmq_queue(tmp_path, None, 2, time.time)
+    admin = cmq_admin(tmp_path, None, 2, time.time)
 
-    assert again.server is server and server.running
-    assert again.stats() == QueueStats(ready=1, delayed=0, in_flight=0, dead=1)
-    assert again.dead_letter_by_id(dead_id).body == "gone"
+    assert again.server is server is admin.server and server.running
+    assert admin.stats_source().stats() == QueueStats(ready=1, delayed=0, in_flight=0, dead=1)
+    assert admin.dead_letter_by_id(dead_id).body == "gone"
     again.close()
     again.close()
+    assert server.running, "the admin still holds it"
+    admin.close()
     assert not server.running

@@ -167,7 +167,7 @@ def _api_actions(path: Path) -> list[tuple[str, str]]:
 
 
 def actions_in_code() -> dict[str, set[str]]:
-    data_plane = {f"tdmq:{a}" for _, a in _api_actions(REPO / "jobqueue/queue/cmq.py")}
+    data_plane = {f"tdmq:{a}" for _, a in _api_actions(REPO / "jobqueue/queue/cmq_actions.py")}
     control_plane = {f"tdmq:{a}" for _, a in _api_actions(REPO / "jobqueue/queue/cmq_admin.py")}
     moderation = {
         f"{'ims' if client == 'IMS_CLIENT' else 'vm'}:{a}"
