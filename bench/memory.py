@@ -16,32 +16,26 @@ import json
 import tempfile
 import time
 import tracemalloc
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from bench import RESULTS_DIR
-from scf_relay.loopback import LoopbackServer
+from vendors.emulator.serving import LoopbackWsgiServer
 
 RESULTS_PATH = RESULTS_DIR / "memory.json"
 CHUNK = 1024 * 1024
 JPEG_HEAD = b"\xff\xd8\xff\xe0" + b"\0" * 12
 
 
-class _Generator(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server naming
-        size = int(self.path.rsplit("/", 1)[-1])
-        self.send_response(200)
-        self.send_header("content-length", str(size))
-        self.end_headers()
-        self.wfile.write(JPEG_HEAD)
-        left = size - len(JPEG_HEAD)
-        zeros = b"\0" * CHUNK
-        while left > 0:
-            self.wfile.write(zeros[: min(CHUNK, left)])
-            left -= CHUNK
-
-    def log_message(self, *args):
-        pass
+def _generator(environ, start_response):
+    """``GET /<size>``: a JPEG head, then zeros, streamed a MiB at a time."""
+    size = int(environ["PATH_INFO"].rsplit("/", 1)[-1])
+    start_response("200 OK", [("content-length", str(size))])
+    yield JPEG_HEAD
+    left = size - len(JPEG_HEAD)
+    zeros = b"\0" * CHUNK
+    while left > 0:
+        yield zeros[: min(CHUNK, left)]
+        left -= CHUNK
 
 
 def measure(size_bytes: int, base_url: str, root: Path) -> dict:
@@ -80,7 +74,7 @@ def measure(size_bytes: int, base_url: str, root: Path) -> dict:
 
 
 def run(sizes_mb: list[int]) -> dict:
-    with LoopbackServer(_Generator, name="bench-memory") as server, tempfile.TemporaryDirectory() as tmp:
+    with LoopbackWsgiServer(_generator, name="bench-memory") as server, tempfile.TemporaryDirectory() as tmp:
         rows = [measure(mb * CHUNK, server.base_url, Path(tmp)) for mb in sizes_mb]
     small, large = rows[0], rows[-1]
     return {

@@ -89,37 +89,49 @@ def _print_demo(data: dict) -> None:
 
 @emulator_app.command("runninghub")
 def emulator_runninghub(
-    port: int = typer.Option(8765, help="port on 127.0.0.1"),
-    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8765, help="port to bind (0: any free port)"),
+    host: str = typer.Option("127.0.0.1", help="address to bind"),
     api_key: str = typer.Option("relay-demo-key", help="the only key accepted (others get 802)"),
     job_s: float = typer.Option(2.0, help="seconds a job runs"),
     queue_s: float = typer.Option(0.5, help="seconds a job waits QUEUED first"),
     concurrency: int = typer.Option(8, help="unfinished jobs per key before 421"),
-    fail_rate: float = typer.Option(0.0),
-    http_5xx_rate: float = typer.Option(0.0),
-    never_finish_rate: float = typer.Option(0.0),
-    block_rate: float = typer.Option(0.0),
-    garbage_rate: float = typer.Option(0.0),
-    seed: int = typer.Option(None),
+    fail_rate: float = typer.Option(0.0, help="share of jobs that fail (805)"),
+    http_5xx_rate: float = typer.Option(0.0, help="share of requests answered 502"),
+    never_finish_rate: float = typer.Option(0.0, help="share of jobs that never finish"),
+    block_rate: float = typer.Option(0.0, help="share of jobs whose last output carries the moderation marker"),
+    garbage_rate: float = typer.Option(0.0, help="share of answers that are not JSON"),
+    balance: int = typer.Option(10_000, help="coins; each job costs one (0: 812 on submit)"),
+    seed: int = typer.Option(None, help="seed of ids, outcomes and files"),
+    delay_s: float = typer.Option(0.0, help="seconds every answer waits after the work (a hung vendor)"),
+    max_upload_bytes: int = typer.Option(30 * 1024 * 1024, help="largest upload accepted (more: 809)"),
 ) -> None:
-    """Serve a RunningHub-compatible API in the foreground (Ctrl-C stops)."""
-    from vendors.emulator import EmulatorConfig, serve_forever
+    """Serve a RunningHub-compatible API in the foreground (Ctrl-C stops); logs one JSON line per request."""
+    from vendors.emulator import EmulatorConfig, PortInUse, serve_forever
 
-    config = EmulatorConfig(
-        api_key=api_key,
-        job_s=job_s,
-        queue_s=queue_s,
-        concurrency=concurrency,
-        fail_rate=fail_rate,
-        http_5xx_rate=http_5xx_rate,
-        never_finish_rate=never_finish_rate,
-        block_rate=block_rate,
-        garbage_rate=garbage_rate,
-        seed=seed,
-        host=host,
-        port=port,
-    )
-    serve_forever(config)
+    try:
+        config = EmulatorConfig(
+            api_key=api_key,
+            job_s=job_s,
+            queue_s=queue_s,
+            concurrency=concurrency,
+            fail_rate=fail_rate,
+            http_5xx_rate=http_5xx_rate,
+            never_finish_rate=never_finish_rate,
+            block_rate=block_rate,
+            garbage_rate=garbage_rate,
+            balance=balance,
+            seed=seed,
+            delay_s=delay_s,
+            max_upload_bytes=max_upload_bytes,
+            host=host,
+            port=port,
+        )
+    except ValueError as exc:  # a rate outside [0, 1]
+        fail(str(exc))
+    try:
+        serve_forever(config)
+    except PortInUse as exc:
+        fail(str(exc), code=1)
 
 
 @app.command()
@@ -130,8 +142,14 @@ def receiver(
 ) -> None:
     """A stand-in backend: verifies and prints every report it receives (Ctrl-C stops)."""
     from scf_relay.demo.receiver import ReportReceiver
+    from vendors.emulator import PortInUse
 
-    with ReportReceiver(secret, port=port) as rx:
+    rx = ReportReceiver(secret, port=port)
+    try:
+        rx.start()
+    except PortInUse as exc:
+        fail(str(exc), as_json=as_json, code=1)
+    with rx:
         err_console.print(f"receiving on {rx.base_url}/internal/task/update")
         seen = 0
         try:

@@ -2,6 +2,8 @@
 
 Used by ``scf-relay demo``, ``scf-relay receiver`` and the tests. ``down_for_s`` makes it answer 503 for a while
 (a backend outage); ``reject_all`` makes it answer 401 (a wrong secret on our side).
+
+The receiver is a WSGI application served by the emulator package's loopback server helper.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from consumer.callback import PATH, verify_signature
-from scf_relay.loopback import LoopbackServer
+from vendors.emulator.serving import BodyTooLarge, LoopbackWsgiServer, read_body, request_headers, status_line
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -28,11 +30,14 @@ class Received:
     at: float
 
 
-class ReportReceiver(LoopbackServer):
-    """Run with :meth:`start` (a thread on 127.0.0.1, port 0 by default) and :meth:`stop`; or as a context manager."""
+class ReportReceiver(LoopbackWsgiServer):
+    """Run with :meth:`start` (a thread on 127.0.0.1, port 0 by default) and :meth:`stop`; or as a context manager.
+
+    ``start()`` raises :class:`~vendors.emulator.serving.PortInUse` when the port is taken.
+    """
 
     def __init__(self, secret: str, *, host: str = "127.0.0.1", port: int = 0, down_for_s: float = 0.0) -> None:
-        super().__init__(self._handler_class(), host=host, port=port, name="report-receiver")
+        super().__init__(host=host, port=port, name="report-receiver")
         self.secret = secret
         self.down_until = time.time() + down_for_s if down_for_s else 0.0
         self.reject_all = False
@@ -65,24 +70,21 @@ class ReportReceiver(LoopbackServer):
             self.reports.append(Received(body, raw, headers.get("x-relay-delivery", ""), verified, time.time()))
         return 200
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The WSGI application: ``POST /internal/task/update`` only; a body over 64 KiB gets 413."""
+        status = self._answer(environ)  # the body is read first, whatever the answer: no reset for the client
+        body = b"" if status == 404 else b'{"ok":true}' if status == 200 else b'{"ok":false}'
+        content_type = [("content-type", "application/json")] if body else []
+        start_response(status_line(status), [*content_type, ("content-length", str(len(body)))])
+        return [body]
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                length = int(self.headers.get("content-length") or 0)
-                if self.path != PATH or length > MAX_BODY_BYTES:
-                    self.send_response(404 if self.path != PATH else 413)
-                    self.end_headers()
-                    return
-                raw = self.rfile.read(length)
-                status = receiver._record(raw, {k.lower(): v for k, v in self.headers.items()})
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"ok":true}' if status == 200 else b'{"ok":false}')
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        return Handler
+    def _answer(self, environ: dict[str, Any]) -> int:
+        try:
+            raw = read_body(environ, MAX_BODY_BYTES)  # drained when too large
+        except BodyTooLarge:
+            return 413
+        except ValueError:
+            return 400
+        if environ["REQUEST_METHOD"] != "POST" or environ.get("PATH_INFO") != PATH:
+            return 404
+        return self._record(raw, {name.lower(): value for name, value in request_headers(environ).items()})

@@ -12,6 +12,9 @@ Test tools: ``handle(service, action, fn)`` replaces a handler (``fn(params) -> 
 ``calls`` (accepted requests: action, service, version, region, params), ``raw`` (the last raw requests, to
 replay or tamper with), ``clock`` (what "now" is for the 300 s window). Default handlers live in
 :mod:`tests.servers.api3_handlers`, reachable as ``server.ims``, ``.vm``, ``.cmq`` and ``.scf``.
+
+The server is a WSGI application (``server(environ, start_response)``) served by
+:class:`vendors.emulator.serving.LoopbackWsgiServer`.
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any
+from wsgiref.headers import Headers
 
-from scf_relay.loopback import LoopbackServer
 from tests.servers import tc3
 from tests.servers.api3_handlers import ApiError, CmqQueues, ImsImages, ScfFunctions, VmVideos
+from vendors.emulator.serving import LoopbackWsgiServer, read_body, request_headers, status_line
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 VERSIONS = {"ims": "2020-12-29", "vm": "2021-09-22", "tdmq": "2020-02-17", "scf": "2018-04-16"}
@@ -46,7 +49,7 @@ class Api3Call:
 @dataclass(frozen=True)
 class RawRequest:
     path: str
-    headers: dict[str, str]  # as sent (original case)
+    headers: Headers  # as received; names looked up case-insensitively
     body: bytes
 
 
@@ -59,7 +62,7 @@ class _Fault:
     times: int
 
 
-class LocalApi3Server(LoopbackServer):
+class LocalApi3Server(LoopbackWsgiServer):
     """The server; use as a context manager or ``start()`` / ``stop()``."""
 
     def __init__(
@@ -70,7 +73,7 @@ class LocalApi3Server(LoopbackServer):
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(_RequestHandler, name="local-api3")
+        super().__init__(name="local-api3")
         self.secret_id = secret_id
         self._secret_key = secret_key
         self._token = token
@@ -94,7 +97,7 @@ class LocalApi3Server(LoopbackServer):
     def __repr__(self) -> str:
         return f"LocalApi3Server({self.endpoint if self.running else 'stopped'})"
 
-    # -- lifetime (start, stop, context manager: LoopbackServer) --------------------------------
+    # -- lifetime (start, stop, context manager: LoopbackWsgiServer) ----------------------------
     @property
     def endpoint(self) -> str:
         """``127.0.0.1:PORT`` (what ``HttpProfile(endpoint=..., protocol="http")`` takes)."""
@@ -118,10 +121,27 @@ class LocalApi3Server(LoopbackServer):
         return [c for c in self.calls if c.action == action]
 
     # -- one request -------------------------------------------------------------------------
-    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The WSGI application: :meth:`answer`, and an ``InternalError`` answer if a handler breaks."""
+        path = environ.get("PATH_INFO") or "/"
+        if environ.get("QUERY_STRING"):
+            path += "?" + environ["QUERY_STRING"]
+        body = read_body(environ)
+        try:
+            status, payload = self.answer(environ["REQUEST_METHOD"], path, request_headers(environ), body)
+        except Exception as exc:  # noqa: BLE001 - a handler bug must answer, not hang the client
+            error = {"Error": {"Code": "InternalError", "Message": repr(exc)}, "RequestId": str(uuid.uuid4())}
+            status, payload = 200, {"Response": error}
+        data = (json.dumps(payload) if not isinstance(payload, str) else payload).encode()
+        # exactly "application/json": the SDK only looks for an Error in that content type (or text/plain)
+        content_type = "application/json" if not isinstance(payload, str) else "text/html"
+        start_response(status_line(status), [("Content-Type", content_type), ("Content-Length", str(len(data)))])
+        return [data]
+
+    def answer(self, method: str, path: str, headers: Headers, body: bytes) -> tuple[int, Any]:
         """(HTTP status, JSON object or text) for one request."""
         with self._lock:
-            self.raw = [*self.raw[-19:], RawRequest(path, dict(headers), body)]
+            self.raw = [*self.raw[-19:], RawRequest(path, headers, body)]
         lower = {k.lower(): v for k, v in headers.items()}
         request_id = str(uuid.uuid4())
         try:
@@ -186,40 +206,3 @@ class LocalApi3Server(LoopbackServer):
         with self._lock:
             self.calls.append(Api3Call(action, service, version, region, params))
         return handler(params)
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        self._serve()
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._serve()
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        app: LocalApi3Server = self.server.app  # type: ignore[attr-defined]
-        try:
-            status, payload = app.answer(self.command, self.path, dict(self.headers.items()), body)
-        except Exception as exc:  # noqa: BLE001 - a handler bug must answer, not hang the client
-            status, payload = (
-                200,
-                {
-                    "Response": {
-                        "Error": {"Code": "InternalError", "Message": repr(exc)},
-                        "RequestId": str(uuid.uuid4()),
-                    }
-                },
-            )
-        data = (json.dumps(payload) if not isinstance(payload, str) else payload).encode()
-        self.send_response(status)
-        # exactly "application/json": the SDK only looks for an Error in that content type (or text/plain)
-        self.send_header("Content-Type", "application/json" if not isinstance(payload, str) else "text/html")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence per-request stderr lines
-        pass

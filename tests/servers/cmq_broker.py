@@ -1,4 +1,4 @@
-"""The queues behind the local CMQ data-plane server: CMQ's semantics of REFERENCE.md §2, in memory.
+"""The queues behind the local CMQ data-plane server: CMQ's documented queue semantics, in memory.
 
 Per queue: delay, a visibility timeout hiding each received message, ``dequeueCount``, a fresh receipt handle
 per receive (only the latest one deletes), retention (a message not deleted within ``retention_s`` of its

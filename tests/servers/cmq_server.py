@@ -1,7 +1,7 @@
 """A local TDMQ-for-CMQ data-plane server: real HTTP on 127.0.0.1, signatures verified as documented.
 
 ``LocalCmqServer(secret_id, secret_key, token=None)`` serves ``POST /v2/index.php`` in a thread (port chosen
-by the OS). Every request is checked as REFERENCE.md §2 describes: ``Action``, ``SecretId``, ``Nonce``,
+by the OS). Every request is checked as the CMQ data-plane documentation describes: ``Action``, ``SecretId``, ``Nonce``,
 ``Timestamp`` (within ``max_skew_s`` of real time, nonce not reused), ``SignatureMethod`` (HmacSHA256 or
 HmacSHA1), ``Token`` when the server was given one, and ``Signature`` = base64(HMAC(key, "POST" + Host
 header + "/v2/index.php?" + sorted k=v, raw values, "_" in names as ".")). The check is written here
@@ -11,7 +11,8 @@ Queue semantics live in :mod:`tests.servers.cmq_broker`. Test tools: ``clock.adv
 :class:`Clock`), ``fail_next(n, status)`` (HTTP errors without a CMQ body), ``messages(queue)`` (state without
 receiving), ``calls`` (actions accepted, in order).
 
-``make_cmq_queue`` is the factory of the shared queue contract registry.
+``make_cmq_queue`` is the factory of the shared queue contract registry. The server is a WSGI application
+(``server(environ, start_response)``) served by :class:`vendors.emulator.serving.LoopbackWsgiServer`.
 """
 
 from __future__ import annotations
@@ -24,16 +25,15 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from jobqueue.queue.base import QueueStats
 from jobqueue.queue.cmq import CmqQueue
-from scf_relay.loopback import LoopbackHTTPServer, LoopbackServer
 from tencent_plumbing.credentials import static_credentials
 from tests.servers.cmq_broker import Clock, CmqBroker, CmqFault, QueueSpec
+from vendors.emulator.serving import LoopbackWsgiServer, read_body, status_line
 
 PATH = "/v2/index.php"
 AUTH_FAILED = 4100
@@ -42,7 +42,7 @@ _DIGESTS = {"HmacSHA256": hashlib.sha256, "HmacSHA1": hashlib.sha1}
 _NUMBERED = re.compile(r"(?P<name>\w+)\.(?P<n>\d+)")
 
 
-class LocalCmqServer(LoopbackServer):
+class LocalCmqServer(LoopbackWsgiServer):
     """The server; use as a context manager or ``start()`` / ``stop()``.
 
     ``start()`` after ``stop()`` serves again on a new OS-chosen port; the queues and messages stay.
@@ -58,7 +58,7 @@ class LocalCmqServer(LoopbackServer):
         max_real_wait_s: float = 1.0,
         max_skew_s: float = 300,
     ) -> None:
-        super().__init__(_Handler, name="local-cmq")
+        super().__init__(name="local-cmq")
         self.secret_id = secret_id
         self._secret_key = secret_key
         self._token = token
@@ -73,7 +73,7 @@ class LocalCmqServer(LoopbackServer):
     def __repr__(self) -> str:
         return f"LocalCmqServer({self.endpoint if self.running else 'stopped'})"
 
-    # -- lifetime (start, context manager: LoopbackServer) --------------------------------------
+    # -- lifetime (start, context manager: LoopbackWsgiServer) ----------------------------------
     def stop(self) -> None:
         """Stop answering; long polls in progress wake up and return what the broker has."""
         super().stop()
@@ -99,6 +99,19 @@ class LocalCmqServer(LoopbackServer):
         return self.broker.snapshot(queue)
 
     # -- one request -------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The WSGI application: every request is a POST of a form (see :meth:`handle`)."""
+        form_text = read_body(environ).decode("utf-8", errors="replace")
+        path = environ.get("PATH_INFO") or "/"
+        if environ.get("QUERY_STRING"):
+            path += "?" + environ["QUERY_STRING"]
+        status, payload = self.handle(path, environ.get("HTTP_HOST", ""), form_text)
+        is_json = not isinstance(payload, str)
+        body = (json.dumps(payload, ensure_ascii=False) if is_json else payload).encode()
+        content_type = "application/json" if is_json else "text/plain"
+        start_response(status_line(status), [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
     def handle(self, path: str, host: str, form_text: str) -> tuple[int, Any]:
         """(HTTP status, JSON object or plain text) for one POST."""
         with self._lock:
@@ -197,28 +210,6 @@ def _numbered(params: dict[str, str], name: str) -> list[str]:
     if not found:
         raise CmqFault(INVALID_PARAMETER, f"(10010){name}.n is missing")
     return [value for _n, value in sorted(found)]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
-
-    server: LoopbackHTTPServer
-
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-        length = int(self.headers.get("Content-Length") or 0)
-        form_text = self.rfile.read(length).decode("utf-8", errors="replace")
-        status, payload = self.server.app.handle(self.path, self.headers.get("Host", ""), form_text)
-        is_json = not isinstance(payload, str)
-        body = (json.dumps(payload, ensure_ascii=False) if is_json else payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json" if is_json else "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
-        """Quiet: tests read the state, not the access log."""
 
 
 # -- the contract registry's factory ------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A COS-compatible server for tests: moto's S3 backend behind a thin COS dialect layer (REFERENCE.md §3).
+"""A COS-compatible server for tests: moto's S3 backend behind a thin COS dialect layer.
 
 Run by :class:`servers.cos_server.LocalCosServer` as ``python -m servers.cos_app`` in a child process (moto
 keeps whole objects in memory, which must not count against the memory of the code under test; a process

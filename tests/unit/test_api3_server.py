@@ -98,10 +98,12 @@ def test_stale_timestamp_is_expired(server):
 def test_tampered_replay_fails_and_exact_replay_passes(server):
     sdk(ImsClient, server).call_json("ImageModeration", IMAGE)
     raw = server.raw[-1]
-    headers = {k: v for k, v in raw.headers.items() if k.lower() not in ("content-length", "connection")}
+    headers = httpx.Headers({k: v for k, v in raw.headers.items() if k.lower() not in ("content-length", "connection")})
 
     def replay(body: bytes, **changes: str) -> dict:
-        answer = httpx.post(f"http://{server.endpoint}/", content=body, headers={**headers, **changes})
+        changed = headers.copy()
+        changed.update(changes)  # case-insensitive: a change replaces the header as received
+        answer = httpx.post(f"http://{server.endpoint}/", content=body, headers=changed)
         return answer.json()["Response"]
 
     assert replay(raw.body)["Suggestion"] == "Pass"

@@ -5,14 +5,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 
 import httpx
 import pytest
+import typer
 
+from scf_relay.cli.app import app as cli_app
 from vendors.emulator import BLOCK_MARKER, DEFAULT_API_KEY, EmulatorConfig, RunningHubEmulator, TargetSpec
 from vendors.emulator.media import make_jpeg
-from vendors.emulator.server import parse_args
 
 KEY = DEFAULT_API_KEY
 POSE = "1912000000000000012"  # model_pose12: 12 jpeg
@@ -323,6 +327,18 @@ def test_delay_holds_the_answer_after_the_work(start, http):
     assert len(emu.tasks) == 2  # the task exists although its id never came back
 
 
+def test_delay_runs_on_the_injected_sleep_under_a_virtual_clock(start, clock, http):
+    def virtual_sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    emu = start(delay_s=60.0, sleep=virtual_sleep, queue_s=1.0, job_s=30.0)
+    began = time.monotonic()
+    task_id = create(http, emu)["data"]["taskId"]  # created at 1000, answered at 1060: done by then
+    assert outputs(http, emu, task_id)["code"] == 0
+    assert clock.now == 1120.0 and time.monotonic() - began < 5
+    assert emu.state_of(task_id).value == "SUCCESS"
+
+
 def test_rates_must_be_probabilities():
     with pytest.raises(ValueError, match="fail_rate"):
         EmulatorConfig(fail_rate=1.5, targets={})
@@ -395,18 +411,45 @@ def test_stop_refuses_connections_even_on_kept_alive_ones(http):
         http.post(f"{base_url}/uc/openapi/accountStatus", json={"apikey": KEY})
 
 
-def test_parse_args_builds_a_config():
-    config = parse_args(
-        ["--port", "8188", "--job-s", "0.5", "--fail-rate", "0.25", "--seed", "3", "--api-key", "k-123456"]
+def test_the_command_offers_every_knob_with_the_config_defaults():
+    command = typer.main.get_command(cli_app).commands["emulator"].commands["runninghub"]
+    options = {param.name: param.default for param in command.params}
+    knobs = ("host", "api_key", "job_s", "queue_s", "concurrency", "fail_rate", "http_5xx_rate")
+    knobs += ("never_finish_rate", "block_rate", "garbage_rate", "balance", "seed", "delay_s", "max_upload_bytes")
+    defaults = EmulatorConfig(targets={})
+    assert {knob: options[knob] for knob in knobs} == {knob: getattr(defaults, knob) for knob in knobs}
+    assert options["port"] == 8765
+
+
+def test_the_command_serves_with_the_knobs_given(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "RUNNINGHUB_"))}
+    knobs = ["--job-s", "0.5", "--fail-rate", "0.25", "--seed", "3", "--api-key", "k-123456", "--balance", "3"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scf_relay.cli.app", "emulator", "runninghub", "--port", "0", *knobs],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+        text=True,
     )
-    assert (config.port, config.job_s, config.fail_rate, config.seed, config.api_key) == (
-        8188,
-        0.5,
-        0.25,
-        3,
-        "k-123456",
-    )
-    assert config.targets  # the packaged pipelines
+    try:
+        assert proc.stderr is not None
+        listening = json.loads(proc.stderr.readline())
+        assert listening["msg"] == "runninghub emulator listening" and "k-123456" not in json.dumps(listening)
+        assert {k: listening["knobs"][k] for k in ("job_s", "fail_rate", "seed", "balance")} == {
+            "job_s": 0.5,
+            "fail_rate": 0.25,
+            "seed": 3,
+            "balance": 3,
+        }
+        account = httpx.post(
+            f"{listening['base_url']}/uc/openapi/accountStatus", json={"apikey": "k-123456"}, timeout=5
+        )
+        assert account.json()["data"]["remainCoins"] == "3"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def test_one_log_line_per_request_without_the_key(start, http):

@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
-
 import pytest
 
 from consumer.fetch import FetchFailed, FetchRejected, ResultFetcher
 from objectstore.local import LocalStore
-from scf_relay.loopback import LoopbackServer
 from vendors.emulator.media import make_jpeg, make_png
+from vendors.emulator.serving import LoopbackWsgiServer, status_line
 
 ROUTES: dict[str, tuple[int, dict, bytes]] = {}
 
 
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        status, headers, body = ROUTES.get(self.path, (404, {}, b""))
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+def routes_app(environ, start_response):
+    status, headers, body = ROUTES.get(environ["PATH_INFO"], (404, {}, b""))
+    start_response(status_line(status), [*headers.items(), ("content-length", str(len(body)))])
+    return [body]
 
 
 @pytest.fixture(scope="module")
 def server():
-    with LoopbackServer(Handler, name="fetch-routes") as routes:
+    with LoopbackWsgiServer(routes_app, name="fetch-routes") as routes:
         yield routes.base_url
 
 

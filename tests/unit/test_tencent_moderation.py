@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
-
 import pytest
 
 from moderation import open_auditor
@@ -14,9 +12,9 @@ from moderation.tencent import TencentAuditor, data_id_for
 from objectstore.local import LocalStore
 from relay_core.errors import ConfigError, Transient
 from relay_core.settings import load
-from scf_relay.loopback import LoopbackServer
 from tencent_plumbing.credentials import env_credentials, static_credentials
 from tests.servers.api3_server import LocalApi3Server
+from vendors.emulator.serving import LoopbackWsgiServer
 
 SECRET_ID, SECRET_KEY, TOKEN = "AKIDmoderation", "moderation-secret-key", "moderation-token-1"
 CLEAN, DIRTY = b"\x89PNG clean image bytes", b"\x89PNG ... " + BLOCK_MARKER + b" ..."
@@ -38,22 +36,16 @@ def blob_url():
     """A loopback HTTP server that serves one blob (what a presigned COS URL would return)."""
     served: dict[str, bytes] = {}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            data = served.get(self.path.split("?")[0])
-            self.send_response(200 if data is not None else 404)
-            self.send_header("Content-Length", str(len(data or b"")))
-            self.end_headers()
-            self.wfile.write(data or b"")
-
-        def log_message(self, *args):
-            pass
+    def blob_app(environ, start_response):
+        data = served.get(environ["PATH_INFO"])
+        start_response("200 OK" if data is not None else "404 Not Found", [("Content-Length", str(len(data or b"")))])
+        return [data or b""]
 
     def publish(path: str, data: bytes) -> str:
         served[path] = data
         return f"{blobs.base_url}{path}?sign=q-signature-secret"
 
-    with LoopbackServer(Handler, name="blob-url") as blobs:
+    with LoopbackWsgiServer(blob_app, name="blob-url") as blobs:
         yield publish
 
 

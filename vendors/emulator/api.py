@@ -2,7 +2,7 @@
 
 Faults are applied in this order: ``http_5xx_next`` and ``http_5xx_rate`` (502 before anything),
 ``force_codes`` (that code, before anything), the api key, the work itself, then ``garbage_rate`` (the work
-is done but the answer is a non-JSON 200) and ``delay_s`` (applied by the HTTP handler after the work).
+is done but the answer is a non-JSON 200) and ``delay_s`` (applied by the WSGI app after the work).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import json
 import re
 import threading
 from typing import Any
+from wsgiref.headers import Headers
 
 from relay_core.filetypes import CONTENT_TYPES
-from vendors.emulator import media
 from vendors.emulator.config import EmulatorConfig
+from vendors.emulator.media import BLOCK_MARKER, SUPPORTED_TYPES, make_file
 from vendors.emulator.tasks import EmulatedTask, Outcome, TaskBook, TaskState, forced_outcome
 from vendors.emulator.wire import Reply, envelope, json_reply, parse_multipart
 
@@ -25,7 +26,7 @@ BAD_GATEWAY = Reply(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", 
 UPLOAD_PATH = "/task/openapi/upload"
 V2_QUERY_PATH = "/openapi/v2/query"
 _FILE_NAME = re.compile(r"^(\d{19})-(\d{2})\.(jpg|png|mp4)$")
-_EXTENSION_TYPES = {ext: file_type for file_type, ext in media.SUPPORTED_TYPES.items()}
+_EXTENSION_TYPES = {ext: file_type for file_type, ext in SUPPORTED_TYPES.items()}
 
 
 class EmulatorApi:
@@ -47,7 +48,8 @@ class EmulatorApi:
 
     # -- dispatch ---------------------------------------------------------------------------------
 
-    def post(self, path: str, headers: Any, body: bytes) -> Reply:
+    def post(self, path: str, headers: Headers, body: bytes) -> Reply:
+        """The answer to ``POST path`` (``headers`` looked up case-insensitively); never raises."""
         if self._bad_gateway():
             return BAD_GATEWAY
         if path in self.config.force_codes:
@@ -68,6 +70,7 @@ class EmulatorApi:
         return GARBAGE if self.book.chance(self.config.garbage_rate) else reply
 
     def get(self, path: str) -> Reply:
+        """The answer to ``GET path`` (result files under ``/files/``); never raises."""
         if self._bad_gateway():
             return BAD_GATEWAY
         if path.startswith("/files/"):
@@ -179,7 +182,7 @@ class EmulatorApi:
         if state in (TaskState.FAILED, TaskState.CANCELLED):
             return envelope(805, "APIKEY_TASK_STATUS_ERROR", {"failedReason": _failed_reason(task, state)})
         common = {
-            "fileType": media.SUPPORTED_TYPES[task.file_type],
+            "fileType": SUPPORTED_TYPES[task.file_type],
             "taskCostTime": str(round(task.job_s)),
             "nodeId": "9",
             "consumeCoins": "1",
@@ -254,13 +257,13 @@ class EmulatorApi:
             answer.update(errorCode="805", errorMessage=reason["exception_message"], failedReason=reason)
         elif state is TaskState.SUCCESS:
             answer["results"] = [
-                {"url": url, "outputType": media.SUPPORTED_TYPES[task.file_type]} for url in self._file_urls(task)
+                {"url": url, "outputType": SUPPORTED_TYPES[task.file_type]} for url in self._file_urls(task)
             ]
             answer["usage"] = {"consumeCoins": "1", "taskCostTime": str(round(task.job_s))}
         return json_reply(answer)
 
     def _file_urls(self, task: EmulatedTask) -> list[str]:
-        ext = media.SUPPORTED_TYPES[task.file_type]
+        ext = SUPPORTED_TYPES[task.file_type]
         return [f"{self.base_url}/files/{task.task_id}-{n:02}.{ext}" for n in range(1, task.output_count + 1)]
 
     def _file(self, name: str) -> Reply:
@@ -272,8 +275,8 @@ class EmulatorApi:
         if not 1 <= n <= task.output_count or file_type != task.file_type:
             return json_reply({"code": 404, "msg": "FILE_NOT_FOUND"}, status=404)
         blocked = task.outcome is Outcome.BLOCK and n == task.output_count
-        content = media.make_file(
-            file_type, seed=int(task.task_id) % 10**9 * 100 + n, marker=media.BLOCK_MARKER if blocked else b""
+        content = make_file(
+            file_type, seed=int(task.task_id) % 10**9 * 100 + n, marker=BLOCK_MARKER if blocked else b""
         )
         return Reply(200, content, CONTENT_TYPES[file_type])
 

@@ -1,4 +1,8 @@
-"""The emulator's knobs. Handlers read them live, so a test may change a knob on a running emulator."""
+"""The emulator's knobs. Handlers read them live, so a test may change a knob on a running emulator.
+
+Time is injectable: ``clock`` decides where every task is on its timeline and ``sleep`` performs the
+``delay_s`` wait, so one virtual clock can drive the emulator and its client in a test.
+"""
 
 from __future__ import annotations
 
@@ -62,7 +66,12 @@ class EmulatorConfig:
     #: endpoint path -> legacy code to answer with, before doing anything ("/task/openapi/create": 1505)
     force_codes: dict[str, int] = field(default_factory=dict)
     task_id_as_number: bool = False  # send data.taskId as a JSON number instead of a string
-    clock: Callable[[], float] = time.monotonic  # task timelines are computed from this clock
+    #: the time source of task timelines (QUEUED -> RUNNING -> done): seconds from any origin, by default
+    #: ``time.monotonic``; give a virtual clock to move jobs on without waiting
+    clock: Callable[[], float] = time.monotonic
+    #: how an answer waits ``delay_s``: ``None`` waits in real time (cut short when the emulator stops);
+    #: under a virtual clock give its ``sleep`` (it advances virtual time) or ``lambda s: None`` (no wait)
+    sleep: Callable[[float], None] | None = None
 
     def __post_init__(self) -> None:
         if self.targets is None:

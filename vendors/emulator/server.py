@@ -7,108 +7,50 @@
         ...
         emu.tasks   # what was submitted, with its inputs and state
 
-``serve_forever(config)`` runs one in the foreground (``python -m vendors.emulator --port 8188``), logging
-one JSON line per request (never the api key).
+The emulator is a WSGI application (``emu(environ, start_response)``) served by
+:class:`~vendors.emulator.serving.LoopbackWsgiServer`. ``serve_forever(config)`` runs one in the foreground
+(what ``scf-relay emulator runninghub`` does), logging one JSON line per request (never the api key).
 """
 
 from __future__ import annotations
 
-import argparse
-import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterable
+from dataclasses import fields
+from typing import Any
 
 from relay_core import logs
-from scf_relay.loopback import LoopbackHTTPServer, LoopbackServer
 from vendors.emulator.api import UPLOAD_PATH, EmulatorApi
 from vendors.emulator.config import EmulatorConfig
+from vendors.emulator.serving import LoopbackWsgiServer, status_line
 from vendors.emulator.tasks import EmulatedTask, TaskBook, TaskState
-from vendors.emulator.wire import BodyTooLarge, Reply, envelope, read_body
+from vendors.emulator.wire import Reply, envelope
+from vendors.emulator.wsgi_request import BodyTooLarge, read_body, request_headers
 
 log = logs.get("vendor.emulator")
 
 _JSON_BODY_LIMIT = 1024 * 1024
 _MULTIPART_SLACK = 1024 * 1024
+_NOT_ALLOWED = Reply(501, b'{"code": 501, "msg": "METHOD_NOT_SUPPORTED"}')
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: LoopbackHTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        # headers and body go out in two writes: without this, Nagle + delayed ACK add ~40 ms per answer
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        started = time.monotonic()
-        path = urlsplit(self.path).path
-        is_upload = path == UPLOAD_PATH
-        limit = self.server.app.api.config.max_upload_bytes + _MULTIPART_SLACK if is_upload else _JSON_BODY_LIMIT
-        try:
-            body = read_body(self.rfile, self.headers, limit)
-        except BodyTooLarge:
-            too_large = envelope(809, "APIKEY_FILE_SIZE_EXCEEDED")
-            reply = too_large if is_upload else envelope(301, "PARAMS_INVALID")
-        except ValueError:  # malformed chunk sizes
-            reply = envelope(301, "PARAMS_INVALID")
-        else:
-            reply = self.server.app.api.post(path, self.headers, body)
-        self._send(reply, started)
-
-    def do_GET(self) -> None:  # noqa: N802
-        started = time.monotonic()
-        self._send(self.server.app.api.get(urlsplit(self.path).path), started)
-
-    def _send(self, reply: Reply, started: float) -> None:
-        emulator: RunningHubEmulator = self.server.app
-        emulator.record_request(self.command, urlsplit(self.path).path, reply.status)
-        delay_s = emulator.config.delay_s
-        if delay_s > 0:
-            emulator.stopping.wait(delay_s)
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-            log.info("client went away before the answer", extra={"path": urlsplit(self.path).path})
-            return
-        log.info(
-            "request",
-            extra={
-                "method": self.command,
-                "path": urlsplit(self.path).path,
-                "status": reply.status,
-                "code": reply.code,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1),
-            },
-        )
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - silence http.server's stderr lines
-        pass
-
-
-class RunningHubEmulator(LoopbackServer):
+class RunningHubEmulator(LoopbackWsgiServer):
     """The emulator: ``start()`` binds and serves in a thread; ``stop()`` closes everything."""
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
-        super().__init__(_Handler, host=self.config.host, port=self.config.port, name="runninghub-emulator")
+        super().__init__(host=self.config.host, port=self.config.port, name="runninghub-emulator")
         self.book = TaskBook(seed=self.config.seed)
-        self.api: EmulatorApi | None = None
+        # file URLs name the configured address until start() knows the bound one
+        self.api = EmulatorApi(self.config, self.book, f"http://{self.config.host}:{self.config.port}")
         self.stopping = threading.Event()  # set on stop: delayed answers go out at once
         self._requests: list[tuple[str, str, int]] = []  # (method, path, HTTP status) in arrival order
         self._requests_lock = threading.Lock()
 
-    def _prepare(self, httpd: ThreadingHTTPServer) -> None:
-        super()._prepare(httpd)
+    def _bound(self) -> None:
         self.stopping.clear()
-        self.api = EmulatorApi(self.config, self.book, self.base_url)
+        self.api.base_url = self.base_url
         with self._requests_lock:
             self._requests = []
 
@@ -116,6 +58,57 @@ class RunningHubEmulator(LoopbackServer):
         self.stopping.set()
         super().stop()
 
+    # -- the WSGI application ------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.monotonic()
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
+        if method == "POST":
+            reply = self._post(path, environ)
+        elif method == "GET":
+            reply = self.api.get(path)
+        else:
+            reply = _NOT_ALLOWED
+        self.record_request(method, path, reply.status)
+        self._delay()
+        start_response(
+            status_line(reply.status),
+            [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body)))],
+        )
+        log.info(
+            "request",
+            extra={
+                "method": method,
+                "path": path,
+                "status": reply.status,
+                "code": reply.code,
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            },
+        )
+        return [reply.body]
+
+    def _post(self, path: str, environ: dict[str, Any]) -> Reply:
+        is_upload = path == UPLOAD_PATH
+        limit = self.config.max_upload_bytes + _MULTIPART_SLACK if is_upload else _JSON_BODY_LIMIT
+        try:
+            body = read_body(environ, limit)
+        except BodyTooLarge:
+            return envelope(809, "APIKEY_FILE_SIZE_EXCEEDED") if is_upload else envelope(301, "PARAMS_INVALID")
+        except ValueError:  # a malformed chunked body
+            return envelope(301, "PARAMS_INVALID")
+        return self.api.post(path, request_headers(environ), body)
+
+    def _delay(self) -> None:
+        """Hold the answer ``config.delay_s`` (after the work): on ``config.sleep`` when given, else in real
+        time, cut short by :meth:`stop`."""
+        delay_s = self.config.delay_s
+        if delay_s <= 0:
+            return
+        if self.config.sleep is not None:
+            self.config.sleep(delay_s)
+        else:
+            self.stopping.wait(delay_s)
+
+    # -- what tests look at ----------------------------------------------------------------------
     @property
     def tasks(self) -> list[EmulatedTask]:
         """Every created task, oldest first (snapshots: ``state_at(clock())`` gives the state)."""
@@ -141,12 +134,16 @@ class RunningHubEmulator(LoopbackServer):
 
 
 def serve_forever(config: EmulatorConfig) -> None:
-    """Run an emulator in the foreground until Ctrl-C, with JSON request logs on stderr."""
+    """Run an emulator in the foreground until Ctrl-C, with JSON request logs on stderr.
+
+    Raises :class:`~vendors.emulator.serving.PortInUse` when the port is taken (before logging anything).
+    """
     logs.setup()
     logs.register_secret(config.api_key)
     emulator = RunningHubEmulator(config).start()
     log.info(
-        "runninghub emulator listening", extra={"base_url": emulator.base_url, "targets": sorted(config.targets or {})}
+        "runninghub emulator listening",
+        extra={"base_url": emulator.base_url, "targets": sorted(config.targets or {}), "knobs": _knobs(config)},
     )
     try:
         emulator.wait()
@@ -156,37 +153,7 @@ def serve_forever(config: EmulatorConfig) -> None:
         emulator.stop()
 
 
-_KNOBS = (
-    ("host", str, "address to bind"),
-    ("port", int, "port to bind (0: any free port)"),
-    ("api_key", str, "the only accepted key"),
-    ("job_s", float, "seconds a task runs"),
-    ("queue_s", float, "seconds a task is queued first"),
-    ("concurrency", int, "unfinished tasks allowed at once (more: 421)"),
-    ("fail_rate", float, "share of tasks that fail (805)"),
-    ("http_5xx_rate", float, "share of requests answered 502"),
-    ("never_finish_rate", float, "share of tasks that never finish"),
-    ("block_rate", float, "share of tasks whose output carries the moderation marker"),
-    ("garbage_rate", float, "share of answers that are not JSON"),
-    ("balance", int, "coins (0: 812 on submit)"),
-    ("seed", int, "seed of ids, outcomes and files"),
-    ("delay_s", float, "seconds every answer waits"),
-    ("max_upload_bytes", int, "largest upload accepted (more: 809)"),
-)
-
-
-def parse_args(argv: list[str] | None) -> EmulatorConfig:
-    parser = argparse.ArgumentParser(prog="python -m vendors.emulator", description="RunningHub emulator")
-    defaults = EmulatorConfig(targets={})
-    for name, kind, help_text in _KNOBS:
-        default = getattr(defaults, name)
-        parser.add_argument(
-            f"--{name.replace('_', '-')}", type=kind, default=default, help=f"{help_text} (default: {default})"
-        )
-    args = parser.parse_args(argv)
-    return EmulatorConfig(**{name: getattr(args, name) for name, _, _ in _KNOBS})
-
-
-def main(argv: list[str] | None = None) -> int:
-    serve_forever(parse_args(argv))
-    return 0
+def _knobs(config: EmulatorConfig) -> dict[str, Any]:
+    """The behaviour knobs worth a line in the log (not the key, the address, the targets or callables)."""
+    skipped = {"api_key", "host", "port", "targets", "clock", "sleep"}
+    return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in skipped}
