@@ -4,15 +4,18 @@ Every order below keeps one rule: until the current message is deleted, a crash 
 limit) leaves that message in the queue, and its redelivery finds enough in the ledger to drive the task on.
 
 ``Continue``      send the successor → record the hop (``seq``) as handled → delete the message.
-``Finish``        record the outcome (the first recorded one wins) → send REPORT → record the hop → delete.
-                  A crash between the outcome and the REPORT send is healed by dispatch: a redelivered hop of a
-                  task whose outcome is recorded but not reported decides ``Finish`` again.
+``Finish``        record the outcome (the first recorded one wins) with the REPORT hop it owes → send REPORT →
+                  record the hop → delete. A crash between the outcome and the REPORT send is healed by dispatch:
+                  a redelivered hop of a task whose outcome is recorded but not reported decides ``Finish``
+                  again; a REPORT message lost anyway (a queue that dropped it) is re-sent by the housekeeping
+                  sweep of the ledger's pending-report index.
 ``Reported``      record that the backend acknowledged → record the hop → delete. A crash before the record
                   resends the same report (same ``X-Relay-Delivery``), which the backend drops.
 ``Defer``         send the same message again with a delay → delete (the hop is not recorded).
 ``Drop``          record the hop unless it is stale → delete.
 ``ToDeadLetter``  move the message to the dead-letter queue (atomic, same id and body) → release the hop's
-                  lease so that a redrive runs at once.
+                  lease so that a redrive runs at once, and park the task (the report sweep leaves it to an
+                  operator).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def apply(svc: Services, received: Received, msg: JobMessage | None, decision: D
         log.error("dead-lettered", extra={"reason": decision.reason, "message_id": received.message_id})
         _boundary("dead_lettered")
         if msg is not None:
-            svc.ledger.release_hop(msg.task_id, msg.seq, svc.clock())
+            svc.ledger.release_hop(msg.task_id, msg.seq, svc.clock(), parked=True)
         return
     if msg is None:
         raise ValueError("only a dead letter can lack a parsed message")
@@ -67,7 +70,10 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
         send_successor(svc, decision.message, decision.delay_s)
         _boundary("successor_sent")
     elif isinstance(decision, Finish):
-        stored = svc.ledger.record_outcome(msg.task_id, decision.outcome, svc.clock(), user_id=msg.user_id)
+        report = msg.next(Stage.REPORT, attempt=0)
+        stored = svc.ledger.record_outcome(
+            msg.task_id, decision.outcome, svc.clock(), user_id=msg.user_id, report_message=report.dumps()
+        )
         _boundary("outcome_recorded")
         if stored != decision.outcome:
             log.warning("another outcome was recorded first; reporting that one", extra={"recorded": stored.status})
@@ -79,7 +85,7 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
                 "results": len(stored.result_keys),
             },
         )
-        send_successor(svc, msg.next(Stage.REPORT, attempt=0), 0.0)
+        send_successor(svc, report, 0.0)
         _boundary("successor_sent")
     elif isinstance(decision, Reported):
         svc.ledger.mark_reported(msg.task_id, svc.clock())

@@ -66,7 +66,10 @@ class RelaySettings(BaseSettings):
     report_retry_s: float = Field(8.0, ge=0, description="in-step retries of a report before a delayed resend")
     report_max_attempts: int = Field(30, ge=1, description="delayed report retries before dead-lettering")
     housekeeping_interval_s: float = Field(
-        3600, ge=1, description="how often a worker or the timer consumer prunes the ledger (per process)"
+        600, ge=1, description="how often a worker or the timer consumer prunes the ledger and sweeps reports"
+    )
+    report_sweep_after_s: float = Field(
+        3 * 3600, ge=60, description="an outcome unreported this long (and not dead-lettered) gets its REPORT re-sent"
     )
     log_level: str = "INFO"
     nudge_function: str = Field("", description="consumer function the shim invokes async after enqueuing (off: '')")

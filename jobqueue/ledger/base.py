@@ -139,14 +139,30 @@ class Ledger(abc.ABC):
         """Admit one runner for hop ``seq``: ``RUN`` (lease taken for ``lease_s``), ``BUSY`` or ``STALE``."""
         return self._apply(task_id, lambda cur: rules.begin_hop(cur, task_id, seq, lease_s, now))
 
-    def release_hop(self, task_id: str, seq: int, now: float) -> None:
-        """Drop the lease of hop ``seq`` (it ended without a successor); no effect on another hop's lease."""
-        self._apply(task_id, lambda cur: rules.release_hop(cur, seq, now))
+    def release_hop(self, task_id: str, seq: int, now: float, *, parked: bool = False) -> None:
+        """Drop the lease of hop ``seq`` (it ended without a successor); no effect on another hop's lease.
+
+        ``parked``: the hop went to the dead-letter queue; the task leaves the pending-report index until a hop
+        of it runs again (:meth:`begin_hop` unparks it), so the report sweep leaves operators' tasks alone."""
+        self._apply(task_id, lambda cur: rules.release_hop(cur, seq, now, parked))
 
     # -- terminal outcome ------------------------------------------------------------------------
-    def record_outcome(self, task_id: str, outcome: Outcome, now: float, user_id: str | None = None) -> Outcome:
-        """Store ``outcome`` unless one is stored; returns the stored one (the first always wins)."""
-        return self._apply(task_id, lambda cur: rules.record_outcome(cur, task_id, outcome, now, user_id))
+    def record_outcome(
+        self,
+        task_id: str,
+        outcome: Outcome,
+        now: float,
+        user_id: str | None = None,
+        *,
+        report_message: str | None = None,
+    ) -> Outcome:
+        """Store ``outcome`` unless one is stored; returns the stored one (the first always wins).
+
+        ``report_message`` is the REPORT hop the outcome owes; :meth:`unreported` records carry it, so a report
+        whose message was lost can be sent again."""
+        return self._apply(
+            task_id, lambda cur: rules.record_outcome(cur, task_id, outcome, now, user_id, report_message)
+        )
 
     def mark_reported(self, task_id: str, now: float) -> None:
         """Record the first acknowledgement of the task's report (no effect for an unknown task)."""

@@ -71,6 +71,8 @@ class TaskRecord:
     outcome_at: float | None = None  # when the outcome was recorded
     reported_at: float | None = None  # when the backend acknowledged the report
     user_id: str | None = None  # the uploader, once known
+    report_message: str | None = None  # the REPORT hop the outcome owes (a JobMessage body), for the sweep
+    parked_at: float | None = None  # a hop of the task sits in the dead-letter queue (an operator decides)
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -84,8 +86,11 @@ class TaskRecord:
         return self.deadline_at if self.outcome is None and self.deadline_at > 0 else None
 
     def unreported_since(self) -> float | None:
-        """Score in the pending-report index: when the outcome of a task not yet reported was recorded."""
-        return self.outcome_at if self.outcome is not None and self.reported_at is None else None
+        """Score in the pending-report index: when the outcome of a task not yet reported was recorded. A task
+        parked in the dead-letter queue is left out: its report waits for an operator, not for the sweep."""
+        if self.outcome is None or self.reported_at is not None or self.parked_at is not None:
+            return None
+        return self.outcome_at
 
     def to_json(self) -> str:
         """The stored form of everything but ``version`` (backends keep that beside it, to compare)."""

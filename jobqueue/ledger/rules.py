@@ -118,25 +118,40 @@ def begin_hop(
         return None, Hop(HopState.STALE)
     if seq == record.hop_seq and record.hop_until > now:
         return None, Hop(HopState.BUSY, retry_after_s=record.hop_until - now)
-    return _changed(record, now, hop_seq=seq, hop_until=now + lease_s), Hop(HopState.RUN)
+    return _changed(record, now, hop_seq=seq, hop_until=now + lease_s, parked_at=None), Hop(HopState.RUN)
 
 
-def release_hop(current: TaskRecord | None, seq: int, now: float) -> tuple[TaskRecord | None, bool]:
-    """Drop the lease of hop ``seq``; ``False`` (no change) when another hop holds it or none is held."""
-    if current is None or current.hop_seq != seq or current.hop_until == 0:
+def release_hop(
+    current: TaskRecord | None, seq: int, now: float, parked: bool = False
+) -> tuple[TaskRecord | None, bool]:
+    """Drop the lease of hop ``seq`` (not another hop's); ``parked``: the hop went to the dead-letter queue, so
+    the task is parked until a hop of it runs again. ``False`` when nothing changed."""
+    if current is None:
         return None, False
-    return _changed(current, now, hop_until=0.0), True
+    changes: dict[str, Any] = {}
+    if current.hop_seq == seq and current.hop_until != 0:
+        changes["hop_until"] = 0.0
+    if parked and current.parked_at is None:
+        changes["parked_at"] = now
+    if not changes:
+        return None, False
+    return _changed(current, now, **changes), True
 
 
 # -- terminal outcome ----------------------------------------------------------------------------
 def record_outcome(
-    current: TaskRecord | None, task_id: str, outcome: Outcome, now: float, user_id: str | None = None
+    current: TaskRecord | None,
+    task_id: str,
+    outcome: Outcome,
+    now: float,
+    user_id: str | None = None,
+    report_message: str | None = None,
 ) -> tuple[TaskRecord | None, Outcome]:
-    """Store the first outcome; every call gets the stored one back."""
+    """Store the first outcome (with the REPORT hop it owes); every call gets the stored one back."""
     record = current or TaskRecord.blank(task_id, now)
     if record.outcome is not None:
         return None, record.outcome
-    changes: dict[str, Any] = {"outcome": outcome, "outcome_at": now}
+    changes: dict[str, Any] = {"outcome": outcome, "outcome_at": now, "report_message": report_message}
     if record.user_id is None and user_id:
         changes["user_id"] = user_id
     return _changed(record, now, **changes), outcome
