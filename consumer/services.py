@@ -66,8 +66,9 @@ class Services:
             closable.close()
 
 
-def build_services(settings: RelaySettings) -> Services:
-    """Open every backend named by the settings; raises ``ConfigError`` naming the variable at fault."""
+def build_services(settings: RelaySettings, *, clock: Callable[[], float] = time.time) -> Services:
+    """Open every backend named by the settings; raises ``ConfigError`` naming the variable at fault. ``clock``
+    is the consumer's and the queue's time source (tests run whole flows in virtual time through it)."""
     from jobqueue import open_ledger, open_queue
     from moderation import open_auditor
     from objectstore import open_store
@@ -80,7 +81,7 @@ def build_services(settings: RelaySettings) -> Services:
     store = open_store(settings.store_url())
     return Services(
         settings=settings,
-        queue=open_queue(settings.queue_url(), max_receive_count=settings.max_receive_count),
+        queue=open_queue(settings.queue_url(), max_receive_count=settings.max_receive_count, clock=clock),
         ledger=open_ledger(settings.ledger_url()),
         store=store,
         vendors={"runninghub": RunningHubClient(settings.runninghub_base_url, api_key)},
@@ -88,4 +89,5 @@ def build_services(settings: RelaySettings) -> Services:
         reporter=BackendReporter(backend_url, secret),
         fetcher=ResultFetcher(settings.result_host_list(), allow_private=settings.allow_private_hosts),
         pipelines=pipelines,
+        clock=clock,
     )

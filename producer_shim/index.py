@@ -15,6 +15,8 @@ Settings, pipelines and the queue are created on the first call and kept for the
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +44,9 @@ class _Runtime:
         if self.queue is None:
             from jobqueue import open_queue
 
-            self.queue = open_queue(self.settings.queue_url(), max_receive_count=self.settings.max_receive_count)
+            self.queue = open_queue(
+                self.settings.queue_url(), max_receive_count=self.settings.max_receive_count, clock=clock
+            )
         return self.queue
 
     def drop_queue(self) -> None:
@@ -55,6 +59,9 @@ class _Runtime:
 
 
 _runtime: _Runtime | None = None
+#: the shim's time source (created and deadline times of new tasks, the queue's enqueue times); tests that run
+#: in virtual time replace it through :func:`reset`
+clock: Callable[[], float] = time.time
 
 
 def _get_runtime() -> _Runtime:
@@ -66,12 +73,14 @@ def _get_runtime() -> _Runtime:
     return _runtime
 
 
-def reset() -> None:
-    """Forget the warm-container cache (settings, pipelines, queue); the next call reads them again."""
-    global _runtime
+def reset(time_source: Callable[[], float] = time.time) -> None:
+    """Forget the warm-container cache (settings, pipelines, queue); the next call reads them again, and keeps
+    time by ``time_source``."""
+    global _runtime, clock
     if _runtime is not None:
         _runtime.drop_queue()
     _runtime = None
+    clock = time_source
 
 
 def main_handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
@@ -79,7 +88,7 @@ def main_handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
     runtime = _get_runtime()
     request_id = context.get("request_id") if isinstance(context, dict) else None
     with logs.bind(request_id=request_id):
-        accepted, rejected = plan(events.parse_records(event), runtime.router, logs.now())
+        accepted, rejected = plan(events.parse_records(event), runtime.router, clock())
         for rejection in rejected:
             _log_rejection(rejection)
         message_ids = _send(runtime, [message for _, message in accepted])

@@ -36,10 +36,19 @@ class ReportReceiver(LoopbackWsgiServer):
     ``start()`` raises :class:`~vendors.emulator.serving.PortInUse` when the port is taken.
     """
 
-    def __init__(self, secret: str, *, host: str = "127.0.0.1", port: int = 0, down_for_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        down_for_s: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(host=host, port=port, name="report-receiver")
         self.secret = secret
-        self.down_until = time.time() + down_for_s if down_for_s else 0.0
+        self.clock = clock  # the outage window and arrival times follow it (virtual time in tests)
+        self.down_until = clock() + down_for_s if down_for_s else 0.0
         self.reject_all = False
         self.reports: list[Received] = []  # every accepted POST, repeats included
         self.refused = 0
@@ -53,7 +62,7 @@ class ReportReceiver(LoopbackWsgiServer):
             return grouped
 
     def _record(self, raw: bytes, headers: dict[str, str]) -> int:
-        if self.down_until and time.time() < self.down_until:
+        if self.down_until and self.clock() < self.down_until:
             with self._lock:
                 self.refused += 1
             return 503
@@ -67,7 +76,7 @@ class ReportReceiver(LoopbackWsgiServer):
         except ValueError:
             return 400
         with self._lock:
-            self.reports.append(Received(body, raw, headers.get("x-relay-delivery", ""), verified, time.time()))
+            self.reports.append(Received(body, raw, headers.get("x-relay-delivery", ""), verified, self.clock()))
         return 200
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

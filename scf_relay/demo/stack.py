@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relay_core.settings import EMBEDDED_BUCKET
+from scf_relay.demo.clock import VirtualClock
 from scf_relay.demo.events import cos_event
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from jobqueue.queue.base import QueueAdmin
 
 BUCKET = EMBEDDED_BUCKET
+#: how far virtual time moves when nothing is ready (smaller than every delay the flow waits on)
+IDLE_STEP_S = 0.5
 
 
 @dataclass
@@ -75,8 +78,11 @@ class LocalStack:
         secret: str | None = None,
         env: dict[str, str] | None = None,
         receiver_down_for_s: float = 0.0,
+        clock: VirtualClock | None = None,
     ) -> None:
+        """``clock``: run in virtual time (see :mod:`scf_relay.demo.clock`); None: the wall clock."""
         self.home = home.resolve()
+        self.clock = clock
         self.emulator_knobs = emulator or {}
         self.backend_url = backend_url
         self.secret = secret or secrets.token_hex(16)
@@ -98,9 +104,14 @@ class LocalStack:
         shutil.rmtree(self.home, ignore_errors=True)
         self.home.mkdir(parents=True)
         try:
-            self.emulator = self._stack.enter_context(RunningHubEmulator(EmulatorConfig(**self.emulator_knobs)))
+            knobs = dict(self.emulator_knobs)
+            if self.clock is not None:
+                knobs.update(clock=self.clock, sleep=self.clock.sleep)
+            self.emulator = self._stack.enter_context(RunningHubEmulator(EmulatorConfig(**knobs)))
             if not self.backend_url:
-                self.receiver = ReportReceiver(self.secret, down_for_s=self.receiver_down_for_s)
+                self.receiver = ReportReceiver(
+                    self.secret, down_for_s=self.receiver_down_for_s, clock=self.clock or time.time
+                )
                 self._stack.enter_context(self.receiver)
                 self.backend_url = self.receiver.base_url
             env = {
@@ -113,14 +124,23 @@ class LocalStack:
                 "RELAY_STEP_MARGIN_S": "0.5",
                 "RUNNINGHUB_BASE_URL": self.emulator.base_url,
                 "RUNNINGHUB_API_KEY": self.emulator.config.api_key,
+                # in virtual time a report is retried by delayed messages only, never by waiting in the step
+                **({"RELAY_REPORT_RETRY_S": "0"} if self.clock is not None else {}),
                 **self.extra_env,
             }
             self._stack.enter_context(_environ(env))
-            shim.reset()
+            shim.reset(self.clock or time.time)
             consumer.reset()
             self._stack.callback(shim.reset)
             self._stack.callback(consumer.reset)
-            self.svc = consumer.services()
+            if self.clock is None:
+                self.svc = consumer.services()
+            else:
+                from consumer.services import build_services
+                from relay_core.settings import load
+
+                self.svc = build_services(load(), clock=self.clock)
+                self._stack.callback(self.svc.close)
         except BaseException:
             self._stack.close()
             raise
@@ -137,7 +157,9 @@ class LocalStack:
             from jobqueue import open_queue_admin
 
             settings = self.svc.settings
-            self._admin = open_queue_admin(settings.queue_url(), max_receive_count=settings.max_receive_count)
+            self._admin = open_queue_admin(
+                settings.queue_url(), max_receive_count=settings.max_receive_count, clock=self.svc.clock
+            )
             self._stack.callback(self._close_admin)
         return self._admin
 
@@ -186,9 +208,12 @@ class LocalStack:
         progress: Callable[[int, int], None] | None = None,
         tick: Callable[[], object] | None = None,
     ) -> bool:
-        """Tick until every uploaded task is reported or dead-lettered; False on timeout."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """Tick until every uploaded task is reported or dead-lettered; False after ``timeout_s`` (of virtual time
+        when the stack runs in virtual time, which then moves on by :data:`IDLE_STEP_S` whenever nothing is
+        ready — and of wall time too, as a guard)."""
+        wall_deadline = time.monotonic() + timeout_s
+        virtual_deadline = self.clock() + timeout_s if self.clock is not None else None
+        while time.monotonic() < wall_deadline:
             stats = (tick or self.tick)()
             self.refresh()
             finished = sum(v.terminal() for v in self.views.values())
@@ -196,8 +221,14 @@ class LocalStack:
                 progress(finished, len(self.views))
             if finished == len(self.views):
                 return True
-            if getattr(stats, "stopped_by", "idle") == "idle":
+            if getattr(stats, "stopped_by", "idle") != "idle":
+                continue
+            if self.clock is None:
                 time.sleep(0.1)
+            elif virtual_deadline is not None and self.clock() >= virtual_deadline:
+                return False
+            else:
+                self.clock.advance(IDLE_STEP_S)
         return False
 
     def _on_step(self, msg: JobMessage | None, decision: Decision, elapsed_ms: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from scf_relay import operator_actions as operator
+from scf_relay.demo.clock import VirtualClock
 from scf_relay.demo.stack import BUCKET, LocalStack
 from tests.integration.flow_helpers import (
     assert_one_verified_report,
@@ -33,7 +34,7 @@ def test_every_outcome_ends_in_exactly_one_correct_report(tmp_path, stack_env):
         "t-timeout": ("quick_timeout", make_jpeg(6, marker=b"emulate:never")),
         "t-not-image": ("promo_poster", b"just some text, not an image at all"),
     }
-    with LocalStack(tmp_path / "home", env=stack_env) as stack:
+    with LocalStack(tmp_path / "home", clock=VirtualClock(), env=stack_env) as stack:
         for task_id, (pipeline, data) in cases.items():
             stack.deliver(stack.upload(task_id, "u1", pipeline, data), times=2)  # COS repeats events
         assert stack.run_until_terminal(timeout_s=60)
@@ -66,7 +67,7 @@ def test_every_outcome_ends_in_exactly_one_correct_report(tmp_path, stack_env):
 
 
 def test_backend_outage_is_retried_until_one_report_lands(tmp_path, stack_env):
-    with LocalStack(tmp_path / "home", env=stack_env, receiver_down_for_s=4) as stack:
+    with LocalStack(tmp_path / "home", clock=VirtualClock(), env=stack_env, receiver_down_for_s=4) as stack:
         stack.deliver(stack.upload("t-outage", "u2", "promo_poster", make_jpeg(7)))
         assert stack.run_until_terminal(timeout_s=60)
         assert stack.receiver.refused >= 1
@@ -81,7 +82,7 @@ def test_backend_outage_is_retried_until_one_report_lands(tmp_path, stack_env):
 def test_our_side_failures_dead_letter_without_report_then_redrive_saves_the_task(
     tmp_path, stack_env, knobs, env, code
 ):
-    with LocalStack(tmp_path / "home", emulator=knobs, env={**stack_env, **env}) as stack:
+    with LocalStack(tmp_path / "home", clock=VirtualClock(), emulator=knobs, env={**stack_env, **env}) as stack:
         stack.deliver(stack.upload("t-ours", "u3", "promo_poster", make_jpeg(8)))
         assert stack.run_until_terminal(timeout_s=30)
         view = stack.views["t-ours"]
@@ -99,7 +100,8 @@ def test_our_side_failures_dead_letter_without_report_then_redrive_saves_the_tas
 
 
 def test_operator_fail_reports_failed_once(tmp_path, stack_env):
-    with LocalStack(tmp_path / "home", env={**stack_env, "RUNNINGHUB_API_KEY": "not-our-key"}) as stack:
+    env = {**stack_env, "RUNNINGHUB_API_KEY": "not-our-key"}
+    with LocalStack(tmp_path / "home", clock=VirtualClock(), env=env) as stack:
         stack.deliver(stack.upload("t-give-up", "u4", "promo_poster", make_jpeg(9)))
         assert stack.run_until_terminal(timeout_s=30)
         [dead] = operator.list_dead(stack.queue_admin)
@@ -116,7 +118,7 @@ def test_operator_fail_reports_failed_once(tmp_path, stack_env):
 
 
 def test_poison_messages_are_dead_lettered_at_once_with_the_reason(tmp_path, stack_env):
-    with LocalStack(tmp_path / "home", env=stack_env) as stack:
+    with LocalStack(tmp_path / "home", clock=VirtualClock(), env=stack_env) as stack:
         stack.svc.queue.send("this is not json")
         stack.svc.queue.send('{"v": 99, "task_id": "t1"}')
         stack.tick()
@@ -126,7 +128,7 @@ def test_poison_messages_are_dead_lettered_at_once_with_the_reason(tmp_path, sta
 
 
 def test_hostile_keys_are_skipped_by_the_shim_and_nothing_is_enqueued(tmp_path, stack_env):
-    with LocalStack(tmp_path / "home", env=stack_env) as stack:
+    with LocalStack(tmp_path / "home", clock=VirtualClock(), env=stack_env) as stack:
         event = stack.upload("t-ok", "u5", "promo_poster", make_jpeg(10))
         bad = event["Records"][0]["cos"]["cosObject"]
         bad["key"] = bad["key"].replace("input/u5/t-ok/", "input/../etc/")
@@ -137,7 +139,8 @@ def test_hostile_keys_are_skipped_by_the_shim_and_nothing_is_enqueued(tmp_path, 
 
 
 def test_results_from_private_hosts_are_refused_without_the_opt_in(tmp_path, stack_env):
-    with LocalStack(tmp_path / "home", env={**stack_env, "RELAY_ALLOW_PRIVATE_HOSTS": "0"}) as stack:
+    env = {**stack_env, "RELAY_ALLOW_PRIVATE_HOSTS": "0"}
+    with LocalStack(tmp_path / "home", clock=VirtualClock(), env=env) as stack:
         stack.deliver(stack.upload("t-ssrf", "u6", "promo_poster", make_jpeg(11)))
         assert stack.run_until_terminal(timeout_s=30)
         body = assert_one_verified_report(stack, "t-ssrf")
@@ -146,5 +149,5 @@ def test_results_from_private_hosts_are_refused_without_the_opt_in(tmp_path, sta
 
 
 def test_bucket_layout_is_name_appid(tmp_path, stack_env):
-    with LocalStack(tmp_path / "home", env=stack_env) as stack:
+    with LocalStack(tmp_path / "home", clock=VirtualClock(), env=stack_env) as stack:
         assert stack.svc.output_bucket == BUCKET == "relay-1250000000"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from relay_core.logs import JsonFormatter
+from scf_relay.demo.clock import VirtualClock
 from scf_relay.demo.stack import LocalStack
 from vendors.emulator.media import make_jpeg
 
@@ -28,7 +29,7 @@ def test_secrets_and_vendor_urls_stay_inside(tmp_path, relay_home):
     relay.setLevel(logging.DEBUG)
     try:
         env = {"RELAY_LOG_LEVEL": "DEBUG", "RUNNINGHUB_API_KEY": "relay-demo-key"}
-        with LocalStack(tmp_path / "home", env=env, secret="callback-secret-xyz") as stack:
+        with LocalStack(tmp_path / "home", clock=VirtualClock(), env=env, secret="callback-secret-xyz") as stack:
             stack.deliver(stack.upload("leak-ok", "u1", "model_pose12", make_jpeg(1)))
             stack.deliver(stack.upload("leak-block", "u1", "promo_poster", make_jpeg(2, marker=b"emulate:block")))
             stack.deliver(stack.upload("leak-fail", "u1", "video_tryon", make_jpeg(3, marker=b"emulate:fail")))
