@@ -7,7 +7,8 @@
     Finish(outcome)              the task has its terminal outcome: record it, then hand on to REPORT
     Reported()                   the backend acknowledged the report: record that; the task's chain ends
     Defer(message, delay_s)      another runner holds this hop: run this same message again later
-    ToDeadLetter(reason)         move the message to the dead-letter queue, for an operator
+    ToDeadLetter(reason, park)   move the message to the dead-letter queue, for an operator (``park``: mark the
+                                 task as waiting for one; False for a message that is not the task's own)
     Drop(note)                   nothing to do (a stale or duplicate hop): acknowledge the message
 """
 
@@ -44,6 +45,7 @@ class Defer:
 @dataclass(frozen=True)
 class ToDeadLetter:
     reason: str
+    park: bool = True
 
 
 @dataclass(frozen=True)

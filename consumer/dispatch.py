@@ -55,7 +55,14 @@ def _handle(msg: JobMessage, svc: Services) -> Decision:
     now = svc.clock()
     if msg.not_before is not None and now < msg.not_before - 0.5:
         return Continue(msg.next(attempt=msg.attempt, not_before=msg.not_before), msg.not_before - now)
-    hop = svc.ledger.begin_hop(msg.task_id, msg.seq, svc.settings.visibility_timeout_s, now)
+    hop = svc.ledger.begin_hop(msg.task_id, msg.seq, svc.settings.visibility_timeout_s, now, msg.user_id)
+    if hop.state is HopState.FOREIGN:
+        reason = (
+            f"task {msg.task_id} belongs to another user; this upload by user {msg.user_id} was refused (never "
+            "merged into it): the uploader must use a fresh task id, or an operator purges this letter"
+        )
+        log.error("message of another user's task refused", extra={"user_id": msg.user_id})
+        return ToDeadLetter(reason, park=False)
     if hop.state is HopState.STALE:
         log.info("stale message dropped")
         return Drop("stale")
@@ -70,6 +77,8 @@ def _handle(msg: JobMessage, svc: Services) -> Decision:
         log.info("task already finished; message dropped")
         return Drop("finished")
     try:
+        if msg.stage is not Stage.REPORT:  # a renamed pipeline is our fault, whatever the task's deadline says
+            svc.pipelines.get(msg.pipeline)
         return STEPS[msg.stage](msg, svc)
     except QueueError:
         raise

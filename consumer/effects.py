@@ -47,7 +47,7 @@ def apply(svc: Services, received: Received, msg: JobMessage | None, decision: D
         svc.queue.dead_letter(received, decision.reason)
         log.error("dead-lettered", extra={"reason": decision.reason, "message_id": received.message_id})
         _boundary("dead_lettered")
-        if msg is not None:
+        if msg is not None and decision.park:
             svc.ledger.release_hop(msg.task_id, msg.seq, svc.clock(), parked=True)
         return
     if msg is None:

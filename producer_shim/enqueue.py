@@ -1,13 +1,16 @@
 """Accepted uploads → first-hop :class:`JobMessage` s: pick the pipeline, enforce its input limits.
 
-The pipeline of an upload is, in order: its ``x-cos-meta-pipeline`` metadata when that names a known
-pipeline (an unknown name is rejected, never silently replaced), else the longest key prefix among the
-pipelines file's ``[routes]`` and ``RELAY_ROUTES`` (which wins on an equal prefix), else
-``RELAY_DEFAULT_PIPELINE``.
+The pipeline of an upload is, in order: its ``x-cos-meta-pipeline`` metadata, else the longest key prefix
+among the pipelines file's ``[routes]`` and ``RELAY_ROUTES`` (which wins on an equal prefix), else
+``RELAY_DEFAULT_PIPELINE``. Every upload that names a user and a task is enqueued, so it gets an answer: an
+empty, oversized or mistyped input is reported ``failed 输入文件无效`` by SUBMIT, and a metadata name no pipeline
+has (the uploading client and ``pipelines.toml`` disagree: our side) is dead-lettered by the consumer with what
+to fix, so a redrive after the fix saves the task. Such a message carries the default pipeline's deadline.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +21,8 @@ from producer_shim.events import ParsedRecord, ParseResult, Rejected
 from relay_core.errors import ConfigError
 from relay_core.pipelines import Pipeline, PipelineFile, load_pipelines
 from relay_core.settings import RelaySettings
+
+_PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -39,16 +44,18 @@ class PipelineRouter:
             raise ConfigError(f"RELAY_DEFAULT_PIPELINE: unknown pipeline {settings.default_pipeline!r} ({known})")
         return cls(pipelines, {**pipelines.routes, **env_routes}, settings.default_pipeline)
 
-    def choose(self, record: ParsedRecord) -> Pipeline:
-        """The pipeline for ``record``; ``LookupError`` with the reason for an unknown metadata name."""
+    def choose(self, record: ParsedRecord) -> tuple[str, Pipeline]:
+        """The pipeline name for ``record`` and the pipeline whose limits apply (the default one for a name the
+        pipelines file lacks); ``LookupError`` for a name that could not be a pipeline's at all."""
         requested = record.metadata.get("pipeline", "").strip()
         if requested:
-            if requested not in self.pipelines.pipelines:
-                raise LookupError(f"x-cos-meta-pipeline names unknown pipeline {requested[:64]!r}")
-            return self.pipelines.get(requested)
+            if not _PIPELINE_NAME.fullmatch(requested):
+                raise LookupError(f"x-cos-meta-pipeline {requested[:64]!r} is not a pipeline name")
+            known = self.pipelines.pipelines.get(requested)
+            return requested, known or self.pipelines.get(self.default)
         matches = [prefix for prefix in self.routes if record.key.startswith(prefix)]
         name = self.routes[max(matches, key=len)] if matches else self.default
-        return self.pipelines.get(name)
+        return name, self.pipelines.get(name)
 
 
 def admit(record: ParsedRecord, router: PipelineRouter, now_s: float) -> JobMessage | Rejected:
@@ -58,21 +65,14 @@ def admit(record: ParsedRecord, router: PipelineRouter, now_s: float) -> JobMess
         return Rejected(record.index, record.key, reason, record.task_id)
 
     try:
-        pipeline = router.choose(record)
+        name, pipeline = router.choose(record)
     except LookupError as exc:
         return reject(str(exc.args[0]))
-    if record.size == 0:
-        return reject("the uploaded object is empty")
-    if record.size > pipeline.max_input_bytes:
-        return reject(
-            f"the upload is {record.size} bytes, over the {pipeline.max_input_bytes} bytes "
-            f"pipeline {pipeline.name} accepts"
-        )
     try:
         return JobMessage(
             task_id=record.task_id,
             user_id=record.user_id,
-            pipeline=pipeline.name,
+            pipeline=name,
             stage=Stage.SUBMIT,
             input=InputObject(bucket=record.bucket, key=record.key, etag=record.etag, size=record.size),
             seq=0,

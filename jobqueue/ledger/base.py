@@ -135,9 +135,11 @@ class Ledger(abc.ABC):
         """Raise the handled seq to ``seq``; ``True`` when it rose (it never lowers)."""
         return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now))
 
-    def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float) -> Hop:
-        """Admit one runner for hop ``seq``: ``RUN`` (lease taken for ``lease_s``), ``BUSY`` or ``STALE``."""
-        return self._apply(task_id, lambda cur: rules.begin_hop(cur, task_id, seq, lease_s, now))
+    def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float, user_id: str | None = None) -> Hop:
+        """Admit one runner for hop ``seq``: ``RUN`` (lease taken for ``lease_s``), ``BUSY`` or ``STALE``; and
+        ``FOREIGN`` when the task belongs to a user other than ``user_id`` (the first user to run a hop of a task
+        owns it; nothing is written for a foreign message)."""
+        return self._apply(task_id, lambda cur: rules.begin_hop(cur, task_id, seq, lease_s, now, user_id))
 
     def release_hop(self, task_id: str, seq: int, now: float, *, parked: bool = False) -> None:
         """Drop the lease of hop ``seq`` (it ended without a successor); no effect on another hop's lease.

@@ -37,6 +37,7 @@ class HopState(str, enum.Enum):
     RUN = "run"
     STALE = "stale"
     BUSY = "busy"
+    FOREIGN = "foreign"  # the task belongs to another user: this message must not touch it
 
 
 @dataclass(frozen=True)

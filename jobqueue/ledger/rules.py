@@ -110,15 +110,20 @@ def advance(current: TaskRecord | None, task_id: str, seq: int, now: float) -> t
 
 
 def begin_hop(
-    current: TaskRecord | None, task_id: str, seq: int, lease_s: float, now: float
+    current: TaskRecord | None, task_id: str, seq: int, lease_s: float, now: float, user_id: str | None = None
 ) -> tuple[TaskRecord | None, Hop]:
-    """Admit one runner per hop: STALE, BUSY (another live lease on ``seq``) or RUN (taking the lease)."""
+    """Admit one runner per hop: FOREIGN (the task is another user's), STALE, BUSY (another live lease on
+    ``seq``) or RUN (taking the lease; the first user to run a hop of a task owns it)."""
     record = current or TaskRecord.blank(task_id, now)
+    if user_id and record.user_id and record.user_id != user_id:
+        return None, Hop(HopState.FOREIGN)
     if seq <= record.seq or seq < record.hop_seq:
         return None, Hop(HopState.STALE)
     if seq == record.hop_seq and record.hop_until > now:
         return None, Hop(HopState.BUSY, retry_after_s=record.hop_until - now)
-    return _changed(record, now, hop_seq=seq, hop_until=now + lease_s, parked_at=None), Hop(HopState.RUN)
+    owner = record.user_id or user_id
+    changes: dict[str, Any] = {"hop_seq": seq, "hop_until": now + lease_s, "parked_at": None, "user_id": owner}
+    return _changed(record, now, **changes), Hop(HopState.RUN)
 
 
 def release_hop(

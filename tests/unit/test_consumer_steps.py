@@ -193,3 +193,39 @@ def test_drain_gives_back_what_it_received_but_will_not_start(svc):
     assert stats.received == 1 and stats.dead_lettered == 1
     back = svc.queue.receive(10, visibility_timeout_s=30)  # no waiting out the visibility timeout
     assert len(back) == 2 and all(r.receive_count == 1 for r in back)
+
+
+# -- every upload gets an answer; our faults stay ours; a task belongs to its user ------------------------------
+def test_an_empty_input_fails_the_task_as_invalid_input(svc, vendor):
+    svc.store.put_bytes(BUCKET, "input/u1/t1/original.jpg", b"")
+    decision = run(svc, message())
+    assert isinstance(decision, Finish) and decision.outcome.error_reason == "输入文件无效"
+    assert vendor.calls == []
+
+
+@pytest.mark.parametrize("stage", [Stage.SUBMIT, Stage.POLL, Stage.COLLECT, Stage.AUDIT])
+def test_a_message_for_an_unknown_pipeline_is_dead_lettered_even_past_its_deadline(svc, vendor, stage):
+    """A pipeline renamed in pipelines.toml while tasks wait: our fault, never 生成超时 or a crash loop."""
+    msg = message(stage, pipeline="renamed_away", vendor_task_id="v1", deadline_in_s=-60)
+    decision = run(svc, msg)
+    assert isinstance(decision, ToDeadLetter) and "unknown pipeline 'renamed_away'" in decision.reason
+    assert "redrive" in decision.reason and vendor.calls == [] and svc.ledger.get("t1").outcome is None
+
+
+def test_a_poll_without_a_vendor_task_id_is_dead_lettered_at_once(svc, vendor):
+    decision = run(svc, message(Stage.POLL))
+    assert isinstance(decision, ToDeadLetter) and "without vendor_task_id" in decision.reason
+
+
+def test_another_users_upload_under_a_known_task_id_is_refused_not_merged(svc, vendor):
+    vendor.submits.append("19000000000000000009")
+    assert isinstance(run(svc, message()), Continue)  # u1 owns t1
+    before = svc.ledger.get("t1")
+    for seq in (0, 1, 7):  # a stale-looking copy is refused too, not dropped in silence
+        decision = run(svc, message(user_id="intruder", seq=seq))
+        assert isinstance(decision, ToDeadLetter) and not decision.park
+        assert "belongs to another user" in decision.reason and "intruder" in decision.reason
+    after = svc.ledger.get("t1")
+    assert (after.user_id, after.seq, after.hop_seq) == ("u1", before.seq, before.hop_seq)
+    assert after.version == before.version  # nothing written for a foreign message
+    assert vendor.count("submit") == 1
