@@ -220,10 +220,14 @@ def test_multipart_parts_come_back_byte_exact_with_their_file_names():
 def test_the_report_receiver_keeps_signed_reports_and_refuses_the_rest():
     body = b'{"taskId":"t-1","status":"done","resultUrls":[]}'
     stamp = int(time.time())
-    signed = {"X-Relay-Timestamp": str(stamp), "X-Relay-Signature": sign("s3cret", stamp, body)}
+    signed = {
+        "X-Relay-Timestamp": str(stamp),
+        "X-Relay-Delivery": "d-1",
+        "X-Relay-Signature": sign("s3cret", stamp, "d-1", body),
+    }
     with ReportReceiver("s3cret") as rx, httpx.Client(timeout=5) as client:
         url = f"{rx.base_url}{PATH}"
-        ok = client.post(url, content=body, headers={**signed, "X-Relay-Delivery": "d-1"})
+        ok = client.post(url, content=body, headers=signed)
         chunked = client.post(url, content=iter([body[:10], body[10:]]), headers=signed)
         forged = client.post(url, content=body, headers={**signed, "X-Relay-Signature": "sha256=00"})
         too_big = client.post(url, content=b"x" * (MAX_BODY_BYTES + 1), headers=signed)
