@@ -13,7 +13,7 @@ Two modes:
 
 * ``pyc``: the source tree with its ``__pycache__`` (written by an uncounted warm-up run);
 * ``no_pyc``: what SCF does with a package shipped without ``.pyc`` in its read-only code directory
-  (REFERENCE.md §1): a fresh copy of our packages *and of the third-party packages they load*, without
+  (docs/platform.md §1): a fresh copy of our packages *and of the third-party packages they load*, without
   ``__pycache__``, run with ``PYTHONDONTWRITEBYTECODE=1``, so every run compiles them again. The standard
   library keeps its ``.pyc``, as the runtime's does.
 
@@ -63,7 +63,7 @@ class Entry:
         return "\n".join(filter(None, [self.imports, self.setup]))
 
 
-# The cloud configuration of DESIGN.md; building the services opens no connection (port 9 answers nothing).
+# The cloud configuration (docs/deploy.md); building the services opens no connection (port 9 answers nothing).
 CLOUD = (
     ("RELAY_STORE", "cos://relay-1250000000?region=ap-guangzhou"),
     ("RELAY_QUEUE", "cmq://relay_jobs?region=gz&dlq=relay_dead"),

@@ -1,6 +1,6 @@
 """Moderation through Tencent Cloud: IMS for images (synchronous), VM for videos (asynchronous).
 
-Wire facts (REFERENCE.md §4): IMS ``ImageModeration`` takes exactly one of ``FileContent`` (base64, the
+Wire facts (docs/platform.md §4): IMS ``ImageModeration`` takes exactly one of ``FileContent`` (base64, the
 *encoded* text at most 10 MB, so at most 7.5 MiB of image) or ``FileUrl`` (at most 30 MB); VM
 ``CreateVideoModerationTask`` reads the staged object straight from COS (``Input.Type=COS`` + ``BucketInfo``),
 so no URL of a private object is ever handed out for videos; ``DescribeTaskDetail`` reports its status.

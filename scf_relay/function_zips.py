@@ -10,7 +10,7 @@
    re-exporting ``main_handler``: the SCF handler is ``index.main_handler``.
 3. **No junk**: console scripts, ``__pycache__``, ``tests``/``SelfTest`` folders, ``.pyi`` stubs, install records.
 4. **Bytecode**: SCF's code directory is read-only, so modules without ``.pyc`` compile on every cold start
-   (REFERENCE.md §1); ``compileall --invalidation-mode unchecked-hash`` writes ``.cpython-310.pyc`` files the
+   (docs/platform.md §1); ``compileall --invalidation-mode unchecked-hash`` writes ``.cpython-310.pyc`` files the
    runtime uses whatever mtimes the unzipped sources get.
 5. **Deterministic zip**: sorted entries, fixed dates and modes, ``PYTHONHASHSEED=0`` while compiling.
 

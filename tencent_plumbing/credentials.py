@@ -1,7 +1,7 @@
 """Tencent Cloud credentials for the adapters (COS, CMQ, API 3.0).
 
 SCF injects a role's temporary credentials as ``TENCENTCLOUD_SECRETID``, ``TENCENTCLOUD_SECRETKEY`` and
-``TENCENTCLOUD_SESSIONTOKEN`` (REFERENCE.md §1); the SDKs' own environment providers read other names and no
+``TENCENTCLOUD_SESSIONTOKEN`` (docs/platform.md §1); the SDKs' own environment providers read other names and no
 token, so credentials are built here explicitly. Role credentials expire and SCF refreshes the variables, so
 adapters take a *provider* (:func:`env_credentials`) and call it per request or per client build instead of
 caching the values.

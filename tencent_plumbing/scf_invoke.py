@@ -2,7 +2,7 @@
 
 A nudge is only an optimisation (the timer trigger drains the queue anyway), so every failure is logged and
 swallowed; :func:`nudge_consumer` returns whether the invocation was accepted. The event is small JSON,
-``{"Type": "Nudge", "Time": "<UTC ISO>", ...payload}`` (async events are limited to 128 KB, REFERENCE.md §1).
+``{"Type": "Nudge", "Time": "<UTC ISO>", ...payload}`` (async events are limited to 128 KB, docs/platform.md §1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""COS trigger events shaped exactly like REFERENCE.md §1, for the demo and the tests."""
+"""COS trigger events shaped exactly like docs/platform.md §1, for the demo and the tests."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ COS_REGION = "ap-guangzhou"
 QUEUE = "relay_jobs"
 DLQ = "relay_dead"
 QUEUE_VISIBILITY_S = 5  # longer than any one step here; a crashed step's message is back within seconds
-DLQ_VISIBILITY_S = 1  # listing a CMQ DLQ hides what it lists (REFERENCE.md §2): keep that short
+DLQ_VISIBILITY_S = 1  # listing a CMQ DLQ hides what it lists (docs/platform.md §2): keep that short
 MAX_RECEIVE_COUNT = 5  # the work queue's MaxReceiveCount: equal to RELAY_MAX_RECEIVE_COUNT (default 5)
 VIDEO_TRY_IN_S = 1  # the VM's TryInSeconds hint while a video task is PENDING / RUNNING
 

@@ -130,7 +130,7 @@ def test_no_secret_reaches_the_backend(finished):
 def test_our_side_failure_is_dead_lettered_in_the_cmq_dlq_then_redrive_saves_the_task(cloud, tmp_path):
     """Invariant 4 on CMQ: a wrong vendor key dead-letters without a report; fixed and redriven, the task is done.
 
-    Two CMQ facts shape this (REFERENCE.md §2): looking at the DLQ receives, so hides, what it sees. The stack
+    Two CMQ facts shape this (docs/platform.md §2): looking at the DLQ receives, so hides, what it sees. The stack
     lists the DLQ on every tick, so the test waits one DLQ visibility timeout before the operator's redrive;
     and the redrive looks each dead letter up again after listing it, which finds it only with a search
     window longer than that timeout (``dlq_search_s``; the cmq:// default of 0 finds nothing).

@@ -1,4 +1,4 @@
-"""CMQ data-plane signing (REFERENCE.md §2) against strings written out by hand, not rebuilt by the code."""
+"""CMQ data-plane signing (docs/platform.md §2) against strings written out by hand, not rebuilt by the code."""
 
 from __future__ import annotations
 
