@@ -139,6 +139,7 @@ class RunningHubClient(Vendor):
 
     def _submit_body(self, request: SubmitRequest) -> tuple[str, dict[str, Any]]:
         nodes = [{"nodeId": n.node_id, "fieldName": n.field_name, "fieldValue": n.field_value} for n in request.nodes]
+        body: dict[str, Any]
         if request.kind == "workflow":
             path, body = "/task/openapi/create", {"workflowId": request.target_id}
         elif request.kind == "ai-app":
@@ -222,7 +223,7 @@ class RunningHubClient(Vendor):
         return text.replace(self._api_key, "***") if self._api_key else text
 
 
-def _log_retry(details: dict) -> None:
+def _log_retry(details: Any) -> None:  # backoff's Details mapping
     log.info(
         "retrying a read",
         extra={

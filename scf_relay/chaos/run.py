@@ -218,7 +218,8 @@ def _wait_until_settled(
     while time.monotonic() - started < opts.timeout_s:
         evidence = collect_evidence(stack, with_files=False)
         open_tasks = [t for t in plan if not (evidence.reports.get(t.task_id) or evidence.dead_letters.get(t.task_id))]
-        pending = stack.svc.queue.stats().pending
+        stats = stack.queue_admin.stats_source()
+        pending = stats.stats().pending if stats is not None else 0
         if not open_tasks and pending == 0:
             return True
         if time.monotonic() - last_said > 5:
@@ -236,7 +237,7 @@ def collect_evidence(stack: LocalStack, *, with_files: bool = True) -> Evidence:
     evidence = Evidence()
     if stack.receiver is not None:
         evidence.reports = {task: [r.body for r in got] for task, got in stack.receiver.by_task().items()}
-    for letter in stack.svc.queue.dead_letters(limit=100_000):
+    for letter in stack.queue_admin.dead_letters(limit=100_000):
         evidence.dead_letters.setdefault(task_of(letter.body), []).append(letter.reason)
     if not with_files:
         return evidence

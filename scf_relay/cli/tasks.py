@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from scf_relay.cli.output import console, emit_json, fail, table
 
+if TYPE_CHECKING:
+    from jobqueue.ledger.base import Ledger
+    from jobqueue.ledger.record import TaskRecord
+
 app = typer.Typer(no_args_is_help=True, help="Look up tasks in the ledger.")
 JSON = typer.Option(False, "--json", help="print JSON instead of tables")
 
 
-def _ledger(as_json: bool):
+def _ledger(as_json: bool) -> Ledger:
     from jobqueue import open_ledger
     from relay_core.errors import ConfigError
     from relay_core.settings import load
@@ -24,7 +29,7 @@ def _ledger(as_json: bool):
         fail(str(exc), as_json=as_json)
 
 
-def _record_dict(record) -> dict:
+def _record_dict(record: TaskRecord) -> dict[str, Any]:
     data = dataclasses.asdict(record)
     data["submit_state"] = record.submit_state.value
     if record.outcome is not None:

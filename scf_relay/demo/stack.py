@@ -23,8 +23,11 @@ from scf_relay.demo.events import cos_event
 
 if TYPE_CHECKING:
     from consumer.decisions import Decision
+    from consumer.drain import DrainStats
     from jobqueue.message import JobMessage
     from jobqueue.queue.base import QueueAdmin
+    from scf_relay.demo.receiver import Received, ReportReceiver
+    from vendors.emulator import RunningHubEmulator
 
 BUCKET = EMBEDDED_BUCKET
 #: how far virtual time moves when nothing is ready (smaller than every delay the flow waits on)
@@ -89,8 +92,8 @@ class LocalStack:
         self.extra_env = env or {}
         self.receiver_down_for_s = receiver_down_for_s
         self.views: dict[str, TaskView] = {}
-        self.emulator = None
-        self.receiver = None
+        self.emulator: RunningHubEmulator | None = None
+        self.receiver: ReportReceiver | None = None
         self._admin: QueueAdmin | None = None
         self._stack = contextlib.ExitStack()
 
@@ -107,13 +110,14 @@ class LocalStack:
             knobs = dict(self.emulator_knobs)
             if self.clock is not None:
                 knobs.update(clock=self.clock, sleep=self.clock.sleep)
-            self.emulator = self._stack.enter_context(RunningHubEmulator(EmulatorConfig(**knobs)))
+            emulator = self._stack.enter_context(RunningHubEmulator(EmulatorConfig(**knobs)))
+            self.emulator = emulator
             if not self.backend_url:
-                self.receiver = ReportReceiver(
+                receiver = ReportReceiver(
                     self.secret, down_for_s=self.receiver_down_for_s, clock=self.clock or time.time
                 )
-                self._stack.enter_context(self.receiver)
-                self.backend_url = self.receiver.base_url
+                self.receiver = self._stack.enter_context(receiver)
+                self.backend_url = receiver.base_url
             env = {
                 "RELAY_HOME": str(self.home),
                 "RELAY_STORE": f"file://{self.home / 'store'}?bucket={BUCKET}",
@@ -122,8 +126,8 @@ class LocalStack:
                 "RELAY_ALLOW_PRIVATE_HOSTS": "1",
                 "RELAY_REPORT_RETRY_S": "1",
                 "RELAY_STEP_MARGIN_S": "0.5",
-                "RUNNINGHUB_BASE_URL": self.emulator.base_url,
-                "RUNNINGHUB_API_KEY": self.emulator.config.api_key,
+                "RUNNINGHUB_BASE_URL": emulator.base_url,
+                "RUNNINGHUB_API_KEY": emulator.config.api_key,
                 # in virtual time a report is retried by delayed messages only, never by waiting in the step
                 **({"RELAY_REPORT_RETRY_S": "0"} if self.clock is not None else {}),
                 **self.extra_env,
@@ -196,7 +200,7 @@ class LocalStack:
 
         return [shim.main_handler(event, {}) for _ in range(times)]
 
-    def tick(self, budget_s: float = 5.0):
+    def tick(self, budget_s: float = 5.0) -> DrainStats:
         """One consumer run, like a timer trigger: drain until idle or out of budget."""
         from consumer.drain import Budget, Hooks, drain
 
@@ -247,7 +251,7 @@ class LocalStack:
         """Update every view from the ledger, the bucket and the receiver (dead letters are seen as they happen:
         listing a CMQ dead-letter queue would hide its messages from the operator)."""
         svc = self.svc
-        reports = self.receiver.by_task() if self.receiver else {}
+        reports: dict[str, list[Received]] = self.receiver.by_task() if self.receiver else {}
         for view in self.views.values():
             got = reports.get(view.task_id, [])
             view.reports = len(got)

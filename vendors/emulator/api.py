@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 from wsgiref.headers import Headers
 
@@ -37,7 +38,7 @@ class EmulatorApi:
         self.book = book
         self.base_url = base_url
         self._counters_lock = threading.Lock()
-        self._json_routes = {
+        self._json_routes: dict[str, Callable[[dict[str, Any]], Reply]] = {
             "/task/openapi/create": functools.partial(self._create, kind="workflow"),
             "/task/openapi/ai-app/run": functools.partial(self._create, kind="ai-app"),
             "/task/openapi/outputs": self._outputs,
@@ -117,7 +118,12 @@ class EmulatorApi:
         if task.outcome is Outcome.NODE_ERROR:
             error = {"type": "value_not_valid", "message": "emulate:node-error"}
             node_errors = {str(nodes[0]["nodeId"]) if nodes else "0": {"errors": [error]}}
-        tips = {"result": not node_errors, "error": None, "outputs_to_execute": [], "node_errors": node_errors}
+        tips: dict[str, Any] = {
+            "result": not node_errors,
+            "error": None,
+            "outputs_to_execute": [],
+            "node_errors": node_errors,
+        }
         task_id: int | str = int(task.task_id) if self.config.task_id_as_number else task.task_id
         data = {
             "netWssUrl": None,
@@ -145,7 +151,7 @@ class EmulatorApi:
             self.config.balance -= 1
         return None
 
-    def _input_texts(self, nodes: list[dict]):
+    def _input_texts(self, nodes: list[dict[str, Any]]) -> Iterator[bytes]:
         """Every text that can force an outcome: field values, and names and bytes of uploads they name."""
         for node in nodes:
             value = str(node.get("fieldValue", ""))
@@ -267,9 +273,9 @@ class EmulatorApi:
         return [f"{self.base_url}/files/{task.task_id}-{n:02}.{ext}" for n in range(1, task.output_count + 1)]
 
     def _file(self, name: str) -> Reply:
-        match = _FILE_NAME.match(name)
+        match = _FILE_NAME.fullmatch(name)
         task = self.book.get(match.group(1)) if match else None
-        if task is None or task.state_at(self._now()) is not TaskState.SUCCESS:
+        if match is None or task is None or task.state_at(self._now()) is not TaskState.SUCCESS:
             return json_reply({"code": 404, "msg": "FILE_NOT_FOUND"}, status=404)
         n, file_type = int(match.group(2)), _EXTENSION_TYPES[match.group(3)]
         if not 1 <= n <= task.output_count or file_type != task.file_type:

@@ -59,8 +59,8 @@ class EmulatorConfig:
     seed: int | None = None  # seeds task ids, random outcomes and file contents
     host: str = "127.0.0.1"
     port: int = 0
-    #: workflow / AI app id -> outputs; ``None`` means the packaged pipelines
-    targets: dict[str, TargetSpec] | None = None
+    #: workflow / AI app id -> outputs; by default those of the packaged pipelines
+    targets: dict[str, TargetSpec] = field(default_factory=packaged_targets)
     max_upload_bytes: int = 30 * 1024 * 1024  # larger uploads: code 809
     delay_s: float = 0.0  # every answer waits this long after the work is done (a hung vendor)
     #: endpoint path -> legacy code to answer with, before doing anything ("/task/openapi/create": 1505)
@@ -74,8 +74,6 @@ class EmulatorConfig:
     sleep: Callable[[float], None] | None = None
 
     def __post_init__(self) -> None:
-        if self.targets is None:
-            self.targets = packaged_targets()
         for name in ("fail_rate", "http_5xx_rate", "never_finish_rate", "block_rate", "garbage_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
