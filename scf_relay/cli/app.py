@@ -32,6 +32,9 @@ def demo(
     scenario: str = typer.Option("happy", help="happy: all succeed; mixed: some vendor failures and blocks"),
     home: Path = typer.Option(Path(".relay/demo"), help="where the demo keeps its queue, ledger and bucket"),
     timeout_s: float = typer.Option(120.0, help="give up after this many seconds"),
+    virtual_time: bool = typer.Option(
+        False, "--virtual-time", help="waits (vendor jobs, polls, retries) take no wall time: the flow in a blink"
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Run the whole flow on this machine: emulator, shim, queue, consumer, moderation, signed reports."""
@@ -42,7 +45,9 @@ def demo(
 
     if scenario not in ("happy", "mixed"):
         fail("--scenario must be 'happy' or 'mixed'", as_json=as_json)
-    opts = DemoOptions(n_tasks, backend_url or None, callback_secret or None, home, timeout_s, scenario)
+    opts = DemoOptions(
+        n_tasks, backend_url or None, callback_secret or None, home, timeout_s, scenario, virtual_time=virtual_time
+    )
     columns = (TextColumn("[bold]tasks finished"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
         job = bar.add_task("tasks", total=n_tasks)

@@ -25,7 +25,7 @@ def _env(tmp_path) -> dict:
 
 def test_demo_json_reports_every_task_terminal_with_files_and_verified_reports(tmp_path):
     done = subprocess.run(
-        [*CLI, "demo", "--tasks", "12", "--json", "--home", str(tmp_path / "demo")],
+        [*CLI, "demo", "--tasks", "12", "--json", "--virtual-time", "--home", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -61,6 +61,7 @@ def test_demo_reports_to_a_backend_we_run_ourselves(tmp_path):
                 "our-own-secret",
                 "--scenario",
                 "mixed",
+                "--virtual-time",
             ],
             capture_output=True,
             text=True,
