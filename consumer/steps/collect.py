@@ -47,16 +47,13 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         raise TaskFailed(f"vendor returned {len(status.outputs)} outputs, expected {spec.count}")
     if len(status.outputs) > spec.count:
         log.warning("vendor returned extra outputs; keeping the first", extra={"returned": len(status.outputs)})
-    total = fetched = 0
+    total = 0
     for n, output in enumerate(status.outputs[: spec.count], start=1):
         key = staging_key(msg.user_id, msg.task_id, spec.file_name(n))
         staged = _staged(svc, key, spec)
         if staged is None:
             left = ends_at - time.monotonic()
-            if left <= 0 and fetched:  # the rest in a new hop, with a lease of its own; staged results stay
-                log.info("lease spent; collecting the rest in the next hop", extra={"staged": n - 1})
-                return Continue(msg.next(attempt=0))
-            if left <= 0:
+            if left <= 0:  # the retry keeps what is staged and downloads the rest
                 raise FetchFailed("no time left in this hop's lease to download the result")
             try:
                 staged = svc.fetcher.copy_to_store(
@@ -69,7 +66,6 @@ def run(msg: JobMessage, svc: Services) -> Decision:
                     deadline_s=left,
                     overwrite=False,
                 )
-                fetched += 1
             except ObjectExists:  # another runner of this hop staged it first: keep theirs
                 staged = _staged(svc, key, spec)
                 if staged is None:
