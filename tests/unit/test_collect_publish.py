@@ -19,7 +19,7 @@ import pytest
 from consumer.decisions import Continue, Finish
 from consumer.dispatch import handle
 from consumer.effects import forward
-from consumer.fetch import FetchFailed
+from consumer.fetch import FetchFailed, ResultFetcher
 from consumer.steps import collect
 from jobqueue.message import JobMessage, Stage
 from moderation.base import AuditResult
@@ -172,7 +172,7 @@ def test_racing_collects_keep_the_first_staged_result(svc, vendor, server):
 
 # -- publish copies exactly the judged bytes ------------------------------------------------
 def test_publish_refuses_an_image_replaced_after_moderation(svc):
-    svc.store.write(BUCKET, STAGED, [GOOD], overwrite=False)
+    svc.store.put_bytes(BUCKET, STAGED, GOOD)
     svc.auditor = RacedAuditor(svc.store, lambda: svc.store.put_bytes(BUCKET, STAGED, BLOCKED))
     audit = message(Stage.AUDIT, vendor_task_id="v1", seq=3)
     retry = run(svc, audit)
@@ -185,7 +185,7 @@ def test_publish_refuses_an_image_replaced_after_moderation(svc):
 
 def test_publish_refuses_a_video_replaced_while_its_job_ran(svc):
     video = staging_key("u1", "t1", "video_01.mp4")
-    svc.store.write(BUCKET, video, [make_mp4(1)], overwrite=False)
+    svc.store.put_bytes(BUCKET, video, make_mp4(1))
     svc.auditor = RacedAuditor(svc.store, lambda: svc.store.put_bytes(BUCKET, video, make_mp4(2, BLOCK_MARKER)))
     start = run(svc, message(Stage.AUDIT, pipeline="video_tryon", vendor_task_id="v1", seq=3))
     assert isinstance(start, Continue) and start.message.audit_job_id
@@ -200,7 +200,7 @@ def test_publish_refuses_a_video_replaced_while_its_job_ran(svc):
 
 def test_publish_copies_the_judged_video(svc):
     video = staging_key("u1", "t1", "video_01.mp4")
-    svc.store.write(BUCKET, video, [make_mp4(1)], overwrite=False)
+    svc.store.put_bytes(BUCKET, video, make_mp4(1))
     start = run(svc, message(Stage.AUDIT, pipeline="video_tryon", vendor_task_id="v1", seq=3))
     done = run(svc, start.message)
     assert isinstance(done, Finish) and done.outcome.status is Status.DONE
@@ -210,7 +210,6 @@ def test_publish_copies_the_judged_video(svc):
 # -- COLLECT's downloads end inside the hop's lease; bad URLs fail at once -------------------
 def test_collect_downloads_end_inside_the_lease(svc, vendor, server):
     svc.settings = svc.settings.model_copy(update={"visibility_timeout_s": 6})  # 1 s left for downloads
-    assert collect.download_budget_s(6) == 1.0 and collect.download_budget_s(120) == 96.0
     server.files = {"/slow.png": GOOD}
     server.held = {"/slow.png": threading.Event()}  # never released: the host stalls mid-body
     vendor.statuses.append(succeeded(f"{server.base_url}/slow.png"))
@@ -219,10 +218,28 @@ def test_collect_downloads_end_inside_the_lease(svc, vendor, server):
         collect.run(message(Stage.COLLECT, vendor_task_id="v1"), svc)
     assert time.monotonic() - started < 3.0
     assert svc.store.head(BUCKET, STAGED) is None
+    assert collect.download_budget_s(6) == 1.0 and collect.download_budget_s(120) == 96.0
+
+
+def test_a_collect_retry_downloads_only_what_is_not_staged_yet(svc, vendor, server):
+    svc.pipelines = svc.pipelines.model_copy(
+        update={"pipelines": {**svc.pipelines.pipelines, "promo_poster": _two_outputs(svc)}}
+    )
+    server.files = {"/1.png": GOOD, "/2.png": GOOD}
+    svc.store.put_bytes(BUCKET, STAGED, GOOD)  # the first attempt staged output 1, then failed on output 2
+    vendor.statuses.append(succeeded(f"{server.base_url}/1.png", f"{server.base_url}/2.png"))
+    assert isinstance(collect.run(message(Stage.COLLECT, vendor_task_id="v1"), svc), Continue)
+    assert server.requests == ["/2.png"]
+
+
+def _two_outputs(svc):
+    poster = svc.pipelines.get("promo_poster")
+    return poster.model_copy(update={"outputs": poster.outputs.model_copy(update={"count": 2})})
 
 
 @pytest.mark.parametrize("url", ["https://h.vendor.test:99999/x.png", "https://[::1/x.png", "https://h/x\n.png"])
 def test_a_malformed_result_url_fails_the_task_at_once(svc, vendor, url):
+    svc.fetcher = ResultFetcher(["h.vendor.test", "h", "::1"])
     vendor.statuses.append(succeeded(url))
     decision = run(svc, message(Stage.COLLECT, vendor_task_id="v1"))
     assert isinstance(decision, Finish)
