@@ -1,39 +1,49 @@
-"""Download vendor results into our store: streamed, size- and type-checked, SSRF-guarded.
+"""Download vendor results into our store: streamed, size- and type-checked, SSRF-guarded, time-boxed.
 
-A result URL is fetched only if it is ``https`` on an allowed host (``RELAY_RESULT_HOSTS``) and every address the
-host resolves to is public. ``RELAY_ALLOW_PRIVATE_HOSTS=1`` is the explicit opt-in that also allows ``http`` and
-loopback/private addresses (the local emulator). Link-local addresses (the cloud metadata service at
-169.254.169.254) are refused even then. Redirects are followed by hand, each hop checked the same way.
-Between the check and the connection a hostile DNS server could change its answer (rebinding); vendor hosts are
-an allow-list of the vendor's own domains, which bounds that risk.
+A result URL is fetched only if it is well formed (:func:`consumer.fetch_guard.parse_result_url`), ``https`` on
+an allowed host (``RELAY_RESULT_HOSTS``) and every address the host resolves to is public.
+``RELAY_ALLOW_PRIVATE_HOSTS=1`` is the explicit opt-in that also allows ``http`` and loopback/private addresses
+(the local emulator). Link-local and cloud metadata addresses are refused even then, in whatever IPv6 form they
+are written (:func:`consumer.fetch_guard.refusal`). Redirects are followed by hand, each hop checked the same
+way. The connection goes to exactly the addresses that were checked (:mod:`consumer.fetch_net`), so a DNS
+answer that changes between the check and the connection (rebinding) reaches nothing new.
+
+A download has one deadline for everything (connect, headers, the whole body, the store write): httpx's
+timeouts are per operation only. Bodies are read raw and must be sent without a ``Content-Encoding``
+(``Accept-Encoding: identity`` is asked for): a compressed body could expand without bound before any size check
+saw it.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
-import socket
+import ssl
+import time
 from collections.abc import Iterator
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
+from consumer.fetch_guard import (
+    FetchFailed,
+    FetchRejected,
+    IPAddress,
+    Resolver,
+    ResultTarget,
+    ip_literal,
+    loopback_or_private,
+    parse_result_url,
+    refusal,
+    system_resolve,
+)
+from consumer.fetch_net import PinnedBackend, PinnedTransport
 from objectstore.base import ObjectInfo, ObjectStore
-from relay_core.domain import ErrorReason
-from relay_core.errors import TaskFailed, Transient
 from relay_core.filetypes import CONTENT_TYPES, HEAD_BYTES, sniff
 
+__all__ = ["FetchFailed", "FetchRejected", "ResultFetcher", "content_type_of"]
+
 MAX_REDIRECTS = 3
-
-
-class FetchRejected(TaskFailed):
-    """The URL or the file is not acceptable; retrying will not change that: the task fails 生成失败."""
-
-
-class FetchFailed(Transient):
-    """A network fault or a 5xx while downloading: retry later; when the attempts run out the task fails."""
-
-    gives_up_as = ErrorReason.FAILED
+DEFAULT_DEADLINE_S = 300.0
 
 
 class ResultFetcher:
@@ -42,70 +52,118 @@ class ResultFetcher:
         allowed_hosts: list[str],
         *,
         allow_private: bool = False,
-        client: httpx.Client | None = None,
         timeout_s: float = 60,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        resolve: Resolver = system_resolve,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``timeout_s``: longest wait for one network read; ``deadline_s``: longest whole download (a call's
+        ``deadline_s`` overrides it); ``resolve``: name resolution (scriptable in tests); ``ssl_context``: the
+        certificates trusted (default: httpx's, from certifi)."""
         self.allowed_hosts = [h.lower() for h in allowed_hosts]
         self.allow_private = allow_private
-        self._client = client or httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10), follow_redirects=False)
+        self.deadline_s = deadline_s
+        self._timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
+        self._resolve = resolve
+        self._ssl_context = ssl_context or httpx.create_ssl_context()
 
     def check_url(self, url: str) -> None:
-        """Raise :class:`FetchRejected` unless ``url`` may be fetched."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if parts.scheme != "https" and not (self.allow_private and parts.scheme == "http"):
-            raise FetchRejected(f"result URL scheme {parts.scheme!r} is not https")
-        if not host:
-            raise FetchRejected("result URL has no host")
-        if not self._host_allowed(host):
-            raise FetchRejected(f"result host {host!r} is not in RELAY_RESULT_HOSTS")
-        for address in _resolve(host, parts.port or 443):
-            if address.is_link_local or address.is_multicast or address.is_unspecified:
-                raise FetchRejected(f"result host {host!r} resolves to {address}, which is never fetched")
-            if not self.allow_private and not address.is_global:
-                raise FetchRejected(f"result host {host!r} resolves to non-public address {address}")
+        """Raise :class:`FetchRejected` unless ``url`` may be fetched (resolving its host to check where it
+        leads; :class:`FetchFailed` if it cannot be resolved now)."""
+        self._vet(url)
+
+    def _vet(self, url: str) -> tuple[ResultTarget, list[IPAddress]]:
+        """The parsed URL and the addresses a connection to it may use; raises unless it may be fetched."""
+        target = parse_result_url(url, allow_http=self.allow_private)
+        if not self._host_allowed(target.host):
+            raise FetchRejected(f"result host {target.host!r} is not in RELAY_RESULT_HOSTS")
+        literal = ip_literal(target.host)
+        addresses = [literal] if literal is not None else list(self._resolve(target.host, target.port))
+        if not addresses:
+            raise FetchFailed(f"result host {target.host!r} resolves to no address")
+        for address in addresses:
+            if why := refusal(address, allow_private=self.allow_private):
+                raise FetchRejected(f"result host {target.host!r} resolves to {address}, {why}")
+        return target, addresses
 
     def _host_allowed(self, host: str) -> bool:
         if any(host == h or (h.startswith(".") and host.endswith(h)) for h in self.allowed_hosts):
             return True
-        return self.allow_private and _is_loopback_or_private_literal(host)
+        if not self.allow_private:
+            return False
+        literal = ip_literal(host)
+        return host == "localhost" if literal is None else loopback_or_private(literal)
 
     def copy_to_store(
-        self, url: str, store: ObjectStore, bucket: str, key: str, *, max_bytes: int, types: tuple[str, ...]
+        self,
+        url: str,
+        store: ObjectStore,
+        bucket: str,
+        key: str,
+        *,
+        max_bytes: int,
+        types: tuple[str, ...],
+        deadline_s: float | None = None,
+        overwrite: bool = True,
     ) -> tuple[ObjectInfo, str]:
         """Stream ``url`` into ``bucket/key``; returns the stored info and the sniffed type.
 
-        The write is atomic in the store, so a rejected or failed download leaves nothing behind.
+        The write is atomic in the store, so a rejected or failed download leaves nothing behind. The whole
+        download, store write included, ends within ``deadline_s`` (default: the fetcher's) or raises
+        :class:`FetchFailed`. ``overwrite=False`` never replaces an object (the store raises ``ObjectExists``).
         """
-        response = self._open(url)
-        try:
-            declared = response.headers.get("content-length", "")
-            size = int(declared) if declared.isdigit() else None
-            if size is not None and size > max_bytes:
-                raise FetchRejected(f"result is {size} bytes, over the limit of {max_bytes}")
+        budget = self.deadline_s if deadline_s is None else deadline_s
+        backend = PinnedBackend(time.monotonic() + budget)
+        with httpx.Client(
+            transport=PinnedTransport(backend, self._ssl_context),
+            timeout=self._timeout,
+            follow_redirects=False,
+            trust_env=False,
+        ) as client:
             try:
-                chunks = response.iter_bytes(1024 * 1024)
-                head = _read_head(chunks)
-                kind = sniff(head)
-                if kind not in types:
-                    raise FetchRejected(f"result is {kind or 'of an unknown type'}, expected one of {list(types)}")
-                body = _limited(itertools.chain([head], chunks), max_bytes)
-                info = store.write(bucket, key, body, size=size, content_type=content_type_of(kind))
+                response = self._open(client, backend, url)
+                try:
+                    return self._store(response, store, bucket, key, max_bytes, types, overwrite)
+                finally:
+                    response.close()
             except httpx.HTTPError as exc:
+                if time.monotonic() >= backend.deadline:
+                    raise FetchFailed(f"result download took longer than {budget:.0f} s") from None
                 raise FetchFailed(f"download interrupted: {type(exc).__name__}") from None
-            return info, kind
-        finally:
-            response.close()
 
-    def _open(self, url: str) -> httpx.Response:
+    def _store(
+        self,
+        response: httpx.Response,
+        store: ObjectStore,
+        bucket: str,
+        key: str,
+        max_bytes: int,
+        types: tuple[str, ...],
+        overwrite: bool,
+    ) -> tuple[ObjectInfo, str]:
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise FetchRejected(f"result is sent with Content-Encoding {encoding[:40]!r}; only identity is accepted")
+        declared = response.headers.get("content-length", "")
+        size = int(declared) if declared.isdigit() else None
+        if size is not None and size > max_bytes:
+            raise FetchRejected(f"result is {size} bytes, over the limit of {max_bytes}")
+        chunks = response.iter_raw()
+        head = _read_head(chunks)
+        kind = sniff(head)
+        if kind not in types:
+            raise FetchRejected(f"result is {kind or 'of an unknown type'}, expected one of {list(types)}")
+        body = _limited(itertools.chain([head], chunks), max_bytes)
+        info = store.write(bucket, key, body, size=size, content_type=content_type_of(kind), overwrite=overwrite)
+        return info, kind
+
+    def _open(self, client: httpx.Client, backend: PinnedBackend, url: str) -> httpx.Response:
         """The streamed 200 response for ``url`` (the caller closes it), following checked redirects."""
         for _ in range(MAX_REDIRECTS + 1):
-            self.check_url(url)
-            request = self._client.build_request("GET", url)
-            try:
-                response = self._client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise FetchFailed(f"cannot download result: {type(exc).__name__}") from None
+            target, addresses = self._vet(url)
+            backend.pin(target.host, target.port, addresses)
+            request = client.build_request("GET", url, headers={"Accept-Encoding": "identity"})
+            response = client.send(request, stream=True)
             if response.is_redirect and "location" in response.headers:
                 response.close()
                 url = urljoin(url, response.headers["location"])
@@ -120,7 +178,7 @@ class ResultFetcher:
         raise FetchRejected(f"more than {MAX_REDIRECTS} redirects")
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing to release: every download has its own connections, closed when it ends."""
 
 
 def _read_head(chunks: Iterator[bytes]) -> bytes:
@@ -144,22 +202,3 @@ def _limited(chunks: Iterator[bytes], max_bytes: int) -> Iterator[bytes]:
 
 def content_type_of(kind: str) -> str:
     return CONTENT_TYPES.get(kind, "application/octet-stream")
-
-
-def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise FetchFailed(f"cannot resolve result host {host!r}: {exc}") from None
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-
-
-def _is_loopback_or_private_literal(host: str) -> bool:
-    """``localhost`` or a loopback/private IP literal: what the opt-in admits besides the allow-list."""
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return address.is_loopback or (address.is_private and not address.is_link_local)

@@ -6,9 +6,16 @@ Contract every backend keeps (``tests/contract/test_store_contract.py``):
   A missing object raises :class:`~objectstore.errors.ObjectNotFound`.
 * ``write`` consumes an iterable of byte chunks and stores them under the key; a reader never sees a partial
   object (temp file + rename, or multipart completed only at the end and aborted on any failure).
-  ``size`` is a hint (``None`` = unknown length). Returns the stored :class:`ObjectInfo`.
+  ``size`` is a hint (``None`` = unknown length). Returns the stored :class:`ObjectInfo`. With
+  ``overwrite=False`` an existing object is never replaced: the write raises
+  :class:`~objectstore.errors.ObjectExists` (decided atomically when the object is committed, so of two racing
+  writers exactly one wins).
 * ``head`` returns :class:`ObjectInfo` or ``None``; ``delete`` is idempotent; ``list`` yields objects under a
-  prefix in key order; ``copy`` copies within a bucket (server-side where the backend can).
+  prefix in key order; ``copy`` copies within a bucket (server-side where the backend can); with ``if_etag`` it
+  copies only that version of the source, else raises :class:`~objectstore.errors.ObjectChanged` and creates
+  nothing.
+* The etag of an object written in one piece is the md5 hex of its bytes; a COS multipart upload's is
+  ``<hex>-<parts>`` (:func:`is_content_md5` tells them apart).
 * ``vendor_url`` is a time-limited GET URL a vendor can fetch without credentials, or raises
   :class:`~objectstore.errors.StoreUnsupported` where the backend has none (local files).
 * Keys are validated: empty keys, absolute keys, ``..`` segments and backslashes raise
@@ -47,6 +54,11 @@ def check_key(key: str) -> str:
     return key
 
 
+def is_content_md5(etag: str) -> bool:
+    """Whether ``etag`` is the md5 hex of the object's bytes (not a multipart upload's ``<hex>-<parts>``)."""
+    return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag)
+
+
 def iter_file(stream: BinaryIO, chunk_size: int = CHUNK) -> Iterator[bytes]:
     """Chunks of a binary stream until EOF."""
     while chunk := stream.read(chunk_size):
@@ -75,12 +87,16 @@ class ObjectStore(abc.ABC):
         *,
         size: int | None = None,
         content_type: str = "application/octet-stream",
+        overwrite: bool = True,
     ) -> ObjectInfo:
         """Store the concatenated ``chunks`` under ``key``, replacing any object there; returns what was stored.
 
         Atomic for readers: nobody ever sees a partial object, and a failed write leaves nothing behind (temp
         file + rename, or a multipart upload completed only at the end and aborted on any failure). ``size`` is
-        a hint (``None``: unknown). Raises ``InvalidKey``, ``AccessDenied`` or ``StoreUnavailable``."""
+        a hint (``None``: unknown). With ``overwrite=False`` an object already under ``key`` is kept and the
+        write raises ``ObjectExists`` (checked when the object is committed, atomically: of two concurrent
+        writers one wins, the other gets ``ObjectExists``). Raises ``InvalidKey``, ``AccessDenied`` or
+        ``StoreUnavailable``."""
 
     @abc.abstractmethod
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
@@ -95,10 +111,12 @@ class ObjectStore(abc.ABC):
         """Objects whose key starts with ``prefix``, in key order (lazily: large prefixes are paged)."""
 
     @abc.abstractmethod
-    def copy(self, bucket: str, src_key: str, dst_key: str) -> ObjectInfo:
+    def copy(self, bucket: str, src_key: str, dst_key: str, *, if_etag: str | None = None) -> ObjectInfo:
         """Copy within ``bucket`` (server-side where the backend can); returns the new object's info.
 
-        Raises ``ObjectNotFound`` if ``src_key`` does not exist."""
+        With ``if_etag``, only the version of ``src_key`` whose etag is ``if_etag`` is copied: if the source is
+        another version (replaced since the caller looked), raises ``ObjectChanged`` and ``dst_key`` is left as
+        it was. Raises ``ObjectNotFound`` if ``src_key`` does not exist."""
 
     @abc.abstractmethod
     def vendor_url(self, bucket: str, key: str, expires_s: int = 3600) -> str:

@@ -20,6 +20,7 @@ operation; the SDK client is rebuilt when the answer changes (SCF role credentia
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -32,11 +33,19 @@ from objectstore.cos_sdk import (
     CosConfig,
     CosReadStream,
     CosS3Client,
+    CosServiceError,
     header,
     plain_etag,
     sdk_errors,
 )
-from objectstore.errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable
+from objectstore.errors import (
+    AccessDenied,
+    ObjectChanged,
+    ObjectExists,
+    ObjectNotFound,
+    StoreError,
+    StoreUnavailable,
+)
 from relay_core import logs
 from tencent_plumbing.credentials import CredentialsMissing, CredentialsProvider, TencentCredentials, env_credentials
 
@@ -48,6 +57,8 @@ DEFAULT_PARALLEL_PARTS = 2
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]*-[0-9]+$")
 _REGION = re.compile(r"^[a-z0-9-]+$")
 _URL_PARAMS = {"region", "endpoint", "part_size_mb", "parallel_parts"}
+# The SDK has no named parameter for this header; entries of "Metadata" are sent as headers verbatim.
+_FORBID_OVERWRITE = {"Metadata": {"x-cos-forbid-overwrite": "true"}}
 
 log = logs.get("objectstore.cos")
 
@@ -212,25 +223,45 @@ class CosStore(ObjectStore):
         *,
         size: int | None = None,
         content_type: str = "application/octet-stream",
+        overwrite: bool = True,
     ) -> ObjectInfo:
-        """One PUT when the stream ends within one part (``size`` is only a hint), else a multipart upload."""
+        """One PUT when the stream ends within one part (``size`` is only a hint), else a multipart upload.
+
+        ``overwrite=False`` sends ``x-cos-forbid-overwrite: true`` with the PUT (or with the multipart upload's
+        initiation and completion), so COS itself refuses to replace an object, atomically."""
         check_key(key)
         client = self._client()
+        extra = {} if overwrite else _FORBID_OVERWRITE
         parts = PartSplitter(chunks, self.part_size_bytes)
         whole = parts.whole_if_small()
         if whole is not None:
-            with sdk_errors(f"put {bucket}/{key}"):
-                response = client.put_object(Bucket=bucket, Key=key, Body=whole, ContentType=content_type)
+            with self._no_overwrite(client, bucket, key, overwrite), sdk_errors(f"put {bucket}/{key}"):
+                response = client.put_object(Bucket=bucket, Key=key, Body=whole, ContentType=content_type, **extra)
             return ObjectInfo(bucket, key, len(whole), plain_etag(header(response, "ETag")), content_type)
-        etag = self._write_multipart(client, bucket, key, parts, content_type)
+        etag = self._write_multipart(client, bucket, key, parts, content_type, overwrite)
         return ObjectInfo(bucket, key, parts.total_bytes, etag, content_type)
 
+    @contextlib.contextmanager
+    def _no_overwrite(self, client: CosS3Client, bucket: str, key: str, overwrite: bool) -> Iterator[None]:
+        """Turn COS's refusal to overwrite (409, or 412 from S3-style servers) into :class:`ObjectExists`.
+
+        The refusal is confirmed by a HEAD: another 409 (a conflicting concurrent operation) stays retryable."""
+        try:
+            yield
+        except StoreUnavailable as exc:
+            cause = exc.__cause__
+            refused = isinstance(cause, CosServiceError) and cause.get_status_code() in (409, 412)
+            if overwrite or not refused or self.head(bucket, key) is None:
+                raise
+            raise ObjectExists(f"COS {bucket}/{key} exists and is not overwritten") from exc
+
     def _write_multipart(
-        self, client: CosS3Client, bucket: str, key: str, parts: PartSplitter, content_type: str
+        self, client: CosS3Client, bucket: str, key: str, parts: PartSplitter, content_type: str, overwrite: bool
     ) -> str:
         what = f"multipart upload {bucket}/{key}"
-        with sdk_errors(what):
-            created = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
+        extra = {} if overwrite else _FORBID_OVERWRITE
+        with self._no_overwrite(client, bucket, key, overwrite), sdk_errors(what):
+            created = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type, **extra)
         upload_id = created["UploadId"]
 
         def upload(number: int, body: bytes) -> str:
@@ -241,9 +272,9 @@ class CosStore(ObjectStore):
         try:
             etags = upload_parts(parts, upload, self.parallel_parts)
             listing = {"Part": [{"PartNumber": number, "ETag": etag} for number, etag in etags]}
-            with sdk_errors(f"complete {what}"):
+            with self._no_overwrite(client, bucket, key, overwrite), sdk_errors(f"complete {what}"):
                 response = client.complete_multipart_upload(
-                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload=listing
+                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload=listing, **extra
                 )
         except BaseException:
             self._abort(client, bucket, key, upload_id)
@@ -267,13 +298,24 @@ class CosStore(ObjectStore):
         with sdk_errors(f"delete {bucket}/{key}"):
             self._client().delete_object(Bucket=bucket, Key=key)
 
-    def copy(self, bucket: str, src_key: str, dst_key: str) -> ObjectInfo:
-        """Server-side copy within ``bucket`` (one request, objects up to 5 GB)."""
+    def copy(self, bucket: str, src_key: str, dst_key: str, *, if_etag: str | None = None) -> ObjectInfo:
+        """Server-side copy within ``bucket`` (one request, objects up to 5 GB).
+
+        ``if_etag`` becomes ``x-cos-copy-source-If-Match``: COS copies only that version of the source and
+        answers 412 otherwise, checked on the server in the same request."""
         check_key(src_key)
         check_key(dst_key)
         source = {"Bucket": bucket, "Key": src_key, "Region": self.region}
-        with sdk_errors(f"copy {bucket}/{src_key} to {dst_key}"):
-            self._client().copy_object(Bucket=bucket, Key=dst_key, CopySource=source)
+        condition = {} if if_etag is None else {"CopySourceIfMatch": f'"{if_etag}"'}
+        what = f"copy {bucket}/{src_key} to {dst_key}"
+        try:
+            with sdk_errors(what):
+                self._client().copy_object(Bucket=bucket, Key=dst_key, CopySource=source, **condition)
+        except StoreUnavailable as exc:
+            cause = exc.__cause__
+            if if_etag is not None and isinstance(cause, CosServiceError) and cause.get_status_code() == 412:
+                raise ObjectChanged(f"COS {what}: the source is not the version {if_etag}") from exc
+            raise
         info = self.head(bucket, dst_key)
         if info is None:
             raise StoreUnavailable(f"COS copy {bucket}/{src_key} to {dst_key}: the copy is not visible")

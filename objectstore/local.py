@@ -7,8 +7,9 @@ Layout and choices:
 
 * ``write`` streams into a temp file ``.<name>.<random>.tmp`` in the object's directory and ``os.replace``-s
   it over the object at the end, so a reader sees the old object or the new one, never a part. The temp
-  file is removed when the chunks (or the disk) fail. Data is not fsync-ed: a power cut may lose the newest
-  object, never expose half of one.
+  file is removed when the chunks (or the disk) fail. ``overwrite=False`` commits with ``os.link`` instead,
+  which fails if the name exists (atomic; it needs a filesystem with hard links). Data is not fsync-ed: a
+  power cut may lose the newest object, never expose half of one.
 * Each object has a sidecar ``.<name>.meta`` (JSON: etag, content type, and the size/mtime/inode of the data
   file it describes). The etag (md5 hex) is computed while writing, so ``head`` is one small read. When the
   sidecar is missing or describes another file (an object dropped in by hand, or an overwrite between its
@@ -36,7 +37,14 @@ from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from objectstore.base import ObjectInfo, ObjectStore, check_key, iter_file
-from objectstore.errors import InvalidKey, ObjectNotFound, StoreUnavailable, StoreUnsupported
+from objectstore.errors import (
+    InvalidKey,
+    ObjectChanged,
+    ObjectExists,
+    ObjectNotFound,
+    StoreUnavailable,
+    StoreUnsupported,
+)
 
 DEFAULT_BUCKET = "relay-local"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -176,6 +184,7 @@ class LocalStore(ObjectStore):
         *,
         size: int | None = None,
         content_type: str = _DEFAULT_TYPE,
+        overwrite: bool = True,
     ) -> ObjectInfo:
         path = self._path(bucket, key)
         fd, tmp_name = self._create_temp(path)
@@ -190,7 +199,10 @@ class LocalStore(ObjectStore):
             with _io(what):
                 out.close()
                 stat = os.stat(tmp_name)
-                os.replace(tmp_name, path)
+                if overwrite:
+                    os.replace(tmp_name, path)
+                else:
+                    _link_new(tmp_name, path, f"{bucket}/{key}")
         except BaseException:
             with contextlib.suppress(OSError):
                 out.close()
@@ -230,15 +242,20 @@ class LocalStore(ObjectStore):
                     os.unlink(tmp_name)
                 raise
 
-    def copy(self, bucket: str, src_key: str, dst_key: str) -> ObjectInfo:
+    def copy(self, bucket: str, src_key: str, dst_key: str, *, if_etag: str | None = None) -> ObjectInfo:
+        """Streamed through this process; with ``if_etag`` the md5 of the bytes actually copied is compared at
+        the end, before the copy is committed, so a source replaced at any moment is never published."""
         src_info = self.head(bucket, src_key)
         if src_info is None:
             raise ObjectNotFound(f"no object {bucket}/{src_key}")
         self._path(bucket, dst_key)  # refuse a bad destination before reading anything
+        if if_etag is not None and src_info.etag != if_etag:
+            raise ObjectChanged(f"{bucket}/{src_key} is not the version {if_etag}")
         with self.open_read(bucket, src_key) as stream:
-            return self.write(
-                bucket, dst_key, iter_file(stream), size=src_info.size, content_type=src_info.content_type
-            )
+            chunks = iter_file(stream)
+            if if_etag is not None:
+                chunks = _md5_checked(chunks, if_etag, f"{bucket}/{src_key}")
+            return self.write(bucket, dst_key, chunks, size=src_info.size, content_type=src_info.content_type)
 
     def delete(self, bucket: str, key: str) -> None:
         """Remove the object and its sidecar (absent is fine), then prune the emptied directories."""
@@ -270,6 +287,28 @@ class LocalStore(ObjectStore):
 def _stamp(stat: os.stat_result) -> list[int]:
     """What identifies one version of a data file (JSON-friendly, compared to the sidecar's copy)."""
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def _link_new(tmp_name: str, path: Path, what: str) -> None:
+    """Commit the temp file as ``path`` only if nothing is there (a hard link never replaces its target)."""
+    try:
+        os.link(tmp_name, path)
+    except FileExistsError:
+        if path.is_dir():
+            raise StoreUnavailable(f"cannot write {what}: the key is a prefix of other keys") from None
+        raise ObjectExists(f"{what} exists and is not overwritten") from None
+    with contextlib.suppress(OSError):  # the object is committed; a leftover temp name is only clutter
+        os.unlink(tmp_name)
+
+
+def _md5_checked(chunks: Iterable[bytes], etag: str, what: str) -> Iterator[bytes]:
+    """``chunks`` passed on; raises :class:`ObjectChanged` after the last one unless their md5 is ``etag``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+    if digest.hexdigest() != etag:
+        raise ObjectChanged(f"{what} changed while it was copied (expected version {etag})")
 
 
 def _md5_of(chunks: Iterable[bytes]) -> str:

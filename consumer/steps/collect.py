@@ -3,22 +3,41 @@
 Results go to ``staging/{userId}/{taskId}/<name>`` first; only AUDIT promotes them to ``output/`` once they
 pass moderation, so a blocked result is never visible under ``output/`` (invariant 5). Vendor URLs stay in
 this step: messages and logs never carry them (invariant 6).
+
+A staged result is written once and never replaced (``overwrite=False``): moderation judges those bytes, and a
+second run of this hop (a redelivered message) keeps what is staged instead of downloading again over it. The
+downloads of one run end well inside the hop's lease (the queue's visibility timeout), so the message does not
+become visible to a second runner while this one still writes.
 """
 
 from __future__ import annotations
 
+import time
+
 from consumer.decisions import Continue, Decision
+from consumer.fetch import FetchFailed, FetchRejected
 from consumer.services import Services
 from jobqueue.message import JobMessage, Stage
+from objectstore.base import ObjectInfo
+from objectstore.errors import ObjectExists, StoreUnavailable
 from relay_core import logs
 from relay_core.errors import TaskFailed
+from relay_core.filetypes import HEAD_BYTES, sniff
 from relay_core.ids import staging_key
+from relay_core.pipelines import OutputSpec
 from vendors.base import VendorState
 
 log = logs.get("consumer.collect")
 
 
+def download_budget_s(visibility_timeout_s: float) -> float:
+    """How long one COLLECT run may spend downloading: the hop's lease minus a margin (a fifth, at least 5 s)
+    for what follows the downloads: completing the upload, sending the next message, closing the hop."""
+    return max(1.0, visibility_timeout_s - max(5.0, visibility_timeout_s / 5))
+
+
 def run(msg: JobMessage, svc: Services) -> Decision:
+    ends_at = time.monotonic() + download_budget_s(svc.settings.visibility_timeout_s)
     pipeline = svc.pipelines.get(msg.pipeline)
     status = svc.vendor_for(pipeline).status(msg.vendor_task_id or "")
     if status.state is not VendorState.SUCCEEDED:
@@ -31,10 +50,40 @@ def run(msg: JobMessage, svc: Services) -> Decision:
     total = 0
     for n, output in enumerate(status.outputs[: spec.count], start=1):
         key = staging_key(msg.user_id, msg.task_id, spec.file_name(n))
-        info, kind = svc.fetcher.copy_to_store(
-            output.url, svc.store, svc.output_bucket, key, max_bytes=spec.max_bytes, types=spec.types
-        )
+        staged = _staged(svc, key, spec)
+        if staged is None:
+            left = ends_at - time.monotonic()
+            if left <= 0:  # the retry keeps what is staged and downloads the rest
+                raise FetchFailed("no time left in this hop's lease to download the result")
+            try:
+                staged = svc.fetcher.copy_to_store(
+                    output.url,
+                    svc.store,
+                    svc.output_bucket,
+                    key,
+                    max_bytes=spec.max_bytes,
+                    types=spec.types,
+                    deadline_s=left,
+                    overwrite=False,
+                )
+            except ObjectExists:  # another runner of this hop staged it first: keep theirs
+                staged = _staged(svc, key, spec)
+                if staged is None:
+                    raise StoreUnavailable(f"staged result {key} existed, then vanished") from None
+        info, kind = staged
         total += info.size
         log.info("result staged", extra={"n": n, "key": key, "bytes": info.size, "type": kind})
     log.info("results collected", extra={"count": spec.count, "bytes": total})
     return Continue(msg.next(Stage.AUDIT, audit_job_id=None))
+
+
+def _staged(svc: Services, key: str, spec: OutputSpec) -> tuple[ObjectInfo, str] | None:
+    """The result already staged under ``key`` (checked as a download would be), or ``None``."""
+    info = svc.store.head(svc.output_bucket, key)
+    if info is None:
+        return None
+    kind = sniff(svc.store.get_bytes(svc.output_bucket, key, limit=HEAD_BYTES))
+    if kind not in spec.types or info.size > spec.max_bytes:
+        raise FetchRejected(f"the staged result {key} is {kind or 'of an unknown type'}, {info.size} bytes")
+    log.info("result already staged; kept", extra={"key": key})
+    return info, kind

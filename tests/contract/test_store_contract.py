@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 import tracemalloc
 
 import pytest
 
 from objectstore.base import CHUNK, ObjectInfo, ObjectStore, iter_file
-from objectstore.errors import InvalidKey, ObjectNotFound, StoreUnsupported
+from objectstore.errors import InvalidKey, ObjectChanged, ObjectExists, ObjectNotFound, StoreUnsupported
 
 from .stores import LEFTOVERS, STORES
 
@@ -139,6 +140,61 @@ def test_failed_overwrite_keeps_the_old_object(backend, bucket):
     assert store.get_bytes(bucket, "out/a.jpg") == b"the good one"
     assert store.head(bucket, "out/a.jpg").etag == md5(b"the good one")
     assert LEFTOVERS[name](store) == []
+
+
+# -- no overwrite ----------------------------------------------------------------------------
+def test_write_without_overwrite_never_replaces_an_object(backend, bucket):
+    name, store = backend
+    first = store.write(bucket, "staging/u/t/a.jpg", [b"judged"], content_type="image/jpeg", overwrite=False)
+    assert first.etag == md5(b"judged")
+    with pytest.raises(ObjectExists):
+        store.write(bucket, "staging/u/t/a.jpg", [b"swapped in"], overwrite=False)
+    with pytest.raises(ObjectExists):  # a multipart-sized write is refused the same way, and aborted
+        store.write(bucket, "staging/u/t/a.jpg", _numbered_chunks(3), overwrite=False)
+    assert store.get_bytes(bucket, "staging/u/t/a.jpg") == b"judged"
+    assert store.head(bucket, "staging/u/t/a.jpg") == first
+    assert [i.key for i in store.list(bucket, "")] == ["staging/u/t/a.jpg"]
+    assert LEFTOVERS[name](store) == []
+
+
+def test_racing_writers_without_overwrite_one_wins(backend, bucket):
+    """Writers that all found the key free commit at once: exactly one object, the winner's, whole."""
+    name, store = backend
+    writers = 4
+    ready = threading.Barrier(writers)
+    results: dict[int, object] = {}
+
+    def body(n: int):
+        yield bytes([n]) * 1000
+        ready.wait(timeout=30)  # every writer has sent its bytes; now they all commit
+        yield bytes([n]) * 1000
+
+    def write(n: int) -> None:
+        try:
+            results[n] = store.write(bucket, "staging/u/t/race.jpg", body(n), overwrite=False)
+        except ObjectExists as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    winners = [n for n, result in results.items() if not isinstance(result, ObjectExists)]
+    assert len(results) == writers and len(winners) == 1, results
+    assert store.get_bytes(bucket, "staging/u/t/race.jpg") == bytes([winners[0]]) * 2000
+    assert LEFTOVERS[name](store) == []
+
+
+def test_copy_if_etag_copies_only_that_version(store, bucket):
+    judged = store.put_bytes(bucket, "staging/u/t/a.jpg", b"judged", content_type="image/jpeg")
+    info = store.copy(bucket, "staging/u/t/a.jpg", "output/u/t/a.jpg", if_etag=judged.etag)
+    assert (info.size, info.etag) == (6, judged.etag)
+    store.delete(bucket, "output/u/t/a.jpg")
+    store.put_bytes(bucket, "staging/u/t/a.jpg", b"swapped in")  # replaced after it was judged
+    with pytest.raises(ObjectChanged):
+        store.copy(bucket, "staging/u/t/a.jpg", "output/u/t/a.jpg", if_etag=judged.etag)
+    assert store.head(bucket, "output/u/t/a.jpg") is None
 
 
 # -- keys ------------------------------------------------------------------------------------

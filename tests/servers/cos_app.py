@@ -16,6 +16,8 @@ What the layer does for each request:
   ``InvalidAccessKeyId`` or ``AccessDenied``;
 * renames ``x-cos-*`` request headers to ``x-amz-*`` (``x-cos-copy-source: <bucket>.cos...com/<key>`` becomes
   ``/<bucket>/<key>``) and ``x-amz-*`` response headers back, in COS's header case;
+* honours ``x-cos-forbid-overwrite: true`` (as S3's ``If-None-Match: *``: moto answers 412) and
+  ``x-cos-copy-source-If-Match`` (412 unless the source has that etag);
 * rewrites error bodies into the XML the SDK digests (Code, Message, Resource, RequestId, TraceId);
 * serves only buckets created through this server; moto enforces COS's 1 MiB minimum part size
   (``S3_UPLOAD_PART_MIN_SIZE``, set before moto is imported);
@@ -89,6 +91,7 @@ class CosDialect:
             self._authenticate(environ, host, unquote(raw_path), params)
             self._check_bucket(bucket, operation, environ)
             self._inject_fault(operation)
+            _check_copy_source_etag(environ)
         except CosReply as reply:
             _drain(environ)
             self._record(operation, bucket, key, reply.status)
@@ -214,6 +217,23 @@ def classify(method: str, key: str, params: list[tuple[str, str]], copy_source: 
     return "HeadObject" if method == "HEAD" else f"{method}Object"
 
 
+def _check_copy_source_etag(environ: Environ) -> None:
+    """``x-cos-copy-source-If-Match``, which moto ignores: 412 unless the source has that etag."""
+    wanted = environ.get("HTTP_X_COS_COPY_SOURCE_IF_MATCH")
+    if wanted is None:
+        return
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    source_host, _, source_key = environ.get("HTTP_X_COS_COPY_SOURCE", "").partition("/")
+    try:
+        source = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_object(source_host.split(".cos.")[0], unquote(source_key))
+    except Exception:  # noqa: BLE001 - a missing bucket or key: let moto answer the copy itself
+        return
+    if source is not None and source.etag.strip('"') != wanted.strip('"'):
+        raise CosReply(412, "PreconditionFailed", "x-cos-copy-source-If-Match does not match the source")
+
+
 def _split_path_style(raw_path: str) -> tuple[str, str]:
     bucket, _, key = raw_path.lstrip("/").partition("/")
     return bucket, key
@@ -239,6 +259,10 @@ def _to_moto(environ: Environ, bucket: str, raw_path: str, params: list[tuple[st
     for name in [name for name in environ if name.startswith("HTTP_X_COS_")]:
         value = environ.pop(name)
         if name == "HTTP_X_COS_SECURITY_TOKEN":
+            continue
+        if name == "HTTP_X_COS_FORBID_OVERWRITE":  # moto knows S3's equivalent (PutObject, CompleteMultipart)
+            if value.lower() == "true":
+                environ["HTTP_IF_NONE_MATCH"] = "*"
             continue
         if name == "HTTP_X_COS_COPY_SOURCE":  # "<bucket>.cos.<region>.myqcloud.com/<key>" -> "/<bucket>/<key>"
             source_host, _, source_key = value.partition("/")

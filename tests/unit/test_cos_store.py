@@ -18,7 +18,7 @@ from servers.cos_server import LocalCosServer
 from objectstore import open_store
 from objectstore.base import ObjectInfo
 from objectstore.cos import MIB, CosStore
-from objectstore.errors import AccessDenied, InvalidKey, ObjectNotFound, StoreError
+from objectstore.errors import AccessDenied, InvalidKey, ObjectChanged, ObjectExists, ObjectNotFound, StoreError
 from relay_core.errors import ConfigError, Transient
 from tencent_plumbing.credentials import static_credentials
 
@@ -328,3 +328,32 @@ def test_repr_and_defaults_hold_no_secret():
         2,
     )
     assert "s3cr3t" not in repr(store) and store.endpoint is None
+
+
+# -- no overwrite, conditional copy --------------------------------------------------------------
+def test_a_refusal_to_overwrite_is_read_from_409_or_412_and_confirmed_by_a_head(server, store, bucket):
+    """COS answers a forbidden overwrite with 409, S3-style servers with 412; either means ObjectExists only
+    when the object is really there (another 409, a concurrent conflict, stays retryable)."""
+    store.put_bytes(bucket, "staging/u/t/a.jpg", b"judged")
+    server.fail_operation("PutObject", status=409)
+    with pytest.raises(ObjectExists):
+        store.write(bucket, "staging/u/t/a.jpg", [b"other"], overwrite=False)
+    with pytest.raises(ObjectExists):  # the local server's own answer (412)
+        store.write(bucket, "staging/u/t/a.jpg", [b"other"], overwrite=False)
+    server.fail_operation("PutObject", status=409)
+    with pytest.raises(StoreError) as conflict:
+        store.write(bucket, "staging/u/t/new.jpg", [b"new"], overwrite=False)
+    assert isinstance(conflict.value, Transient) and not isinstance(conflict.value, ObjectExists)
+    assert store.get_bytes(bucket, "staging/u/t/a.jpg") == b"judged"
+    assert store.write(bucket, "staging/u/t/new.jpg", [b"new"], overwrite=False).etag == hashlib.md5(b"new").hexdigest()
+
+
+def test_conditional_copy_of_a_multipart_object(server, store, bucket):
+    """The version check happens on the server, so it holds for multipart etags too, which no md5 can check."""
+    judged = store.write(bucket, "staging/u/t/v.mp4", chunks_of(3 * MIB))
+    assert judged.etag.endswith("-3")
+    assert store.copy(bucket, "staging/u/t/v.mp4", "output/u/t/v.mp4", if_etag=judged.etag).size == 3 * MIB
+    store.write(bucket, "staging/u/t/v.mp4", chunks_of(3 * MIB))  # replaced by other bytes
+    with pytest.raises(ObjectChanged):
+        store.copy(bucket, "staging/u/t/v.mp4", "output/u/t/w.mp4", if_etag=judged.etag)
+    assert store.head(bucket, "output/u/t/w.mp4") is None

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from objectstore import open_store
-from objectstore.errors import InvalidKey, StoreError, StoreUnsupported
+from objectstore.errors import InvalidKey, ObjectChanged, ObjectExists, StoreError, StoreUnsupported
 from objectstore.local import LocalStore
 from relay_core.errors import ConfigError
 
@@ -111,3 +111,26 @@ def test_a_key_cannot_be_object_and_directory(store):
 def test_vendor_url_names_the_fix(store):
     with pytest.raises(StoreUnsupported, match="no URL a vendor can fetch; inputs are uploaded instead"):
         store.vendor_url("bkt", "input/u/t/a.jpg")
+
+
+def test_copy_if_etag_checks_the_bytes_it_copies_not_the_sidecar(store):
+    """Bytes changed in place under a sidecar that still claims the judged etag: the copy is refused."""
+    judged = store.put_bytes("bkt", "staging/u/t/a.jpg", b"judged bytes")
+    path = store.root / "bkt/staging/u/t/a.jpg"
+    stat = path.stat()
+    with open(path, "r+b") as data:  # same inode, same size, mtime put back: the sidecar looks current
+        data.write(b"BLOCKED")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert store.head("bkt", "staging/u/t/a.jpg").etag == judged.etag
+    with pytest.raises(ObjectChanged):
+        store.copy("bkt", "staging/u/t/a.jpg", "output/u/t/a.jpg", if_etag=judged.etag)
+    assert store.head("bkt", "output/u/t/a.jpg") is None
+    assert not any(p.name.endswith(".tmp") for p in store.root.rglob("*"))
+
+
+def test_write_without_overwrite_refuses_a_key_that_is_a_prefix(store):
+    store.put_bytes("bkt", "a/b/c", b"1")
+    with pytest.raises(StoreError) as refused:
+        store.write("bkt", "a/b", [b"2"], overwrite=False)
+    assert not isinstance(refused.value, ObjectExists)
+    assert not any(p.name.endswith(".tmp") for p in store.root.rglob("*"))

@@ -1,0 +1,163 @@
+"""Which result URLs and addresses may be fetched: the SSRF policy of :mod:`consumer.fetch`, without any I/O
+except name resolution.
+
+* A URL must parse cleanly: no control characters or spaces, a port in 1-65535, balanced IPv6 brackets, no
+  credentials, a host that is an IP address or a plain DNS name and that the HTTP client reads the same way.
+  A malformed URL is the vendor's fault, so it is :class:`FetchRejected` (the task fails at once), never a
+  retry.
+* Addresses are judged after unwrapping every IPv6 form that carries an IPv4 address (IPv4-mapped
+  ``::ffff:a.b.c.d``, IPv4-compatible ``::a.b.c.d``, SIIT ``::ffff:0:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4
+  ``2002::/16``): the embedded IPv4 address is the one the packets reach. Teredo and local-use NAT64, whose
+  embedding is obfuscated or variable, are refused outright.
+* Never fetched, in any mode: link-local (169.254.0.0/16, fe80::/10, home of the cloud metadata services),
+  the known metadata addresses, multicast, unspecified, ``0.0.0.0/8``, reserved and broadcast addresses.
+  Without the opt-in (``RELAY_ALLOW_PRIVATE_HOSTS``) only globally routable addresses are fetched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from relay_core.domain import ErrorReason
+from relay_core.errors import TaskFailed, Transient
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: ``resolve(host, port)``: every address ``host`` resolves to (raises :class:`FetchFailed` when it cannot)
+Resolver = Callable[[str, int], Sequence[IPAddress]]
+
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, ...
+        "169.254.0.23",  # Tencent Cloud (metadata.tencentyun.com)
+        "169.254.170.2",  # container credential endpoints
+        "100.100.100.200",  # Alibaba Cloud
+        "fd00:ec2::254",  # AWS over IPv6
+    )
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_OPAQUE_TUNNELS = (ipaddress.IPv6Network("2001::/32"), ipaddress.IPv6Network("64:ff9b:1::/48"))  # Teredo, NAT64
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_URL_FORBIDDEN_CHARS = frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+
+
+class FetchRejected(TaskFailed):
+    """The URL or the file is not acceptable; retrying will not change that: the task fails 生成失败."""
+
+
+class FetchFailed(Transient):
+    """A network fault or a 5xx while downloading: retry later; when the attempts run out the task fails."""
+
+    gives_up_as = ErrorReason.FAILED
+
+
+@dataclass(frozen=True)
+class ResultTarget:
+    """A parsed result URL: ``host`` lower-case without brackets, ``port`` explicit."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+
+
+def parse_result_url(url: str, *, allow_http: bool) -> ResultTarget:
+    """The URL's parts, or :class:`FetchRejected` saying what is wrong with it."""
+    bad = sorted({repr(ch) for ch in url if ch in _URL_FORBIDDEN_CHARS})
+    if bad:
+        raise FetchRejected(f"result URL contains control characters or spaces ({', '.join(bad)})")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise FetchRejected(f"result URL is malformed: {exc}") from None
+    if parts.scheme != "https" and not (allow_http and parts.scheme == "http"):
+        raise FetchRejected(f"result URL scheme {parts.scheme!r} is not https")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise FetchRejected("result URL has no host")
+    if ip_literal(host) is None and not _HOST_NAME.fullmatch(host):
+        raise FetchRejected(f"result URL host {host!r} is not a host name")
+    if parts.username is not None or parts.password is not None:
+        raise FetchRejected("result URL carries credentials")
+    if port == 0:
+        raise FetchRejected("result URL port 0 is out of range")
+    try:  # the HTTP client must read the same host, or the checks would judge another URL than it fetches
+        seen_by_client = httpx.URL(url).host.lower()
+    except httpx.InvalidURL as exc:
+        raise FetchRejected(f"result URL is malformed: {exc}") from None
+    if seen_by_client != host:
+        raise FetchRejected(f"result URL host is ambiguous ({host!r} or {seen_by_client!r})")
+    return ResultTarget(url, parts.scheme, host, port or (443 if parts.scheme == "https" else 80))
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """``host`` as an IP address if it is one (brackets and an IPv6 zone allowed), else ``None``."""
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return None
+
+
+def unwrap(address: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 address embeds (mapped, compatible, SIIT, NAT64, 6to4), else ``address``."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or address in _SIIT:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _IPV4_COMPATIBLE and int(address) > 1:  # not :: (unspecified) or ::1 (loopback)
+        return ipaddress.IPv4Address(int(address))
+    return address
+
+
+def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
+    """Why ``address`` is never fetched (or not without the opt-in), or ``None`` if it may be."""
+    if isinstance(address, ipaddress.IPv6Address) and any(address in net for net in _OPAQUE_TUNNELS):
+        return "a tunnelled address, which is never fetched"
+    plain = unwrap(address)
+    never = (
+        plain in METADATA_ADDRESSES
+        or plain.is_link_local
+        or plain.is_multicast
+        or plain.is_unspecified
+        or (isinstance(plain, ipaddress.IPv4Address) and (plain in _THIS_NETWORK or plain.is_reserved))
+    )
+    if never:
+        return "an address that is never fetched"
+    if not allow_private and not plain.is_global:
+        return "a non-public address"
+    return None
+
+
+def loopback_or_private(address: IPAddress) -> bool:
+    """What the opt-in admits besides the allow-list: a loopback or private address (after unwrapping)."""
+    plain = unwrap(address)
+    return plain.is_loopback or (plain.is_private and not plain.is_link_local)
+
+
+def system_resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses ``getaddrinfo`` gives for ``host`` (TCP); :class:`FetchFailed` if it cannot resolve."""
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchFailed(f"cannot resolve result host {host!r}: {exc}") from None
+    addresses: list[IPAddress] = []
+    for family, _type, _proto, _name, sockaddr in infos:
+        literal = sockaddr[0]
+        if family in (socket.AF_INET, socket.AF_INET6) and isinstance(literal, str):
+            addresses.append(ipaddress.ip_address(literal.split("%")[0]))
+    return addresses
