@@ -1,6 +1,6 @@
 """The boundary to ``cos-python-sdk-v5``: importing it, translating its errors, wrapping its read stream.
 
-Error translation (REFERENCE.md §3; the SDK raises ``CosServiceError`` for every HTTP status >= 400 and
+Error translation (docs/platform.md §3; the SDK raises ``CosServiceError`` for every HTTP status >= 400 and
 ``CosClientError`` for network failures and its own argument checks)::
 
     404, NoSuchKey, NoSuchBucket, NoSuchResource              -> ObjectNotFound

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from scf_relay.loopback import LoopbackServer
 
 from consumer.decisions import Continue, Finish
 from consumer.dispatch import handle
@@ -27,7 +28,6 @@ from moderation.local import LocalMarkerAuditor
 from relay_core.domain import ErrorReason, Status
 from relay_core.filetypes import BLOCK_MARKER
 from relay_core.ids import output_prefix, staging_key
-from scf_relay.loopback import LoopbackServer
 from tests.unit.step_harness import BUCKET, ScriptedVendor, make_services, message
 from vendors.base import VendorOutput, VendorState, VendorStatus
 from vendors.emulator.media import make_mp4, make_png

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from scf_relay.loopback import LoopbackServer
 
 from consumer.fetch import FetchFailed, FetchRejected, ResultFetcher
 from objectstore.local import LocalStore
-from scf_relay.loopback import LoopbackServer
 from vendors.emulator.media import make_jpeg
 
 Route = Callable[[BaseHTTPRequestHandler], None]
