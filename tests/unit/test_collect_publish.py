@@ -15,7 +15,6 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from scf_relay.loopback import LoopbackServer
 
 from consumer.decisions import Continue, Finish
 from consumer.dispatch import handle
@@ -28,6 +27,7 @@ from moderation.local import LocalMarkerAuditor
 from relay_core.domain import ErrorReason, Status
 from relay_core.filetypes import BLOCK_MARKER
 from relay_core.ids import output_prefix, staging_key
+from tests.raw_http import RawHttpServer
 from tests.unit.step_harness import BUCKET, ScriptedVendor, make_services, message
 from vendors.base import VendorOutput, VendorState, VendorStatus
 from vendors.emulator.media import make_mp4, make_png
@@ -61,7 +61,7 @@ class Results(BaseHTTPRequestHandler):
         pass
 
 
-class ResultServer(LoopbackServer):
+class ResultServer(RawHttpServer):
     def __init__(self) -> None:
         super().__init__(Results, name="vendor-results")
         self.files: dict[str, bytes] = {}

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from scf_relay.loopback import LoopbackServer
 
 from consumer.fetch import FetchFailed, FetchRejected, ResultFetcher
 from objectstore.local import LocalStore
+from tests.raw_http import RawHttpServer
 from vendors.emulator.media import make_jpeg
 
 Route = Callable[[BaseHTTPRequestHandler], None]
@@ -50,7 +50,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-class RouteServer(LoopbackServer):
+class RouteServer(RawHttpServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(Handler, host=host, port=port, name="fetch-attacks")
         self.routes: dict[str, Route] = {}
