@@ -26,7 +26,7 @@ SMOKE = [
     ["bench.queue_throughput", "--messages", "300"],
     ["bench.billed_time", "--tasks", "3"],
     ["bench.memory", "--sizes-mb", "2,8"],
-    ["bench.two_workers", "--tasks", "12"],
+    ["bench.two_workers", "--tasks", "6"],
 ]
 
 
