@@ -5,9 +5,11 @@ Used by the demo and the tests (``file:///abs/root?bucket=relay-local``); a real
 
 Layout and choices:
 
-* ``write`` streams into a temp file ``.<name>.<random>.tmp`` in the object's directory and ``os.replace``-s
-  it over the object at the end, so a reader sees the old object or the new one, never a part. The temp
-  file is removed when the chunks (or the disk) fail. ``overwrite=False`` commits with ``os.link`` instead,
+* ``write`` streams into a temp file under ``ROOT/.incoming/`` (outside every bucket, so no listing or prefix
+  ever shows a partial file) and ``os.replace``-s it over the object at the end, so a reader sees the old object
+  or the new one, never a part. The temp file is removed when the chunks (or the disk) fail; one left by a
+  killed process is swept when a store opens the root and finds it older than :data:`INCOMING_MAX_AGE_S`.
+  ``overwrite=False`` commits with ``os.link`` instead,
   which fails if the name exists (atomic; it needs a filesystem with hard links). Data is not fsync-ed: a
   power cut may lose the newest object, never expose half of one.
 * Each object has a sidecar ``.<name>.meta`` (JSON: etag, content type, and the size/mtime/inode of the data
@@ -16,7 +18,8 @@ Layout and choices:
   rename and its sidecar's), ``head`` recomputes the md5 by streaming the file (on every call: only hand-made
   files pay this) and reports ``application/octet-stream``, so the etag is always the md5 of the bytes.
 * Names matching ``.<anything>.meta`` / ``.<anything>.tmp`` are this store's own: ``list`` skips them and a
-  key with such a segment is refused (:class:`InvalidKey`).
+  key with such a segment is refused (:class:`InvalidKey`). ``delete`` removes the sidecar before the object,
+  so a crash in between leaves an object without a sidecar (``head`` recomputes), never an orphan sidecar.
 * Every path is resolved (symlinks included) and refused unless it stays under ``ROOT/<bucket>``. The check
   runs before each operation; it does not defend against a concurrent attacker swapping in symlinks.
 * A key cannot be both an object and a "directory" of other keys (``a/b`` and ``a/b/c``), unlike COS;
@@ -31,6 +34,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -49,6 +53,8 @@ from objectstore.errors import (
 DEFAULT_BUCKET = "relay-local"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _INTERNAL_NAME = re.compile(r"^\..+\.(meta|tmp)$")
+INCOMING = ".incoming"  # temp files of writes in progress, under the root, outside every bucket
+INCOMING_MAX_AGE_S = 3600.0
 _DEFAULT_TYPE = "application/octet-stream"
 
 
@@ -73,7 +79,10 @@ class LocalStore(ObjectStore):
         super().__init__(check_bucket(default_bucket))
         with _io(f"cannot create store root {root}"):
             Path(root).mkdir(parents=True, exist_ok=True)
+            (Path(root) / INCOMING).mkdir(exist_ok=True)
         self.root = Path(root).resolve()
+        self._incoming = self.root / INCOMING
+        self.swept = sweep_incoming(self._incoming, INCOMING_MAX_AGE_S)
 
     @classmethod
     def from_url(cls, url: str) -> LocalStore:
@@ -199,10 +208,7 @@ class LocalStore(ObjectStore):
             with _io(what):
                 out.close()
                 stat = os.stat(tmp_name)
-                if overwrite:
-                    os.replace(tmp_name, path)
-                else:
-                    _link_new(tmp_name, path, f"{bucket}/{key}")
+                _commit(tmp_name, path, overwrite, f"{bucket}/{key}")
         except BaseException:
             with contextlib.suppress(OSError):
                 out.close()
@@ -214,25 +220,17 @@ class LocalStore(ObjectStore):
         return ObjectInfo(bucket, key, stat.st_size, etag, content_type)
 
     def _create_temp(self, path: Path) -> tuple[int, str]:
-        """A temp file beside ``path``; retried because a concurrent delete may prune the empty directory."""
-        for attempt in range(3):
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            except FileNotFoundError:
-                if attempt == 2:
-                    raise StoreUnavailable(f"cannot create a temp file in {path.parent}") from None
-            except (FileExistsError, NotADirectoryError):
-                raise StoreUnavailable(f"cannot write {path.name}: a parent of the key is an object") from None
-            except OSError as exc:
-                raise StoreUnavailable(f"cannot create a temp file beside {path.name}: {exc.strerror}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        """A temp file in ``ROOT/.incoming`` (same filesystem as the object, so the commit is a rename)."""
+        try:
+            return tempfile.mkstemp(dir=self._incoming, prefix=f"{path.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create a temp file for {path.name}: {exc.strerror}") from exc
 
     def _write_sidecar(self, path: Path, meta: dict) -> None:
         """Best effort: a missing or stale sidecar only makes ``head`` recompute the md5."""
         sidecar = self._sidecar(path)
-        with contextlib.suppress(OSError):
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with contextlib.suppress(OSError, StoreUnavailable):
+            fd, tmp_name = tempfile.mkstemp(dir=self._incoming, prefix=f"{sidecar.name}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as out:
                     json.dump(meta, out)
@@ -258,9 +256,9 @@ class LocalStore(ObjectStore):
             return self.write(bucket, dst_key, chunks, size=src_info.size, content_type=src_info.content_type)
 
     def delete(self, bucket: str, key: str) -> None:
-        """Remove the object and its sidecar (absent is fine), then prune the emptied directories."""
+        """Remove the sidecar, then the object (absent is fine), then prune the emptied directories."""
         path = self._path(bucket, key)
-        for victim in (path, self._sidecar(path)):
+        for victim in (self._sidecar(path), path):
             try:
                 victim.unlink()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -287,6 +285,41 @@ class LocalStore(ObjectStore):
 def _stamp(stat: os.stat_result) -> list[int]:
     """What identifies one version of a data file (JSON-friendly, compared to the sidecar's copy)."""
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def _commit(tmp_name: str, path: Path, overwrite: bool, what: str) -> None:
+    """Move the finished temp file to ``path`` (replacing, or only if nothing is there); the directory is made
+    again if a concurrent delete pruned it in between."""
+    for attempt in range(3):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreUnavailable(f"cannot write {what}: a parent of the key is an object") from None
+        try:
+            if overwrite:
+                os.replace(tmp_name, path)
+            else:
+                _link_new(tmp_name, path, what)
+            return
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def sweep_incoming(incoming: Path, older_than_s: float) -> int:
+    """Delete temp files of writes that died (a SIGKILLed process) more than ``older_than_s`` ago; returns how many.
+
+    Only old ones: a younger temp file may be a write in progress in another process."""
+    removed = 0
+    cutoff = time.time() - older_than_s
+    with contextlib.suppress(OSError), os.scandir(incoming) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.name.endswith(".tmp") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
 
 
 def _link_new(tmp_name: str, path: Path, what: str) -> None:

@@ -134,3 +134,51 @@ def test_write_without_overwrite_refuses_a_key_that_is_a_prefix(store):
         store.write("bkt", "a/b", [b"2"], overwrite=False)
     assert not isinstance(refused.value, ObjectExists)
     assert not any(p.name.endswith(".tmp") for p in store.root.rglob("*"))
+
+
+def test_a_write_killed_midway_leaves_nothing_under_the_bucket_and_is_swept_later(tmp_path):
+    """A SIGKILLed writer: its partial file sits in ROOT/.incoming (no prefix listing shows it), and a store
+    opened later sweeps it once it is old."""
+    import signal
+    import subprocess
+    import sys
+    import time as wall
+
+    from objectstore.local import INCOMING, sweep_incoming
+
+    script = (
+        "import itertools, sys, time\n"
+        "from objectstore.local import LocalStore\n"
+        "store = LocalStore(sys.argv[1], 'relay-1')\n"
+        "def chunks():\n"
+        "    for n in itertools.count():\n"
+        "        if n == 3: print('writing', flush=True)\n"
+        "        yield b'x' * 65536\n"
+        "        time.sleep(0.01)\n"
+        "store.write('relay-1', 'staging/u1/t1/frame_01.jpg', chunks())\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE)
+    assert writer.stdout is not None and writer.stdout.readline() == b"writing\n"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(10)
+    bucket = tmp_path / "relay-1"
+    assert [p for p in bucket.rglob("*") if p.is_file()] == []  # nothing visible, not even hidden partials
+    store = LocalStore(tmp_path, "relay-1")
+    assert store.delete_prefix("relay-1", "staging/u1/t1/") == 0
+    partial = list((tmp_path / INCOMING).glob("*.tmp"))
+    assert len(partial) == 1 and store.swept == 0  # too young to sweep: it could be a write in progress
+    old = wall.time() - 7200
+    os.utime(partial[0], (old, old))
+    assert sweep_incoming(tmp_path / INCOMING, 3600) == 1 and not partial[0].exists()
+
+
+def test_a_delete_cut_short_never_leaves_an_orphan_sidecar(tmp_path):
+    store = LocalStore(tmp_path, "relay-1")
+    store.put_bytes("relay-1", "staging/u1/t1/a.jpg", b"\xff\xd8\xff" + b"x" * 100, "image/jpeg")
+    sidecar = tmp_path / "relay-1" / "staging/u1/t1/.a.jpg.meta"
+    assert sidecar.exists()
+    sidecar.unlink()  # what a crash after the first unlink of delete leaves: the object, without its sidecar
+    info = store.head("relay-1", "staging/u1/t1/a.jpg")
+    assert info is not None and info.size == 103  # head recomputes; nothing is lost
+    assert store.delete_prefix("relay-1", "staging/u1/t1/") == 1
+    assert [p for p in (tmp_path / "relay-1").rglob("*") if p.is_file()] == []
