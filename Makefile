@@ -21,7 +21,7 @@ demo: $(VENV)/.installed-cli
 	$(BIN)/scf-relay demo --tasks 12
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -66,7 +66,7 @@ def test_an_enqueued_upload_nudges_the_consumer_once_asynchronously(shim, server
 
 
 def test_nothing_enqueued_means_no_invoke(shim, server):
-    summary = shim.main_handler(event(size=0), {})  # an empty upload is refused
+    summary = shim.main_handler(event(size=-1), {})  # a malformed record is refused
     assert summary["enqueued"] == [] and len(summary["skipped"]) == 1
     assert server.scf.invocations == [] and server.calls == []
 
