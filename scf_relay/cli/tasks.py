@@ -49,15 +49,29 @@ def show(task_id: str, as_json: bool = JSON) -> None:
 @app.command()
 def stuck(
     grace_s: float = typer.Option(0.0, help="only tasks whose deadline passed this long ago"),
+    report_grace_s: float = typer.Option(900.0, help="only outcomes the backend has not acknowledged for this long"),
     limit: int = typer.Option(100, min=1),
     as_json: bool = JSON,
 ) -> None:
-    """Tasks past their deadline with no outcome (look for them in `scf-relay dlq list`)."""
-    records = _ledger(as_json).open_tasks(time.time() - grace_s, limit)
+    """Tasks past their deadline with no outcome, and outcomes the backend never acknowledged (their report is
+    re-sent by the consumer's sweep after RELAY_REPORT_SWEEP_AFTER_S; a dead-lettered one is in `scf-relay dlq
+    list`)."""
+    ledger = _ledger(as_json)
+    now = time.time()
+    late = [(r, "past deadline, no outcome") for r in ledger.open_tasks(now - grace_s, limit)]
+    unreported = [(r, "outcome not reported") for r in ledger.unreported(now - report_grace_s, limit)]
+    found = late + unreported
     if as_json:
-        emit_json([_record_dict(r) for r in records])
+        emit_json([{**_record_dict(r), "stuck_because": why} for r, why in found])
         return
     rows = [
-        (r.task_id, r.submit_state.value, r.vendor_task_id, round(time.time() - r.deadline_at), r.seq) for r in records
+        (
+            r.task_id,
+            why,
+            r.submit_state.value,
+            r.vendor_task_id,
+            round(now - (r.deadline_at if r.outcome is None else r.outcome_at or now)),
+        )
+        for r, why in found
     ]
-    table(f"stuck tasks ({len(records)})", ["task", "submit", "vendor task", "late by s", "seq"], rows)
+    table(f"stuck tasks ({len(found)})", ["task", "stuck because", "submit", "vendor task", "for s"], rows)

@@ -86,7 +86,8 @@ def test_dlq_and_tasks_commands_speak_json(tmp_path, monkeypatch, relay_home):
     [received] = queue.receive(1, 30)
     queue.dead_letter(received, "poison: body is not JSON")
     ledger.claim_submit("t-late", "tok", 60, deadline_at=time.time() - 100, now=time.time())
-    ledger.record_outcome("t-done", Outcome(Status.DONE, ("output/u/t-done/frame_01.jpg",)), time.time())
+    ledger.record_outcome("t-done", Outcome(Status.DONE, ("output/u/t-done/frame_01.jpg",)), time.time() - 3600)
+    ledger.record_outcome("t-fresh", Outcome(Status.DONE), time.time())  # its report may still be on its way
     runner = CliRunner()
 
     listed = json.loads(runner.invoke(app, ["dlq", "list", "--json"]).stdout)
@@ -99,7 +100,10 @@ def test_dlq_and_tasks_commands_speak_json(tmp_path, monkeypatch, relay_home):
     assert queue.stats().dead == 0
 
     stuck = json.loads(runner.invoke(app, ["tasks", "stuck", "--json"]).stdout)
-    assert [r["task_id"] for r in stuck] == ["t-late"]
+    assert [(r["task_id"], r["stuck_because"]) for r in stuck] == [
+        ("t-late", "past deadline, no outcome"),
+        ("t-done", "outcome not reported"),
+    ]
     shown = json.loads(runner.invoke(app, ["tasks", "show", "t-done", "--json"]).stdout)
     assert shown["outcome"]["status"] == "done"
     missing = runner.invoke(app, ["tasks", "show", "nope", "--json"])
