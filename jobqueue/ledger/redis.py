@@ -13,11 +13,11 @@ import contextlib
 from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import cast
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.ledger.base import DEFAULT_RETENTION_S, Ledger
 from jobqueue.ledger.record import TaskRecord
+from jobqueue.urls import redis_url
 
 try:
     import redis
@@ -48,15 +48,13 @@ def _score(value: float | None) -> str:
 
 def split_url(url: str) -> tuple[str, str, int]:
     """``redis://h:p/db?prefix=x&retention_s=n`` → (URL for redis-py without both, prefix, retention_s)."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
-    retention = query.pop("retention_s", [str(DEFAULT_RETENTION_S)])[-1]
+    client_url, ours = redis_url(url, "RELAY_LEDGER", frozenset({"prefix", "retention_s"}))
+    prefix = ours.get("prefix", DEFAULT_PREFIX)
+    retention = ours.get("retention_s", str(DEFAULT_RETENTION_S))
     if not prefix:
         raise QueueConfigError("RELAY_LEDGER: prefix= must not be empty")
     if not retention.isdigit() or int(retention) <= 0:
         raise QueueConfigError(f"RELAY_LEDGER: retention_s={retention!r} is not a positive integer")
-    client_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
     return client_url, prefix, int(retention)
 
 

@@ -19,11 +19,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.ledger.base import DEFAULT_RETENTION_S, Ledger
 from jobqueue.ledger.record import TaskRecord
+from jobqueue.urls import sqlite_path
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -62,14 +62,6 @@ def _translated() -> Iterator[None]:
         raise BackendUnavailable(f"sqlite ledger: {exc}") from exc
 
 
-def path_from_url(url: str) -> tuple[Path, dict[str, list[str]]]:
-    """``sqlite:///rel.db`` → ``rel.db``; ``sqlite:////abs.db`` → ``/abs.db``; plus the query parameters."""
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite" or parts.netloc or not parts.path.lstrip("/"):
-        raise QueueConfigError(f"RELAY_LEDGER: {url!r} is not sqlite:///relative.db or sqlite:////absolute.db")
-    return Path(parts.path[1:]), parse_qs(parts.query, keep_blank_values=True)
-
-
 class SqliteLedger(Ledger):
     """The ledger in one SQLite file. One connection per instance, shared by its threads under a lock."""
 
@@ -86,8 +78,8 @@ class SqliteLedger(Ledger):
 
     @classmethod
     def from_url(cls, url: str) -> SqliteLedger:
-        path, query = path_from_url(url)
-        retention = query.get("retention_s", [str(DEFAULT_RETENTION_S)])[-1]
+        path, options = sqlite_path(url, "RELAY_LEDGER", frozenset({"retention_s"}))
+        retention = options.get("retention_s", str(DEFAULT_RETENTION_S))
         if not retention.isdigit() or int(retention) <= 0:
             raise QueueConfigError(f"RELAY_LEDGER: retention_s={retention!r} is not a positive integer")
         return cls(path, retention_s=int(retention))

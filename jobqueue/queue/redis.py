@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.queue.base import (
@@ -39,6 +38,7 @@ from jobqueue.queue.base import (
     exceeded_reason,
 )
 from jobqueue.queue.polling import poll_until_some
+from jobqueue.urls import redis_url
 
 DEFAULT_PREFIX = "relay"
 DEFAULT_QUEUE = "jobs"
@@ -213,14 +213,10 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource):
 
 def _split_url(url: str) -> tuple[str, str, str]:
     """``(url for redis-py, prefix, queue)``: our two query parameters taken out, the others kept."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise QueueConfigError(f"RELAY_QUEUE: expected a redis:// URL, got scheme {parts.scheme!r}")
-    params = dict(parse_qsl(parts.query))
-    prefix = params.pop("prefix", DEFAULT_PREFIX)
-    queue = params.pop("queue", DEFAULT_QUEUE)
+    client_url, ours = redis_url(url, "RELAY_QUEUE", frozenset({"prefix", "queue"}))
+    prefix, queue = ours.get("prefix", DEFAULT_PREFIX), ours.get("queue", DEFAULT_QUEUE)
     _check_names(prefix, queue)
-    return urlunsplit(parts._replace(query=urlencode(params))), prefix, queue
+    return client_url, prefix, queue
 
 
 def _check_names(prefix: str, queue: str) -> None:

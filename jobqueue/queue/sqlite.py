@@ -30,9 +30,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from jobqueue.errors import BackendUnavailable, QueueConfigError
+from jobqueue.errors import BackendUnavailable
 from jobqueue.queue.base import (
     Clock,
     DeadLetter,
@@ -45,6 +44,7 @@ from jobqueue.queue.base import (
     exceeded_reason,
 )
 from jobqueue.queue.polling import poll_until_some
+from jobqueue.urls import sqlite_path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -68,14 +68,6 @@ CREATE INDEX IF NOT EXISTS dead_letters_by_dead_at ON dead_letters (dead_at);
 """
 _INSERT_MESSAGE = "INSERT INTO messages (id, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?)"
 _DEAD_COLUMNS = "id, body, reason, dead_at, receive_count"  # in the order of DeadLetter's fields
-
-
-def sqlite_path_from_url(url: str) -> Path:
-    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs/q.db`` -> ``/abs/q.db``."""
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite" or parts.netloc or len(parts.path) < 2:
-        raise QueueConfigError(f"RELAY_QUEUE: {url!r} is not sqlite:///relative.db or sqlite:////absolute.db")
-    return Path(parts.path[1:])
 
 
 class SqliteQueue(Queue, Releasable, QueueAdmin, StatsSource):
@@ -112,7 +104,8 @@ class SqliteQueue(Queue, Releasable, QueueAdmin, StatsSource):
     @classmethod
     def from_url(cls, url: str, *, max_receive_count: int = 5, clock: Clock = time.time) -> SqliteQueue:
         """Open ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (see the module docstring)."""
-        return cls(sqlite_path_from_url(url), max_receive_count=max_receive_count, clock=clock)
+        path, _ = sqlite_path(url, "RELAY_QUEUE")
+        return cls(path, max_receive_count=max_receive_count, clock=clock)
 
     def __repr__(self) -> str:
         return f"SqliteQueue({str(self.path)!r})"

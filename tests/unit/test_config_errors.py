@@ -66,3 +66,36 @@ def test_an_unknown_relay_variable_is_warned_about_with_the_likely_name(relay_ho
     finally:
         logging.getLogger("relay").propagate = False
     assert any("RELAY_QEUEU" in r.getMessage() and "RELAY_QUEUE" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "says"),
+    [
+        ("RELAY_QUEUE", "redis://127.0.0.1:6379/8x", "is not a number"),
+        ("RELAY_LEDGER", "redis://127.0.0.1:6379/8x", "is not a number"),
+        ("RELAY_QUEUE", "redis://127.0.0.1:6379/0?prefx=relay", "unknown option(s) ['prefx']"),
+        ("RELAY_LEDGER", "redis://127.0.0.1:6379/0?retention=5", "unknown option(s) ['retention']"),
+        ("RELAY_QUEUE", "sqlite:///{tmp}/q.db?journal=wal", "unknown option(s) ['journal']"),
+        ("RELAY_LEDGER", "sqlite:///{tmp}/afile/ledger.db", "is a file"),
+        ("RELAY_QUEUE", "sqlite:///{tmp}/afile/sub/queue.db", "is a file"),
+        ("RELAY_QUEUE", "sqlite:///{tmp}", "is a folder"),
+    ],
+)
+def test_bad_queue_and_ledger_urls_fail_naming_the_variable(tmp_path, variable, url, says):
+    from jobqueue import open_ledger, open_queue
+
+    (tmp_path / "afile").write_text("not a folder")
+    url = url.replace("{tmp}", str(tmp_path))
+    opener = open_queue if variable == "RELAY_QUEUE" else open_ledger
+    with pytest.raises(ConfigError) as caught:
+        opener(url)
+    assert str(caught.value).startswith(f"{variable}: ") and says in str(caught.value)
+
+
+def test_good_urls_still_open(tmp_path, redis_url):
+    from jobqueue import open_ledger, open_queue
+
+    open_queue(f"sqlite:///{tmp_path}/q.db").close()
+    open_ledger(f"sqlite:///{tmp_path}/l.db?retention_s=60").close()
+    open_queue(f"{redis_url}&socket_timeout=3").close()
+    open_ledger(redis_url.replace("?prefix=", "?retention_s=60&prefix=")).close()
