@@ -45,20 +45,16 @@ def open_queue_admin(url: str, *, max_receive_count: int = 5, clock: Clock = tim
     """The operator plane of the queue at ``url``: SQLite and Redis open the same class as :func:`open_queue`;
     CMQ opens its dead-letter queue reader, with control-plane statistics when the URL has ``api_region=``.
     ``clock`` as in :func:`open_queue` (CMQ: unused). Raises QueueConfigError."""
-    scheme = urlsplit(url).scheme
-    if scheme == "sqlite":
-        from jobqueue.queue.sqlite import SqliteQueue
-
-        return SqliteQueue.from_url(url, max_receive_count=max_receive_count, clock=clock)
-    if scheme in ("redis", "rediss"):
-        from jobqueue.queue.redis import RedisQueue
-
-        return RedisQueue.from_url(url, max_receive_count=max_receive_count, clock=clock)
-    if scheme == "cmq":
+    if urlsplit(url).scheme == "cmq":
         from jobqueue.queue.cmq_dead_letters import CmqDeadLetters
 
         return CmqDeadLetters.from_url(url, max_receive_count=max_receive_count)
-    raise QueueConfigError(f"RELAY_QUEUE: unsupported queue URL scheme {scheme!r} ({_SCHEMES})")
+    from jobqueue.queue.base import QueueAdmin as _Admin
+
+    queue = open_queue(url, max_receive_count=max_receive_count, clock=clock)
+    if not isinstance(queue, _Admin):  # pragma: no cover - every non-CMQ backend has both planes
+        raise QueueConfigError(f"RELAY_QUEUE: {type(queue).__name__} has no operator plane")
+    return queue
 
 
 def open_ledger(url: str) -> Ledger:

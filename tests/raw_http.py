@@ -8,41 +8,17 @@ connections still open, so a dripping handler cannot outlive its test.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any, TypeVar
+
+from vendors.emulator.serving import ConnectionCutting
 
 _Self = TypeVar("_Self", bound="RawHttpServer")
 
 
-class _CuttingServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _CuttingServer(ConnectionCutting, HTTPServer):
     app: Any = None
-
-    def __init__(self, address: tuple[str, int], handler_class: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler_class)
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def server_close(self) -> None:
-        super().server_close()
-        with self._open_lock:
-            for connection in self._open:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            self._open.clear()
 
 
 class RawHttpServer:

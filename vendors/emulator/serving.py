@@ -80,17 +80,19 @@ class _QuietHandler(WSGIRequestHandler):
         """Quiet: no access-log line per request on stderr."""
 
 
-class _ThreadingWsgiServer(socketserver.ThreadingMixIn, WSGIServer):
-    """Daemon request threads; ``server_close()`` also cuts the connections still being answered."""
+class ConnectionCutting(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """Daemon request threads; ``server_close()`` also cuts the connections still being answered, so nothing
+    answers after a server stops. Put it first in the bases of any ``socketserver.TCPServer``."""
 
     daemon_threads = True
+    _connections: set[socket.socket]
+    _connections_lock: threading.Lock
 
-    def __init__(self, address: tuple[str, int], app: WsgiApp) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         # set before binding: TCPServer calls server_close() when the bind fails
-        self._connections: set[socket.socket] = set()
+        self._connections = set()
         self._connections_lock = threading.Lock()
-        super().__init__(address, _QuietHandler)
-        self.set_app(app)
+        super().__init__(*args, **kwargs)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -109,6 +111,12 @@ class _ThreadingWsgiServer(socketserver.ThreadingMixIn, WSGIServer):
                 with contextlib.suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
             self._connections.clear()
+
+
+class _ThreadingWsgiServer(ConnectionCutting, WSGIServer):
+    def __init__(self, address: tuple[str, int], app: WsgiApp) -> None:
+        super().__init__(address, _QuietHandler)
+        self.set_app(app)
 
 
 class LoopbackWsgiServer:
