@@ -41,6 +41,7 @@ class ChaosOptions:
     concurrency: int = 4
     kill_every_s: tuple[float, float] = (0.3, 2.5)
     crash_rate: float = 0.01
+    vendor_concurrency: int = 12  # unfinished vendor jobs at once; submits past it get 421
     uploads_per_s: float = 25.0
     timeout_s: float = 600.0
     home: Path = Path(".relay/chaos")
@@ -99,7 +100,13 @@ def run_chaos(opts: ChaosOptions, progress: Callable[[str], None] | None = None)
     if opts.backend == "redis":
         env["RELAY_QUEUE"] = f"{opts.redis_url}?prefix={prefix}"
         env["RELAY_LEDGER"] = f"{opts.redis_url}?prefix={prefix}"
-    vendor = {"job_s": 0.6, "queue_s": 0.2, "concurrency": 6, "http_5xx_rate": 0.03, "garbage_rate": 0.02}
+    vendor = {
+        "job_s": 0.6,
+        "queue_s": 0.2,
+        "concurrency": opts.vendor_concurrency,
+        "http_5xx_rate": 0.03,
+        "garbage_rate": 0.02,
+    }
     faults = Faults(vendor={k: float(v) for k, v in vendor.items()})
     rng = random.Random(opts.seed)
     started = time.monotonic()

@@ -19,6 +19,7 @@ def chaos(
     kill_min_s: float = typer.Option(0.3, help="shortest pause between two SIGKILLs"),
     kill_max_s: float = typer.Option(2.5, help="longest pause between two SIGKILLs"),
     crash_rate: float = typer.Option(0.01, min=0.0, max=1.0, help="chance a worker dies at each effect boundary"),
+    vendor_concurrency: int = typer.Option(12, min=1, help="vendor jobs at once; submits past it are refused (421)"),
     timeout_s: float = typer.Option(600.0, help="give up waiting for the tasks to settle after this long"),
     home: Path = typer.Option(Path(".relay/chaos"), help="where the run keeps its queue, ledger, bucket and logs"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
@@ -42,6 +43,7 @@ def chaos(
         concurrency=concurrency,
         kill_every_s=(kill_min_s, kill_max_s),
         crash_rate=crash_rate,
+        vendor_concurrency=vendor_concurrency,
         timeout_s=timeout_s,
         home=home,
     )
