@@ -41,7 +41,7 @@ def run_demo(opts: DemoOptions, progress: Callable[[int, int], None] | None = No
 
     started = time.monotonic()
     # the demo prints a table: step logs only with RELAY_LOG_LEVEL=INFO
-    quiet = {"RELAY_LOG_LEVEL": os.environ.get("RELAY_LOG_LEVEL", "WARNING")}
+    quiet = {"RELAY_LOG_LEVEL": os.environ.get("RELAY_LOG_LEVEL", "ERROR")}  # routine retries would drown the table
     stack = LocalStack(
         opts.home,
         emulator=opts.emulator,
