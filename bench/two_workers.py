@@ -35,6 +35,7 @@ from typing import Any
 
 from bench import RESULTS_DIR
 from scf_relay.demo.runner import PIPELINE_CYCLE
+from scf_relay.chaos.run import drop_redis_keys
 from scf_relay.demo.stack import LocalStack
 
 RESULTS_PATH = RESULTS_DIR / "two_workers.json"
@@ -199,18 +200,6 @@ def _wait_reported(stack: LocalStack, n_tasks: int, timeout_s: float) -> bool:
     return False
 
 
-def _clean_redis(base_url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(base_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
 def run_redis(n_tasks: int, concurrency: int, base_url: str, folder: Path) -> dict[str, Any]:
     prefix = f"bench-{uuid.uuid4().hex[:12]}"
     url = f"{base_url}?prefix={prefix}"
@@ -223,7 +212,7 @@ def run_redis(n_tasks: int, concurrency: int, base_url: str, folder: Path) -> di
             env={"RELAY_QUEUE": url, "RELAY_LEDGER": url},
         )
     finally:
-        _clean_redis(base_url, prefix)
+        drop_redis_keys(base_url, prefix)
 
 
 def run_sqlite(n_tasks: int, concurrency: int, folder: Path) -> dict[str, Any]:

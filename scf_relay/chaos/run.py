@@ -138,7 +138,7 @@ def run_chaos(opts: ChaosOptions, progress: Callable[[str], None] | None = None)
         evidence = collect_evidence(stack)
         verdict = judge(plan, evidence)
         if opts.backend == "redis":
-            _drop_redis_keys(opts.redis_url, prefix)
+            drop_redis_keys(opts.redis_url, prefix)
     return {
         "ok": settled and verdict.ok,
         "settled": settled,
@@ -277,7 +277,8 @@ def _count(values: Any) -> dict[str, int]:
     return counts
 
 
-def _drop_redis_keys(url: str, prefix: str) -> None:
+def drop_redis_keys(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (a run's own queue and ledger) on the Redis at ``url``."""
     import redis
 
     client = redis.Redis.from_url(url)
