@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import RESULTS_DIR
-from scf_relay.demo.runner import PIPELINE_CYCLE
 from scf_relay.chaos.run import drop_redis_keys
+from scf_relay.demo.runner import PIPELINE_CYCLE
 from scf_relay.demo.stack import LocalStack
 
 RESULTS_PATH = RESULTS_DIR / "two_workers.json"
