@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ class Slot:
     log: IO[bytes] | None = None
     generation: int = 0
     killed_by_us: bool = False
+    started_at: float = 0.0  # time.monotonic() of the current process's start
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Fleet:
     def _spawn(self, slot: Slot) -> None:
         slot.generation += 1
         slot.killed_by_us = False
+        slot.started_at = time.monotonic()
         slot.log = (self.log_dir / f"worker-{slot.index}-{slot.generation:03d}.log").open("wb")
         slot.proc = subprocess.Popen(
             self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=slot.log, stdin=subprocess.DEVNULL
@@ -81,14 +84,22 @@ class Fleet:
                     self.counts.other_exits[str(code)] = self.counts.other_exits.get(str(code), 0) + 1
                 self._spawn(slot)
 
-    def kill_one(self, rng: random.Random) -> None:
+    def kill_one(self, rng: random.Random, min_uptime_s: float = 0.0) -> bool:
+        """SIGKILL a random worker that has been up ``min_uptime_s`` (a fleet killed while it still imports
+        would make no progress at all on a slow machine); ``False`` when none qualifies."""
+        now = time.monotonic()
         with self._lock:
-            alive = [s for s in self.slots if s.proc is not None and s.proc.poll() is None]
+            alive = [
+                s
+                for s in self.slots
+                if s.proc is not None and s.proc.poll() is None and now - s.started_at >= min_uptime_s
+            ]
             if alive:
                 slot = rng.choice(alive)
                 slot.killed_by_us = True
                 assert slot.proc is not None
                 os.kill(slot.proc.pid, signal.SIGKILL)
+            return bool(alive)
 
     def stop(self, timeout_s: float = 30.0, progress: Callable[[str], None] | None = None) -> None:
         """SIGTERM every worker (in-flight steps finish), then SIGKILL what is left after ``timeout_s``."""

@@ -40,6 +40,7 @@ class ChaosOptions:
     workers: int = 2
     concurrency: int = 4
     kill_every_s: tuple[float, float] = (0.3, 2.5)
+    min_uptime_s: float = 2.0  # a worker is killed only once it has been up this long (it must start to work)
     crash_rate: float = 0.01
     vendor_concurrency: int = 12  # unfinished vendor jobs at once; submits past it get 421
     uploads_per_s: float = 25.0
@@ -199,8 +200,7 @@ def _inflict(
     while not stop.wait(0.05):
         now = time.monotonic()
         fleet.supervise()
-        if now >= next_kill:
-            fleet.kill_one(rng)
+        if now >= next_kill and fleet.kill_one(rng, opts.min_uptime_s):
             next_kill = now + rng.uniform(*opts.kill_every_s)
         if stack.receiver is not None and now >= next_backend:
             stack.receiver.down_until = time.time() + opts.backend_outage_s
