@@ -111,33 +111,23 @@ def run_chaos(opts: ChaosOptions, progress: Callable[[str], None] | None = None)
     faults = Faults(vendor={k: float(v) for k, v in vendor.items()})
     rng = random.Random(opts.seed)
     started = time.monotonic()
-    with LocalStack(home / "stack", emulator={**vendor, "seed": opts.seed}, env=env) as stack:
-        fleet = Fleet(opts.workers, opts.concurrency, opts.crash_rate, home / "logs", dict(os.environ))
-        fleet.start()
-        stop = threading.Event()
-        chaos = threading.Thread(target=_inflict, args=(stack, fleet, opts, faults, rng, stop, outage_file))
-        chaos.start()
-        try:
-            late = _upload(stack, plan, opts, faults, rng, say)
-            _deliver_late(stack, late, faults)
-            settled = _wait_until_settled(stack, plan, opts, started, say)
-        finally:
-            stop.set()
-            chaos.join()
-            outage_file.unlink(missing_ok=True)
-            if stack.receiver is not None:
-                stack.receiver.down_until = 0.0
-        if settled:  # the faults are over: give stragglers (reports waiting out an outage) a moment
-            settled = _wait_until_settled(stack, plan, opts, started, say)
-        say("stopping the workers")
-        fleet.stop()
-        faults.sigkills = fleet.counts.sigkilled
-        faults.boundary_crashes = fleet.counts.crashed_at_boundary
-        faults.worker_starts = fleet.counts.started
-        faults.other_worker_exits = fleet.counts.other_exits
-        faults.backend_refusals = stack.receiver.refused if stack.receiver else 0
-        evidence = collect_evidence(stack)
-        verdict = judge(plan, evidence)
+    try:
+        with LocalStack(home / "stack", emulator={**vendor, "seed": opts.seed}, env=env) as stack:
+            fleet = Fleet(opts.workers, opts.concurrency, opts.crash_rate, home / "logs", dict(os.environ))
+            try:
+                fleet.start()
+                settled = _drive(stack, fleet, plan, opts, faults, rng, outage_file, started, say)
+            finally:  # also when interrupted: no worker outlives its run
+                say("stopping the workers")
+                fleet.stop()
+            faults.sigkills = fleet.counts.sigkilled
+            faults.boundary_crashes = fleet.counts.crashed_at_boundary
+            faults.worker_starts = fleet.counts.started
+            faults.other_worker_exits = fleet.counts.other_exits
+            faults.backend_refusals = stack.receiver.refused if stack.receiver else 0
+            evidence = collect_evidence(stack)
+            verdict = judge(plan, evidence)
+    finally:
         if opts.backend == "redis":
             drop_redis_keys(opts.redis_url, prefix)
     return {
@@ -152,6 +142,36 @@ def run_chaos(opts: ChaosOptions, progress: Callable[[str], None] | None = None)
         **verdict.as_dict(),
         "home": str(home),
     }
+
+
+def _drive(
+    stack: LocalStack,
+    fleet: Fleet,
+    plan: list[PlannedTask],
+    opts: ChaosOptions,
+    faults: Faults,
+    rng: random.Random,
+    outage_file: Path,
+    started: float,
+    say: Callable[[str], None],
+) -> bool:
+    """Upload the plan under fire, until it settles; then give stragglers a calm moment. Returns settled."""
+    stop = threading.Event()
+    chaos = threading.Thread(target=_inflict, args=(stack, fleet, opts, faults, rng, stop, outage_file))
+    chaos.start()
+    try:
+        late = _upload(stack, plan, opts, faults, rng, say)
+        _deliver_late(stack, late, faults)
+        settled = _wait_until_settled(stack, plan, opts, started, say)
+    finally:
+        stop.set()
+        chaos.join()
+        outage_file.unlink(missing_ok=True)
+        if stack.receiver is not None:
+            stack.receiver.down_until = 0.0
+    if settled:  # the faults are over: give stragglers (reports waiting out an outage) a moment
+        settled = _wait_until_settled(stack, plan, opts, started, say)
+    return settled
 
 
 def _upload(

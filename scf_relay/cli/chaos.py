@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
@@ -47,16 +48,23 @@ def chaos(
         timeout_s=timeout_s,
         home=home,
     )
+    signal.signal(signal.SIGTERM, _interrupted)  # SIGTERM cleans up like Ctrl-C: workers stopped, keys dropped
     try:
         result = run_chaos(opts, progress=lambda line: err_console.print(f"[dim]chaos:[/] {line}"))
     except ConfigError as exc:
         fail(str(exc), as_json=as_json)
+    except KeyboardInterrupt:
+        fail("interrupted: the workers were stopped and the run's Redis keys dropped", as_json=as_json, code=130)
     if as_json:
         emit_json(result)
     else:
         _print(result)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _print(result: dict) -> None:
