@@ -1,4 +1,4 @@
-"""``scf-relay``: demo, emulator, receiver, worker, dlq, tasks, infra, package, chaos."""
+"""``scf-relay``: demo, emulator, receiver, worker, dlq, tasks, queue, audit, infra, package, chaos."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from scf_relay.cli import chaos, dlq, infra, package, tasks
+from scf_relay.cli import audit_cmd, chaos, dlq, infra, package, queue_cmd, tasks
 from scf_relay.cli.output import console, emit_json, err_console, fail, table
 
 app = typer.Typer(
@@ -17,6 +17,8 @@ emulator_app = typer.Typer(no_args_is_help=True, help="Local emulators of the ve
 app.add_typer(emulator_app, name="emulator")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(queue_cmd.app, name="queue")
+app.command("audit")(audit_cmd.audit)
 app.add_typer(infra.app, name="infra")
 app.command("package")(package.package)
 app.command("chaos")(chaos.chaos)

@@ -90,22 +90,22 @@ def test_dlq_and_tasks_commands_speak_json(tmp_path, monkeypatch, relay_home):
     ledger.record_outcome("t-fresh", Outcome(Status.DONE), time.time())  # its report may still be on its way
     runner = CliRunner()
 
-    listed = json.loads(runner.invoke(app, ["dlq", "list", "--json"]).stdout)
+    listed = json.loads(runner.invoke(app, ["dlq", "list", "--json"]).stdout)["letters"]
     assert [d["reason"] for d in listed] == ["poison: body is not JSON"]
     dry = json.loads(runner.invoke(app, ["dlq", "redrive", "--all", "--dry-run", "--json"]).stdout)
     assert dry["dry_run"] and dry["count"] == 1
     assert queue.stats().dead == 1
-    failed = runner.invoke(app, ["dlq", "fail", listed[0]["message_id"], "--json"])
-    assert json.loads(failed.stdout)[0]["task_id"] is None  # poison: dropped, nothing to report
+    failed = runner.invoke(app, ["dlq", "fail", listed[0]["message_id"], "--json", "--yes"])
+    assert json.loads(failed.stdout)["results"][0]["action"] == "removed_poison"  # nothing to report
     assert queue.stats().dead == 0
 
-    stuck = json.loads(runner.invoke(app, ["tasks", "stuck", "--json"]).stdout)
+    stuck = json.loads(runner.invoke(app, ["tasks", "stuck", "--json"]).stdout)["tasks"]
     assert [(r["task_id"], r["stuck_because"]) for r in stuck] == [
         ("t-late", "past deadline, no outcome"),
         ("t-done", "outcome not reported"),
     ]
     shown = json.loads(runner.invoke(app, ["tasks", "show", "t-done", "--json"]).stdout)
-    assert shown["outcome"]["status"] == "done"
+    assert shown["task"]["outcome"]["status"] == "done"
     missing = runner.invoke(app, ["tasks", "show", "nope", "--json"])
     assert missing.exit_code == 1 and json.loads(missing.stdout)["ok"] is False
 
