@@ -207,7 +207,9 @@ def upload(
 @app.command()
 def worker(
     concurrency: int = typer.Option(1, min=1, max=64, help="consumer threads"),
-    until_idle: bool = typer.Option(False, "--until-idle", help="exit once nothing is ready, delayed or in flight"),
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="exit once every task's outcome is reported (ledger) and the queue holds nothing"
+    ),
     idle_sleep_s: float = typer.Option(0.5, help="pause between empty receives"),
     health_file: Path = typer.Option(None, help="write a JSON heartbeat here every few seconds"),
     give_up_after_s: float = typer.Option(300.0, help="exit 1 when the queue backend has failed this long"),

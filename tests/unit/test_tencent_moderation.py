@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from moderation import open_auditor
-from relay_core import pipelines
 from moderation.base import AuditPending, AuditResult, Verdict
 from moderation.errors import AuditConfigError, AuditError, AuditRejected, AuditUnavailable
 from moderation.local import BLOCK_MARKER, LocalMarkerAuditor
 from moderation.tencent import TencentAuditor, data_id_for
 from objectstore.local import LocalStore
+from relay_core import pipelines
 from relay_core.errors import ConfigError, Transient
 from relay_core.settings import load
 from tencent_plumbing.credentials import env_credentials, static_credentials
