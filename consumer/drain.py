@@ -4,7 +4,8 @@ Burst mode by nature (like arq's): an SCF run drains until the queue has nothing
 spent, then returns. An empty receive does not prove an empty queue (CMQ may deliver a fresh message seconds
 late), so each receive long-polls ``RELAY_RECEIVE_WAIT_S`` (never past the budget) and the drain calls the queue
 idle only after ``RELAY_IDLE_RECEIVES`` consecutive empty receives. The long-running worker calls it in a
-loop. Observers plug in through :class:`Hooks` (as Dramatiq middleware or arq's ``on_job_*``), never by wrapping the queue.
+loop. Observers plug in through :class:`Hooks` (as Dramatiq middleware or arq's ``on_job_*``), never by
+wrapping the queue.
 """
 
 from __future__ import annotations
