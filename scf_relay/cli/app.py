@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from scf_relay.cli import chaos, dlq, infra, package, tasks
+from scf_relay.cli import chaos, dlq, doctor, infra, package, tasks
 from scf_relay.cli.output import console, emit_json, err_console, fail, table
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app.add_typer(tasks.app, name="tasks")
 app.add_typer(infra.app, name="infra")
 app.command("package")(package.package)
 app.command("chaos")(chaos.chaos)
+app.command("doctor")(doctor.doctor)
+app.add_typer(doctor.pipelines_app, name="pipelines")
 
 JSON = typer.Option(False, "--json", help="print JSON instead of tables")
 
