@@ -50,7 +50,7 @@ def run_mode(home: Path, cmq: Any, trials: int, wait_s: float, idle_receives: in
             first: list[float] = []
             stack.svc.queue.send(f"bench nudge {i}")
             enqueued = time.monotonic()
-            hooks = Hooks(on_receive=lambda _r: first.append(time.monotonic()))
+            hooks = Hooks(on_receive=lambda _r, seen=first: seen.append(time.monotonic()))
             drain(stack.svc, Budget(30.0), max_messages=1, hooks=hooks)
             if first:
                 latencies.append((first[0] - enqueued) * 1000)
