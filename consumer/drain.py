@@ -1,8 +1,11 @@
 """The drain loop: receive a batch, decide each message's step, apply the decision; stop when idle or out of budget.
 
 Burst mode by nature (like arq's): an SCF run drains until the queue has nothing ready or its time budget is
-spent, then returns; the long-running worker calls it in a loop. Observers plug in through :class:`Hooks`
-(as Dramatiq middleware or arq's ``on_job_*``), never by wrapping the queue.
+spent, then returns. An empty receive does not prove an empty queue (CMQ may deliver a fresh message seconds
+late), so each receive long-polls ``RELAY_RECEIVE_WAIT_S`` (never past the budget) and the drain calls the queue
+idle only after ``RELAY_IDLE_RECEIVES`` consecutive empty receives. The long-running worker calls it in a
+loop. Observers plug in through :class:`Hooks` (as Dramatiq middleware or arq's ``on_job_*``), never by
+wrapping the queue.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ def drain(
     """Process messages until the queue is idle, the budget is spent, ``stop()`` is true or ``max_messages``."""
     stats = DrainStats()
     settings = svc.settings
+    empty_receives = 0
     while True:
         if stop():
             stats.stopped_by = "stop"
@@ -102,10 +106,15 @@ def drain(
             if max_messages is None
             else min(settings.receive_batch, max_messages - stats.received)
         )
-        batch = svc.queue.receive(want, visibility_timeout_s=settings.visibility_timeout_s)
+        wait_s = receive_wait(settings.receive_wait_s, budget.remaining() - settings.step_margin_s)
+        batch = svc.queue.receive(want, visibility_timeout_s=settings.visibility_timeout_s, wait_s=wait_s)
         if not batch:
-            stats.stopped_by = "idle"
-            break
+            empty_receives += 1
+            if empty_receives >= settings.idle_receives:
+                stats.stopped_by = "idle"
+                break
+            continue
+        empty_receives = 0
         for index, received in enumerate(batch):
             if budget.remaining() <= settings.step_margin_s or stop():
                 _give_back(svc, batch[index:])
@@ -115,6 +124,14 @@ def drain(
                 hooks.on_receive(received)
             process(svc, received, stats, hooks)
     return stats
+
+
+def receive_wait(wanted_s: float, left_s: float) -> float:
+    """The long-poll of the next receive: ``wanted_s``, cut to the whole seconds the budget still has (CMQ
+    rounds a wait up to whole seconds, so a fraction could overrun the budget)."""
+    if left_s == float("inf"):
+        return wanted_s
+    return max(0.0, min(wanted_s, float(int(left_s))))
 
 
 def _give_back(svc: Services, unstarted: list[Received]) -> None:

@@ -62,6 +62,15 @@ class RelaySettings(BaseSettings):
     visibility_timeout_s: int = Field(120, ge=5, le=43200)
     max_receive_count: int = Field(5, ge=1, le=1000)
     receive_batch: int = Field(8, ge=1, le=16)
+    receive_wait_s: float = Field(
+        3.0,
+        ge=0,
+        le=30,
+        description="long-poll of each receive (CMQ pollingWaitSeconds, whole seconds); 0 = return at once",
+    )
+    idle_receives: int = Field(
+        2, ge=1, le=20, description="consecutive empty receives before a drain calls the queue idle"
+    )
     step_margin_s: float = Field(5.0, ge=0.5, description="budget kept back at the end of a function run")
     report_retry_s: float = Field(8.0, ge=0, description="in-step retries of a report before a delayed resend")
     report_max_attempts: int = Field(30, ge=1, description="delayed report retries before dead-lettering")

@@ -96,6 +96,7 @@ class BuildOptions:
     pip_args: tuple[str, ...] = ()
     offline_wheels: Path | None = None
     python: str | None = None  # a Python 3.10 interpreter; found on PATH or under pyenv when None
+    pipelines: Path | None = None  # a pipelines.toml shipped instead of the packaged one (checked first)
 
 
 @dataclass
@@ -128,6 +129,8 @@ def build(options: BuildOptions, progress: Callable[[str], None] = lambda _: Non
             f"unknown function(s) {unknown} or extra(s) {bad_extras}; known: "
             f"{sorted(FUNCTIONS)} and {list(KNOWN_EXTRAS)}"
         )
+    if options.pipelines is not None:
+        check_pipelines(options.pipelines)
     python = find_python(options.python)
     pins = project_pins()
     options.out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,6 +162,8 @@ def _build_function(
     _pip_install(python, tree, requirements, [*index_args, *links, *options.pip_args])
     strip_junk(tree)
     copy_our_code(tree, spec.packages)
+    if options.pipelines is not None:
+        install_pipelines(tree, options.pipelines)
     write_entry(tree, spec)
     if options.compile:
         progress(f"{spec.name}: compiling bytecode with {python}")
@@ -332,6 +337,23 @@ def copy_our_code(tree: Path, packages: Sequence[str], root: Path = PROJECT_ROOT
             destination = tree / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, destination)
+
+
+def check_pipelines(path: Path) -> None:
+    """Refuse a pipelines file that does not load (PackagingError with the loader's one-line reason)."""
+    from relay_core.pipelines import load_pipelines
+
+    try:
+        load_pipelines(path)
+    except Exception as exc:  # noqa: BLE001 - ConfigError or OSError: either way the build must stop
+        raise PackagingError(f"--pipelines {path}: {str(exc).splitlines()[0]}") from None
+
+
+def install_pipelines(tree: Path, path: Path) -> None:
+    """Ship ``path`` as the package's ``relay_core/pipelines.toml``, so the function needs no RELAY_PIPELINES."""
+    destination = tree / "relay_core" / "pipelines.toml"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, destination)
 
 
 def write_entry(tree: Path, spec: FunctionSpec) -> None:

@@ -45,6 +45,7 @@ from consumer.decisions import Continue, Decision, Drop, ToDeadLetter
 from consumer.drain import Budget, DrainStats, Hooks, drain
 from consumer.housekeeping import Housekeeping
 from consumer.services import Services
+from jobqueue.ledger.base import Ledger
 from jobqueue.message import JobMessage, task_of
 from jobqueue.queue.base import Received
 from relay_core import logs
@@ -139,7 +140,8 @@ class Worker:
 
     # -- running -------------------------------------------------------------------------------
     def run(self, *, until_idle: bool = False) -> dict:
-        """Run until stopped (or, with ``until_idle``, until nothing is ready, delayed or in flight).
+        """Run until stopped (or, with ``until_idle``, until every task has a reported outcome and the queue,
+        where its backend can tell, holds nothing ready, delayed or in flight; see :func:`ledger_settled`).
 
         Returns :meth:`summary`, whose ``exit_code`` is the process's. Signal handlers are installed only
         when called from the main thread, and the previous ones are restored on return.
@@ -207,10 +209,13 @@ class Worker:
                 self.stopping.wait(self.idle_sleep_s)
 
     def _nothing_pending(self) -> bool:
-        """Whether the queue's operator plane counts nothing ready, delayed or in flight. A backend without
-        statistics (CMQ without the control plane) cannot say: then the idle receive is all we know."""
+        """Whether the work is done, decided the same way on every backend: the ledger has no task without a
+        reported outcome (:func:`ledger_settled`); then, where the queue's operator plane has statistics, it
+        counts nothing ready, delayed or in flight (a message not yet received has no ledger record)."""
         from jobqueue import open_queue_admin
 
+        if not ledger_settled(self.svc.ledger):
+            return False
         settings = self.svc.settings
         with open_queue_admin(settings.queue_url(), max_receive_count=settings.max_receive_count) as admin:
             source = admin.stats_source()
@@ -325,3 +330,16 @@ class Worker:
 
 def _rounded(unix_s: float | None) -> float | None:
     return None if unix_s is None else round(unix_s, 3)
+
+
+#: later than any deadline or outcome time: "every task" for the ledger's index queries
+_FAR_FUTURE = 1e15
+_SETTLED_SCAN = 1000
+
+
+def ledger_settled(ledger: Ledger) -> bool:
+    """True when no task lacks an outcome or a reported one, leaving out tasks parked in the dead-letter queue
+    (an operator decides those; waiting for them would never end). Scans at most 1,000 records of each index."""
+    open_tasks = ledger.open_tasks(_FAR_FUTURE, limit=_SETTLED_SCAN)
+    unreported = ledger.unreported(_FAR_FUTURE, limit=_SETTLED_SCAN)
+    return all(record.parked_at is not None for record in (*open_tasks, *unreported))

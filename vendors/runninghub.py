@@ -124,6 +124,17 @@ class RunningHubClient(Vendor):
             )
         )
 
+    def account_status(self) -> dict[str, str]:
+        """``/uc/openapi/accountStatus`` (docs/platform.md §5): the key's ``remainCoins``, ``currentTaskCounts``...
+        as strings. Raises VendorConfigError when the key is refused (802), VendorUnavailable when unreachable."""
+        envelope = self._read(
+            lambda: self._legacy("account", "/uc/openapi/accountStatus", json={"apikey": self._api_key})
+        )
+        if envelope.code != wire.CODE_OK:
+            raise self._error("account", envelope)
+        data = envelope.data if isinstance(envelope.data, dict) else {}
+        return {str(k): str(v) for k, v in data.items() if v is not None}
+
     def cancel(self, vendor_task_id: str) -> None:
         """Best effort: failures are logged and swallowed, except our own configuration errors."""
         try:

@@ -122,6 +122,8 @@ def status_from_outputs(envelope: Envelope) -> VendorStatus:
     """The state of a task from ``/task/openapi/outputs``; other codes raise their error."""
     code, data = envelope.code, envelope.data
     if code == CODE_OK:
+        if data is None:  # the official ComfyUI client reads code 0 + data null as "still running" (§5)
+            return VendorStatus(VendorState.RUNNING, raw_code=code)
         if not isinstance(data, list):
             raise garbage("status", "outputs data is not a list")
         if not data:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from scf_relay.cli import audit_cmd, chaos, dlq, infra, package, queue_cmd, tasks
+from scf_relay.cli import audit_cmd, chaos, dlq, doctor, infra, package, queue_cmd, tasks
 from scf_relay.cli.output import console, emit_json, err_console, fail, table
 
 app = typer.Typer(
@@ -22,6 +22,8 @@ app.command("audit")(audit_cmd.audit)
 app.add_typer(infra.app, name="infra")
 app.command("package")(package.package)
 app.command("chaos")(chaos.chaos)
+app.command("doctor")(doctor.doctor)
+app.add_typer(doctor.pipelines_app, name="pipelines")
 
 JSON = typer.Option(False, "--json", help="print JSON instead of tables")
 
@@ -209,7 +211,9 @@ def upload(
 @app.command()
 def worker(
     concurrency: int = typer.Option(1, min=1, max=64, help="consumer threads"),
-    until_idle: bool = typer.Option(False, "--until-idle", help="exit once nothing is ready, delayed or in flight"),
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="exit once every task's outcome is reported (ledger) and the queue holds nothing"
+    ),
     idle_sleep_s: float = typer.Option(0.5, help="pause between empty receives"),
     health_file: Path = typer.Option(None, help="write a JSON heartbeat here every few seconds"),
     give_up_after_s: float = typer.Option(300.0, help="exit 1 when the queue backend has failed this long"),

@@ -27,6 +27,9 @@ def package(
         None, "--offline-wheels", help="install only from wheels in this folder (pip --no-index --find-links)"
     ),
     python: str = typer.Option(None, "--python", help="the Python 3.10 interpreter to run pip and compileall"),
+    pipelines: Path = typer.Option(
+        None, "--pipelines", help="a pipelines.toml to ship instead of the packaged one (checked before the build)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ) -> None:
     """Build the SCF code packages (zip + unzipped tree per function) and print their sizes."""
@@ -40,6 +43,7 @@ def package(
         pip_args=tuple(shlex.split(pip_args)),
         offline_wheels=offline_wheels,
         python=python,
+        pipelines=pipelines,
     )
     try:
         reports = build(options, progress=lambda line: None if as_json else err_console.print(line))
@@ -62,4 +66,4 @@ def package(
     table("SCF packages", ["function", "zip MiB", "unzipped MiB", "files", "bytecode", "biggest (MiB)"], rows)
     for r in reports:
         console.print(f"{r.zip_path} (unzipped: {r.tree_path}/), handler {r.handler}")
-    console.print("next: `sls deploy` in deploy/<function>/ (docs/deploy.md)")
+    console.print("next: `scf deploy` in deploy/<function>/ (docs/deploy.md)")

@@ -37,6 +37,7 @@ QUEUE_VISIBILITY_S = 5  # longer than any one step here; a crashed step's messag
 DLQ_VISIBILITY_S = 1  # listing a CMQ DLQ hides what it lists (docs/platform.md §2): keep that short
 MAX_RECEIVE_COUNT = 5  # the work queue's MaxReceiveCount: equal to RELAY_MAX_RECEIVE_COUNT (default 5)
 VIDEO_TRY_IN_S = 1  # the VM's TryInSeconds hint while a video task is PENDING / RUNNING
+BIZ_TYPE = "relay_video"  # the moderation policy id (VM requires one)
 
 REPORT_KEYS_DONE = {"taskId", "status", "resultUrls", "vendorTaskId"}
 REPORT_KEYS_FAILED = {"taskId", "status", "errorReason", "vendorTaskId"}
@@ -62,7 +63,7 @@ class LocalCloud:
         return {
             "RELAY_STORE": f"cos://{BUCKET}?region={COS_REGION}&endpoint={self.cos.endpoint}",
             "RELAY_QUEUE": f"cmq://{queue}?region=gz&dlq={dlq}&endpoint={self.cmq.endpoint}{queue_params}",
-            "RELAY_AUDITOR": f"tencent?region={COS_REGION}&endpoint={self.api3.endpoint}",
+            "RELAY_AUDITOR": f"tencent?region={COS_REGION}&biz_type={BIZ_TYPE}&endpoint={self.api3.endpoint}",
             "RELAY_LEDGER": f"sqlite:///{home.resolve() / 'ledger.db'}",
             "RELAY_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
             "TENCENTCLOUD_SECRETID": SECRET_ID,

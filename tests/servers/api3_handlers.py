@@ -30,6 +30,7 @@ from moderation.local import BLOCK_MARKER
 
 DATA_ID = re.compile(r"^[A-Za-z0-9_\-@#]{1,64}$")
 QUEUE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+BIZ_TYPE = re.compile(r"[A-Za-z0-9_]{3,32}")  # VM: BizType is 3-32 letters, digits and _
 FILE_CONTENT_MAX_CHARS = 10 * 1024 * 1024
 FILE_URL_MAX_BYTES = 30 * 1024 * 1024
 
@@ -107,9 +108,17 @@ class VmVideos:
         self.outcomes: dict[str, tuple[str, str]] = {}  # data_id -> (Status, Suggestion), e.g. ("ERROR", "")
         self.object_reader: Callable[[str, str], bytes] | None = None
         self.tasks: dict[str, VideoTask] = {}
+        self.biz_types: set[str] | None = None  # when set, other BizTypes are refused (a policy the console lacks)
         self._lock = threading.Lock()
 
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
+        biz_type = params.get("BizType")
+        if not biz_type:  # required by the VM API (docs/platform.md §4)
+            raise ApiError("MissingParameter", "The request is missing a required parameter `BizType`.")
+        if not isinstance(biz_type, str) or not BIZ_TYPE.fullmatch(biz_type):
+            raise ApiError("InvalidParameterValue", f"BizType {biz_type!r} is not 3-32 letters, digits or _")
+        if self.biz_types is not None and biz_type not in self.biz_types:
+            raise ApiError("InvalidParameterValue.BizType", f"BizType {biz_type} does not exist")
         if params.get("Type") != "VIDEO":
             raise ApiError("InvalidParameterValue", "Type must be VIDEO here")
         results = []

@@ -5,6 +5,7 @@ per receive (only the latest one deletes), retention (a message not deleted with
 enqueue is dropped), the dead-letter policy 0 (a message that would be received more than
 ``max_receive_count`` times moves to the DLQ instead, same msgId and body, count reset), the message size
 limit, and the batch limits (16 messages, 64 KB). Long polls wait for real, at most ``max_real_wait_s``.
+``pull_lag_s`` delays every sent message's first visibility (the delivery delay a receive may meet).
 
 Times come from a clock: :class:`Clock` (real time plus an offset a test can advance) or any callable
 returning unix seconds (the contract suite's fake clock). Error codes follow the legacy
@@ -116,6 +117,9 @@ class CmqBroker:
     def __init__(self, clock: Callable[[], float], max_real_wait_s: float = 1.0) -> None:
         self.clock = clock
         self.max_real_wait_s = max_real_wait_s
+        #: seconds a sent message stays unreceivable (on top of its delay): Tencent documents pull delays with
+        #: few messages in the queue, so an empty receive does not prove an empty queue
+        self.pull_lag_s = 0.0
         self._specs: dict[str, QueueSpec] = {}
         self._messages: dict[str, dict[str, StoredMessage]] = {}
         self._ids = itertools.count(1)
@@ -136,7 +140,7 @@ class CmqBroker:
         self._check_send(spec, bodies, delay_s)
         with self._changed:
             now = self.clock()
-            ids = [self._store(queue, body, now, now + delay_s) for body in bodies]
+            ids = [self._store(queue, body, now, now + delay_s + self.pull_lag_s) for body in bodies]
             self._changed.notify_all()
         return ids
 

@@ -47,7 +47,11 @@ COS_SDK_ACTIONS = {
     "abort_multipart_upload": {"AbortMultipartUpload"},
 }
 CAM_NAMES = {"scf:Invoke": "scf:InvokeFunction"}  # API action -> its CAM action where they differ
-RESOURCE_LEVEL_LESS = ("ims:", "vm:")
+# Actions CAM authorises only with resource "*" (a statement naming a resource is judged "no permission"):
+# IMS and VM have no resource-level authorisation at all; TDMQ-CMQ lists CreateCmqQueue among its APIs without
+# resource-level authorisation (its CAM doc). The TDMQ-CMQ CAM doc lists RewindCmqQueue, ModifyCmqQueueAttribute
+# and BatchReceiveMessage as resource-level; the other queue actions we use are unverified (docs/deploy.md).
+RESOURCE_LEVEL_LESS = ("ims:", "vm:", "tdmq:CreateCmqQueue")
 
 
 def serverless(function: str) -> dict:
@@ -212,6 +216,16 @@ def test_each_role_gets_exactly_the_actions_its_code_uses():
     }
     for name, wanted in expected.items():
         assert policy_actions(name)[0] == wanted, name
+
+
+@pytest.mark.parametrize("name", ["producer_shim", "consumer", "operator"])
+def test_resource_less_actions_have_their_own_statement_on_star(name):
+    """A resource-less action in a statement scoped to resources is refused by CAM (infra create-queues would be)."""
+    _, statements = policy_actions(name)
+    for statement in statements:
+        resource_less = [a for a in statement["action"] if a.startswith(RESOURCE_LEVEL_LESS)]
+        if resource_less:
+            assert statement["resource"] == ["*"], (resource_less, statement["resource"])
 
 
 @pytest.mark.parametrize("name", ["producer_shim", "consumer", "operator"])

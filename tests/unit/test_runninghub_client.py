@@ -359,10 +359,13 @@ def test_status_garbage_and_wrong_shapes_are_transient(client, emulator):
     emulator.config.garbage_rate = 1.0
     with pytest.raises(VendorUnavailable, match="garbage"):
         client.status(task_id)
-    emulator.config.garbage_rate = 0.0
-    emulator.config.force_codes[OUTPUTS] = 0  # code 0 with data null: neither outputs nor an empty list
-    with pytest.raises(VendorUnavailable, match="garbage"):
-        client.status(task_id)
+
+
+def test_status_code_0_with_data_null_means_still_running(client, emulator):
+    """The official ComfyUI client treats outputs ``{code: 0, data: null}`` as running, not as garbage."""
+    task_id = client.submit(request())
+    emulator.config.force_codes[OUTPUTS] = 0  # the emulator answers code 0 with data null
+    assert client.status(task_id).state is VendorState.RUNNING
 
 
 def test_status_read_timeout_is_transient(http, emulator):

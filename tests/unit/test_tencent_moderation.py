@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from moderation import open_auditor
@@ -10,6 +12,7 @@ from moderation.errors import AuditConfigError, AuditError, AuditRejected, Audit
 from moderation.local import BLOCK_MARKER, LocalMarkerAuditor
 from moderation.tencent import TencentAuditor, data_id_for
 from objectstore.local import LocalStore
+from relay_core import pipelines
 from relay_core.errors import ConfigError, Transient
 from relay_core.settings import load
 from tencent_plumbing.credentials import env_credentials, static_credentials
@@ -102,7 +105,7 @@ def test_video_from_cos_pending_then_finished(server, tmp_path):
     store.put_bytes("media-1250000000", "staging/u1/t1/clean.mp4", b"ftyp clean video")
     store.put_bytes("media-1250000000", "staging/u1/t1/dirty.mp4", b"ftyp " + BLOCK_MARKER)
     server.vm.object_reader = lambda bucket, key: store.get_bytes(bucket, key)
-    audit = auditor(server, bucket_region="ap-shanghai")
+    audit = auditor(server, bucket_region="ap-shanghai", biz_type="relay_video")
     clean = audit.start_video("media-1250000000", "staging/u1/t1/clean.mp4", "t1-1")
     dirty = audit.start_video("media-1250000000", "staging/u1/t1/dirty.mp4", "t1-2")
     assert audit.video_result(clean) == AuditPending(retry_after_s=3.0)  # PENDING
@@ -125,7 +128,7 @@ def test_video_from_cos_pending_then_finished(server, tmp_path):
 
 
 def test_video_pending_without_hint_and_errored_task(server):
-    audit = auditor(server)
+    audit = auditor(server, biz_type="relay_video")
     server.vm.try_in_s = 0
     job = audit.start_video("b-1", "staging/v.mp4", "t2-1")
     assert audit.video_result(job) == AuditPending(retry_after_s=10.0)
@@ -190,10 +193,10 @@ def test_open_auditor_by_name(server, tmp_path):
     settings = load(review_passes=True)
     assert isinstance(open_auditor("local", store=store, settings=settings), LocalMarkerAuditor)
     chosen = open_auditor(
-        f"tencent?region=ap-shanghai&endpoint={server.endpoint}&biz_type=p1", store=store, settings=settings
+        f"tencent?region=ap-shanghai&endpoint={server.endpoint}&biz_type=p01", store=store, settings=settings
     )
     assert isinstance(chosen, TencentAuditor)
-    assert (chosen.biz_type, chosen.review_passes, chosen.bucket_region) == ("p1", True, "ap-shanghai")
+    assert (chosen.biz_type, chosen.review_passes, chosen.bucket_region) == ("p01", True, "ap-shanghai")
     bad_names = (
         "tencent",
         "tencent?region=ap-shanghai&colour=blue",
@@ -204,3 +207,25 @@ def test_open_auditor_by_name(server, tmp_path):
     for bad in bad_names:
         with pytest.raises(ConfigError, match="RELAY_AUDITOR"):
             open_auditor(bad, store=store, settings=settings)
+
+
+def test_video_moderation_without_biz_type_is_refused_by_the_api(server):
+    """VM requires BizType: the local API 3.0 server answers MissingParameter like the real one."""
+    with pytest.raises(AuditConfigError, match="MissingParameter"):
+        auditor(server).start_video("b-1", "staging/v.mp4", "t5-1")
+    assert auditor(server, biz_type="relay_video").start_video("b-1", "staging/v.mp4", "t5-2")
+
+
+def test_video_pipelines_need_biz_type_at_start(server, tmp_path):
+    """Any pipeline with video moderation makes a tencent auditor without biz_type a start-up ConfigError."""
+    store = LocalStore(tmp_path, "relay-local")
+    name = f"tencent?region=ap-shanghai&endpoint={server.endpoint}"
+    with pytest.raises(ConfigError, match=r"^RELAY_AUDITOR: biz_type is missing and pipeline\(s\) \['.*'\]") as caught:
+        open_auditor(name, store=store, settings=load())  # the packaged pipelines include a video one
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigError, match="RELAY_AUDITOR: biz_type="):
+        open_auditor(name + "&biz_type=a-b", store=store, settings=load())
+    images_only = tmp_path / "pipelines.toml"  # the packaged file without its video pipeline
+    packaged = (Path(pipelines.__file__).parent / "pipelines.toml").read_text()
+    images_only.write_text(packaged.split("[pipelines.video_tryon]")[0])
+    assert isinstance(open_auditor(name, store=store, settings=load(pipelines=images_only)), TencentAuditor)
