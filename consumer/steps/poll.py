@@ -16,10 +16,10 @@ from consumer.delays import poll_delay, until_deadline
 from consumer.services import Services
 from consumer.steps.common import failed, timed_out
 from jobqueue.message import JobMessage, Stage
-from relay_core.pipelines import Pipeline
 from relay_core import logs
 from relay_core.domain import ErrorReason
 from relay_core.errors import OurFault
+from relay_core.pipelines import Pipeline
 from vendors.base import VendorState
 
 log = logs.get("consumer.poll")

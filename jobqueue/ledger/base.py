@@ -165,9 +165,7 @@ class Ledger(abc.ABC):
     ) -> bool:
         """``True`` if ``token`` held the claim and the submission is now recorded; ``poll_message`` is the first
         POLL hop (a JobMessage body), kept so a webhook hint can be built from it."""
-        return self._apply(
-            task_id, lambda cur: rules.record_submission(cur, token, vendor_task_id, now, poll_message)
-        )
+        return self._apply(task_id, lambda cur: rules.record_submission(cur, token, vendor_task_id, now, poll_message))
 
     def mark_ambiguous(self, task_id: str, token: str, now: float) -> bool:
         """``True`` if ``token`` held the claim, now ambiguous: no claim succeeds until ``reset_submit``."""
