@@ -21,12 +21,14 @@ FULL = [
     ["bench.memory"],
     ["bench.cold_start"],
     ["bench.two_workers"],
+    ["bench.webhook_latency", "--tasks", "60", "--job-s", "4"],
 ]
 SMOKE = [
     ["bench.queue_throughput", "--messages", "300"],
     ["bench.billed_time", "--tasks", "3"],
     ["bench.memory", "--sizes-mb", "2,8"],
     ["bench.two_workers", "--tasks", "6"],
+    ["bench.webhook_latency", "--tasks", "4"],
 ]
 
 

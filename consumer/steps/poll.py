@@ -53,13 +53,19 @@ def estimate_bounds(pipeline: Pipeline) -> tuple[float, float]:
     return pipeline.poll.first_s, max(pipeline.poll.first_s, pipeline.deadline_s / 2)
 
 
-def first_poll_s(svc: Services, pipeline: Pipeline) -> float:
+#: with a webhook on its way, the first poll is only the fallback: this many times the expected runtime
+WEBHOOK_FALLBACK_FACTOR = 2.0
+
+
+def first_poll_s(svc: Services, pipeline: Pipeline, *, webhook: bool = False) -> float:
     """Delay from the submission to the first status query: the pipeline's runtime estimate within
-    :func:`estimate_bounds`, or the policy's ``first_s`` (no estimate yet, or ``RELAY_POLL_FROM_ESTIMATE=0``)."""
-    if not svc.settings.poll_from_estimate:
-        return pipeline.poll.first_s
-    estimate = svc.ledger.runtime_estimate(pipeline.name)
-    if estimate is None:
-        return pipeline.poll.first_s
+    :func:`estimate_bounds`, or the policy's ``first_s`` (no estimate yet, or ``RELAY_POLL_FROM_ESTIMATE=0``).
+    ``webhook``: the submit sent a webhookUrl, so the first poll is a fallback, :data:`WEBHOOK_FALLBACK_FACTOR`
+    times later (plus the policy's ``max_s``), still within the bounds."""
+    expected = pipeline.poll.first_s
+    if svc.settings.poll_from_estimate and (estimate := svc.ledger.runtime_estimate(pipeline.name)) is not None:
+        expected = estimate.estimate_s
     low, high = estimate_bounds(pipeline)
-    return min(max(estimate.estimate_s, low), high)
+    if webhook:
+        expected = expected * WEBHOOK_FALLBACK_FACTOR + pipeline.poll.max_s
+    return min(max(expected, low), high)

@@ -78,7 +78,8 @@ def run(msg: JobMessage, svc: Services) -> Decision:
     if not svc.ledger.record_submission(msg.task_id, token, vendor_task_id, now, poll_message=poll_msg.dumps()):
         log.error("submit claim was lost while submitting", extra={"vendor_task_id": vendor_task_id})
     log.info("submitted to vendor", extra={"vendor_task_id": vendor_task_id, "vendor": vendor.name})
-    return Continue(poll_msg, until_deadline(first_poll_s(svc, pipeline), now, msg.deadline_at, floor_s=0))
+    first_s = first_poll_s(svc, pipeline, webhook=hook is not None)
+    return Continue(poll_msg, until_deadline(first_s, now, msg.deadline_at, floor_s=0))
 
 
 _AMBIGUOUS_HELP = (
