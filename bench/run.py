@@ -22,6 +22,7 @@ FULL = [
     ["bench.cold_start"],
     ["bench.two_workers"],
     ["bench.nudge_latency"],
+    ["bench.webhook_latency", "--tasks", "60", "--job-s", "4"],
 ]
 SMOKE = [
     ["bench.queue_throughput", "--messages", "300"],
@@ -29,6 +30,7 @@ SMOKE = [
     ["bench.memory", "--sizes-mb", "2,8"],
     ["bench.two_workers", "--tasks", "6"],
     ["bench.nudge_latency", "--trials", "2", "--lag-s", "0.5", "--wait-s", "1"],
+    ["bench.webhook_latency", "--tasks", "4"],
 ]
 
 

@@ -85,6 +85,14 @@ class RelaySettings(BaseSettings):
     nudge_region: str = Field("", description="region of the nudged function, e.g. ap-guangzhou")
     nudge_namespace: str = Field("default", description="SCF namespace of the nudged function")
     nudge_endpoint: str = Field("", description="SCF API host[:port] or URL (default: the public endpoint)")
+    webhook_base_url: str = Field(
+        "", description="public base URL of the webhook entry; set: every submit sends a webhookUrl under it"
+    )
+    webhook_secret: SecretStr = Field(SecretStr(""), description="HMAC key of the webhook URLs (names the task)")
+    webhook_rate_per_s: float = Field(50.0, gt=0, description="webhooks a process accepts per second (burst: 2x)")
+    poll_from_estimate: bool = Field(
+        True, description="first status query near the pipeline's observed runtime (else the policy's first_s)"
+    )
 
     runninghub_base_url: str = Field(
         "https://www.runninghub.cn", validation_alias=AliasChoices("RUNNINGHUB_BASE_URL", "runninghub_base_url")
@@ -93,7 +101,7 @@ class RelaySettings(BaseSettings):
         SecretStr(""), validation_alias=AliasChoices("RUNNINGHUB_API_KEY", "runninghub_api_key")
     )
 
-    @field_validator("queue", "ledger", "store", "backend_url", "runninghub_base_url")
+    @field_validator("queue", "ledger", "store", "backend_url", "runninghub_base_url", "webhook_base_url")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
@@ -122,7 +130,8 @@ class RelaySettings(BaseSettings):
     def _route_syntax(cls, value: str) -> str:
         parse_routes(value)
         return value
-    @field_validator("backend_url")
+
+    @field_validator("backend_url", "webhook_base_url")
     @classmethod
     def _http_base_url(cls, value: str) -> str:
         """Unset stays ""; else an http(s) URL with a host and no query or fragment, as pydantic normalises it
@@ -198,6 +207,7 @@ def load(**overrides: object) -> RelaySettings:
         raise ConfigError(f"{var}: {message} (got {_shown(var, err.get('input'))})") from None
     logs.register_secret(settings.callback_secret.get_secret_value())
     logs.register_secret(settings.runninghub_api_key.get_secret_value())
+    logs.register_secret(settings.webhook_secret.get_secret_value())
     for name in unknown_variables(os.environ):
         close = difflib.get_close_matches(name, [f"RELAY_{f.upper()}" for f in RelaySettings.model_fields], n=1)
         hint = f"; did you mean {close[0]}?" if close else ""

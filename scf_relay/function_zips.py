@@ -84,6 +84,14 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         (*_BASE, "httpx", "backoff"),
         ("cos-python-sdk-v5", _SDK + "common", _SDK + "ims", _SDK + "vm"),
     ),
+    # the webhook entry: ledger (Redis) + queue (CMQ over httpx); no vendor, store or moderation client
+    "webhook": FunctionSpec(
+        "webhook",
+        "webhook_entry.index",
+        ("relay_core", "tencent_plumbing", "jobqueue", "webhook_entry"),
+        _BASE,
+        ("httpx",),
+    ),
 }
 
 

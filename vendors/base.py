@@ -53,6 +53,7 @@ class SubmitRequest:
     target_id: str  # workflowId or webappId
     nodes: tuple[NodeInput, ...] = field(default_factory=tuple)
     instance_type: str | None = None
+    webhook_url: str | None = None  # where the vendor POSTs when the job ends (a hint: the status query decides)
 
 
 class Vendor(abc.ABC):

@@ -160,6 +160,8 @@ class RunningHubClient(Vendor):
         body = {"apiKey": self._api_key, **body, "nodeInfoList": nodes}
         if request.instance_type:
             body["instanceType"] = request.instance_type
+        if request.webhook_url:
+            body["webhookUrl"] = request.webhook_url
         return path, body
 
     def _task_body(self, vendor_task_id: str) -> dict[str, str]:

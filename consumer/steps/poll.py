@@ -2,6 +2,11 @@
 
 Waiting is a delayed message, never a sleeping function. Delays follow the pipeline's poll policy (full jitter,
 slower while queued) and never overshoot the deadline, so the last poll lands on it (invariant 3).
+
+The first poll comes near the pipeline's observed runtime (:func:`first_poll_s`): a poll that sees the job
+finished records when (``mark_vendor_done``: a later webhook for the task is then dropped) and, for a success,
+folds the time since submission into the pipeline's estimate in the ledger. A POLL may also be a webhook's hint
+(built by the webhook entry from the first POLL hop): it runs like any poll, so the vendor's answer decides.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from jobqueue.message import JobMessage, Stage
 from relay_core import logs
 from relay_core.domain import ErrorReason
 from relay_core.errors import OurFault
+from relay_core.pipelines import Pipeline
 from vendors.base import VendorState
 
 log = logs.get("consumer.poll")
@@ -26,6 +32,11 @@ def run(msg: JobMessage, svc: Services) -> Decision:
     status = svc.vendor_for(pipeline).status(msg.vendor_task_id)
     now = svc.clock()
     log.info("vendor status", extra={"state": status.state.value, "polls": msg.polls + 1})
+    if status.state in (VendorState.SUCCEEDED, VendorState.FAILED):
+        took = svc.ledger.mark_vendor_done(msg.task_id, now)
+        if took is not None and status.state is VendorState.SUCCEEDED and svc.settings.poll_from_estimate:
+            low, high = estimate_bounds(pipeline)
+            svc.ledger.observe_runtime(pipeline.name, took, first_poll=msg.polls == 0, low_s=low, high_s=high)
     if status.state is VendorState.SUCCEEDED:
         return Continue(msg.next(Stage.COLLECT, polls=msg.polls + 1))
     if status.state is VendorState.FAILED:
@@ -35,3 +46,26 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         return timed_out(msg, svc, cancel=True)
     delay = poll_delay(pipeline.poll, msg.polls, status.state is VendorState.QUEUED, svc.rng)
     return Continue(msg.next(polls=msg.polls + 1, attempt=0), until_deadline(delay, now, msg.deadline_at))
+
+
+def estimate_bounds(pipeline: Pipeline) -> tuple[float, float]:
+    """Where a runtime estimate may go: from the policy's ``first_s`` to half the pipeline's deadline."""
+    return pipeline.poll.first_s, max(pipeline.poll.first_s, pipeline.deadline_s / 2)
+
+
+#: with a webhook on its way, the first poll is only the fallback: this many times the expected runtime
+WEBHOOK_FALLBACK_FACTOR = 2.0
+
+
+def first_poll_s(svc: Services, pipeline: Pipeline, *, webhook: bool = False) -> float:
+    """Delay from the submission to the first status query: the pipeline's runtime estimate within
+    :func:`estimate_bounds`, or the policy's ``first_s`` (no estimate yet, or ``RELAY_POLL_FROM_ESTIMATE=0``).
+    ``webhook``: the submit sent a webhookUrl, so the first poll is a fallback, :data:`WEBHOOK_FALLBACK_FACTOR`
+    times later (plus the policy's ``max_s``), still within the bounds."""
+    expected = pipeline.poll.first_s
+    if svc.settings.poll_from_estimate and (estimate := svc.ledger.runtime_estimate(pipeline.name)) is not None:
+        expected = estimate.estimate_s
+    low, high = estimate_bounds(pipeline)
+    if webhook:
+        expected = expected * WEBHOOK_FALLBACK_FACTOR + pipeline.poll.max_s
+    return min(max(expected, low), high)

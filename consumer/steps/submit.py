@@ -15,6 +15,7 @@ from consumer.decisions import Continue, Decision
 from consumer.delays import retry_delay, until_deadline
 from consumer.services import Services
 from consumer.steps.common import timed_out
+from consumer.steps.poll import first_poll_s
 from jobqueue.ledger.base import ClaimState
 from jobqueue.message import JobMessage, Stage
 from objectstore.base import ObjectStore, iter_file
@@ -24,6 +25,8 @@ from relay_core.domain import ErrorReason
 from relay_core.errors import OurFault, TaskFailed, Transient
 from relay_core.filetypes import HEAD_BYTES, sniff
 from relay_core.pipelines import Pipeline
+from relay_core.settings import require
+from relay_core.webhooks import webhook_url
 from vendors.base import NodeInput, SubmitRequest, Vendor
 from vendors.errors import AmbiguousSubmit, VendorError
 
@@ -43,7 +46,8 @@ def run(msg: JobMessage, svc: Services) -> Decision:
     claim = svc.ledger.claim_submit(msg.task_id, token, lease_s, msg.deadline_at, now, user_id=msg.user_id)
     if claim.state is ClaimState.SUBMITTED:
         log.info("already submitted; polling", extra={"vendor_task_id": claim.vendor_task_id})
-        return _poll_next(msg, pipeline, claim.vendor_task_id, now)
+        poll_msg = msg.next(Stage.POLL, vendor_task_id=claim.vendor_task_id, polls=0)
+        return Continue(poll_msg, until_deadline(first_poll_s(svc, pipeline), now, msg.deadline_at, floor_s=0))
     if claim.state is ClaimState.HELD:  # wait for the holder, briefly: it usually settles within seconds
         delay = min(claim.retry_after_s, retry_delay(msg.attempt, svc.rng, cap_s=30))
         raise Transient("another worker holds the submit claim", delay_s=until_deadline(delay, now, msg.deadline_at))
@@ -51,6 +55,7 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         raise OurFault(_AMBIGUOUS_HELP)
 
     vendor = svc.vendor_for(pipeline)
+    hook = _webhook_url(msg, svc)
     try:
         reference = _input_reference(msg, pipeline, vendor, svc)
     except BaseException:
@@ -59,7 +64,7 @@ def run(msg: JobMessage, svc: Services) -> Decision:
     if not svc.ledger.mark_sending(msg.task_id, token, svc.clock()):
         raise Transient("submit claim lapsed while preparing the input")  # another worker took over
     try:
-        vendor_task_id = vendor.submit(_request(pipeline, reference))
+        vendor_task_id = vendor.submit(_request(pipeline, reference, hook))
     except AmbiguousSubmit as exc:
         svc.ledger.mark_ambiguous(msg.task_id, token, svc.clock())
         log.error("submit is ambiguous", extra={"detail": str(exc)})
@@ -68,10 +73,13 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         svc.ledger.release_submit(msg.task_id, token, svc.clock())  # a definite refusal: nothing was created
         raise
     # Any other exception leaves the claim "sending": when its lease lapses the task turns ambiguous (fail safe).
-    if not svc.ledger.record_submission(msg.task_id, token, vendor_task_id, svc.clock()):
+    poll_msg = msg.next(Stage.POLL, vendor_task_id=vendor_task_id, polls=0)
+    now = svc.clock()
+    if not svc.ledger.record_submission(msg.task_id, token, vendor_task_id, now, poll_message=poll_msg.dumps()):
         log.error("submit claim was lost while submitting", extra={"vendor_task_id": vendor_task_id})
     log.info("submitted to vendor", extra={"vendor_task_id": vendor_task_id, "vendor": vendor.name})
-    return _poll_next(msg, pipeline, vendor_task_id, svc.clock())
+    first_s = first_poll_s(svc, pipeline, webhook=hook is not None)
+    return Continue(poll_msg, until_deadline(first_s, now, msg.deadline_at, floor_s=0))
 
 
 _AMBIGUOUS_HELP = (
@@ -80,14 +88,20 @@ _AMBIGUOUS_HELP = (
 )
 
 
-def _poll_next(msg: JobMessage, pipeline: Pipeline, vendor_task_id: str | None, now: float) -> Continue:
-    delay = until_deadline(pipeline.poll.first_s, now, msg.deadline_at, floor_s=0)
-    return Continue(msg.next(Stage.POLL, vendor_task_id=vendor_task_id, polls=0), delay)
+def _webhook_url(msg: JobMessage, svc: Services) -> str | None:
+    """The task's ``webhookUrl`` when ``RELAY_WEBHOOK_BASE_URL`` is set (it then needs the secret)."""
+    base = svc.settings.webhook_base_url
+    if not base:
+        return None
+    secret = require(
+        svc.settings.webhook_secret.get_secret_value(), "RELAY_WEBHOOK_SECRET", "webhook URLs are signed with it"
+    )
+    return webhook_url(base, secret, msg.task_id)
 
 
-def _request(pipeline: Pipeline, reference: str) -> SubmitRequest:
+def _request(pipeline: Pipeline, reference: str, hook: str | None) -> SubmitRequest:
     nodes = tuple(NodeInput(n.node_id, n.field_name, n.value.replace("{input}", reference)) for n in pipeline.nodes)
-    return SubmitRequest(pipeline.kind, pipeline.target_id, nodes, pipeline.instance_type)
+    return SubmitRequest(pipeline.kind, pipeline.target_id, nodes, pipeline.instance_type, webhook_url=hook)
 
 
 def _input_reference(msg: JobMessage, pipeline: Pipeline, vendor: Vendor, svc: Services) -> str:

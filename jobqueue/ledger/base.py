@@ -25,11 +25,22 @@ of every backend (``tests/contract/test_ledger_contract.py`` checks each one):
 * **Stuck and unreported tasks.** ``open_tasks(deadline_before)`` lists tasks without an outcome whose
   deadline is before the given time, oldest deadline first; ``unreported(before)`` lists tasks whose outcome
   was recorded before the given time and not yet reported, oldest first. Both read an index, never every record.
+* **Vendor jobs and webhooks.** ``by_vendor_task(vendor_task_id)`` finds the task whose recorded vendor task id
+  it is, through an index (``None`` when none). ``mark_vendor_done(task, now)`` keeps the first time a status
+  query saw the job finished and returns the seconds since the submission was recorded (``None`` on a repeat).
+  ``note_webhook(task, vendor_task_id, now)`` says what a webhook whose URL named the task should do:
+  ``UNKNOWN`` (no record), ``FINISHED`` (seen finished, or an outcome), ``NO_SUBMISSION``/``OTHER_JOB`` (no
+  vendor id recorded, or another one: the webhook's id is kept in ``webhook_vendor_ids``), ``PARKED`` (in the
+  dead-letter queue), ``NO_MESSAGE`` (no POLL hop kept), ``DUPLICATE`` (a hint was sent for this seq) or
+  ``HINT`` with the seq (one above the highest handled or begun hop) and the POLL hop to build it from.
+* **Runtime estimates.** ``runtime_estimate(pipeline)`` reads a pipeline's estimate (``None`` before the first
+  observation); ``observe_runtime`` folds one observation in (compare-and-set, as a record).
 * Records expire ``retention_s`` after their creation (SQLite, by ``prune``) or their last write (Redis TTL).
 
 How: the rules live once, in :mod:`jobqueue.ledger.rules`. Every public write is load → rule →
 compare-and-set on the record's ``version``, run again when another writer got in between. A backend only
-provides the primitives below (``_load``, ``_save``, ``_open_by_deadline``, ``_unreported``, ``_prune``).
+provides the primitives below (``_load``, ``_save``, ``_open_by_deadline``, ``_unreported``, ``_by_vendor_task``,
+``_prune``, ``_load_estimate``, ``_save_estimate``).
 """
 
 from __future__ import annotations
@@ -41,10 +52,31 @@ from typing import TypeVar
 
 from jobqueue.errors import BackendUnavailable
 from jobqueue.ledger import rules
-from jobqueue.ledger.record import Claim, ClaimState, Hop, HopState, SubmitState, TaskRecord
+from jobqueue.ledger.record import (
+    Claim,
+    ClaimState,
+    Hop,
+    HopState,
+    RuntimeEstimate,
+    SubmitState,
+    TaskRecord,
+    Webhook,
+    WebhookState,
+)
 from relay_core.domain import Outcome
 
-__all__ = ["Claim", "ClaimState", "Hop", "HopState", "Ledger", "SubmitState", "TaskRecord"]
+__all__ = [
+    "Claim",
+    "ClaimState",
+    "Hop",
+    "HopState",
+    "Ledger",
+    "RuntimeEstimate",
+    "SubmitState",
+    "TaskRecord",
+    "Webhook",
+    "WebhookState",
+]
 
 DEFAULT_RETENTION_S = 30 * 86400
 MAX_TRIES = 50  # compare-and-set attempts per call; each lost one means another write to the same task won
@@ -67,9 +99,11 @@ class Ledger(abc.ABC):
     def _save(self, record: TaskRecord, expected_version: int) -> bool:
         """Store ``record`` (whose ``version`` is ``expected_version + 1``) if the stored version is still
         ``expected_version``; ``0`` means "insert: no record may exist". Returns ``False``, writing nothing,
-        when another writer got there first. In the same atomic operation it keeps both indexes in step with
-        the record: the open-tasks index by :meth:`TaskRecord.open_deadline` and the pending-report index by
-        :meth:`TaskRecord.unreported_since` (``None``: not in that index). Raises ``BackendUnavailable``."""
+        when another writer got there first. In the same atomic operation it keeps the indexes in step with
+        the record: the open-tasks index by :meth:`TaskRecord.open_deadline`, the pending-report index by
+        :meth:`TaskRecord.unreported_since` (``None``: not in that index) and the vendor-task index by
+        :meth:`TaskRecord.vendor_key` (an entry, once written, may outlive a change: readers check the record).
+        Raises ``BackendUnavailable``."""
 
     @abc.abstractmethod
     def _open_by_deadline(self, before: float, limit: int) -> list[TaskRecord]:
@@ -80,6 +114,19 @@ class Ledger(abc.ABC):
     def _unreported(self, before: float, limit: int) -> list[TaskRecord]:
         """At most ``limit`` (> 0) records with an outcome and no ``reported_at`` whose outcome was recorded
         before ``before``, oldest first (then by task id), read through the pending-report index."""
+
+    @abc.abstractmethod
+    def _by_vendor_task(self, vendor_task_id: str) -> TaskRecord | None:
+        """The record the vendor-task index names for ``vendor_task_id`` if its ``vendor_key()`` still is that
+        id, else ``None`` (one index read and one record read, never a scan)."""
+
+    @abc.abstractmethod
+    def _load_estimate(self, pipeline: str) -> RuntimeEstimate | None:
+        """The stored estimate of ``pipeline`` with its ``version``, ``None`` when there is none."""
+
+    @abc.abstractmethod
+    def _save_estimate(self, estimate: RuntimeEstimate, expected_version: int) -> bool:
+        """Compare-and-set of an estimate, as :meth:`_save` for a record (``0``: insert)."""
 
     @abc.abstractmethod
     def _prune(self, before: float) -> int:
@@ -113,9 +160,12 @@ class Ledger(abc.ABC):
         """Just before the vendor call: ``True`` if ``token`` held a leased claim, now "sending"."""
         return self._apply(task_id, lambda cur: rules.mark_sending(cur, token, now))
 
-    def record_submission(self, task_id: str, token: str, vendor_task_id: str, now: float) -> bool:
-        """``True`` if ``token`` held the claim and the submission is now recorded."""
-        return self._apply(task_id, lambda cur: rules.record_submission(cur, token, vendor_task_id, now))
+    def record_submission(
+        self, task_id: str, token: str, vendor_task_id: str, now: float, *, poll_message: str | None = None
+    ) -> bool:
+        """``True`` if ``token`` held the claim and the submission is now recorded; ``poll_message`` is the first
+        POLL hop (a JobMessage body), kept so a webhook hint can be built from it."""
+        return self._apply(task_id, lambda cur: rules.record_submission(cur, token, vendor_task_id, now, poll_message))
 
     def mark_ambiguous(self, task_id: str, token: str, now: float) -> bool:
         """``True`` if ``token`` held the claim, now ambiguous: no claim succeeds until ``reset_submit``."""
@@ -169,6 +219,36 @@ class Ledger(abc.ABC):
     def mark_reported(self, task_id: str, now: float) -> None:
         """Record the first acknowledgement of the task's report (no effect for an unknown task)."""
         self._apply(task_id, lambda cur: rules.mark_reported(cur, now))
+
+    # -- vendor jobs, webhooks and runtime estimates ----------------------------------------------
+    def mark_vendor_done(self, task_id: str, now: float) -> float | None:
+        """A status query saw the vendor job finished: seconds since the submission on the first sighting,
+        ``None`` on a repeat (or when no submission is recorded)."""
+        return self._apply(task_id, lambda cur: rules.mark_vendor_done(cur, now))
+
+    def note_webhook(self, task_id: str, vendor_task_id: str, now: float) -> Webhook:
+        """What a webhook naming ``task_id`` (and, as a hint, ``vendor_task_id``) should do; see the contract."""
+        return self._apply(task_id, lambda cur: rules.note_webhook(cur, vendor_task_id, now))
+
+    def by_vendor_task(self, vendor_task_id: str) -> TaskRecord | None:
+        """The task whose recorded vendor task id is ``vendor_task_id``, ``None`` when there is none."""
+        return self._by_vendor_task(vendor_task_id) if vendor_task_id else None
+
+    def runtime_estimate(self, pipeline: str) -> RuntimeEstimate | None:
+        """``pipeline``'s estimate of submission → finished, ``None`` before its first observation."""
+        return self._load_estimate(pipeline)
+
+    def observe_runtime(
+        self, pipeline: str, took_s: float, *, first_poll: bool, low_s: float, high_s: float
+    ) -> RuntimeEstimate:
+        """Fold one observation into ``pipeline``'s estimate (see :func:`rules.observe_runtime`); returns it."""
+        for _ in range(MAX_TRIES):
+            current = self._load_estimate(pipeline)
+            new = rules.observe_runtime(current, pipeline, took_s, first_poll, low_s, high_s)
+            expected = current.version if current is not None else 0
+            if self._save_estimate(replace(new, version=expected + 1), expected):
+                return replace(new, version=expected + 1)
+        raise BackendUnavailable(f"ledger: estimate of {pipeline!r} kept changing under {MAX_TRIES} tries")
 
     # -- reading and upkeep ----------------------------------------------------------------------
     def get(self, task_id: str) -> TaskRecord | None:

@@ -40,6 +40,24 @@ class HopState(str, enum.Enum):
     FOREIGN = "foreign"  # the task belongs to another user: this message must not touch it
 
 
+class WebhookState(str, enum.Enum):
+    UNKNOWN = "unknown"  # no record of the task (never ours, or pruned)
+    FINISHED = "finished"  # the vendor job was already seen finished, or the task has its outcome
+    PARKED = "parked"  # a hop of the task waits in the dead-letter queue: an operator decides, not a webhook
+    NO_SUBMISSION = "no_submission"  # no vendor task id recorded yet (a submit that died or turned ambiguous)
+    OTHER_JOB = "other_job"  # the webhook names a vendor task other than the recorded one
+    NO_MESSAGE = "no_message"  # submitted by a version that kept no POLL hop: polling finds it
+    DUPLICATE = "duplicate"  # a hint for this seq was already sent
+    HINT = "hint"  # send a POLL hint at ``seq``, built from ``poll_message``
+
+
+@dataclass(frozen=True)
+class Webhook:
+    state: WebhookState
+    seq: int = -1
+    poll_message: str | None = None
+
+
 @dataclass(frozen=True)
 class Hop:
     state: HopState
@@ -74,6 +92,12 @@ class TaskRecord:
     user_id: str | None = None  # the uploader, once known
     report_message: str | None = None  # the REPORT hop the outcome owes (a JobMessage body), for the sweep
     parked_at: float | None = None  # a hop of the task sits in the dead-letter queue (an operator decides)
+    submitted_at: float | None = None  # when the vendor task id was recorded
+    poll_message: str | None = None  # the first POLL hop (a JobMessage body): what a webhook hint is built from
+    vendor_done_at: float | None = None  # when a status query first saw the vendor job finished
+    hinted_seq: int = -1  # the seq of the last webhook hint sent (a repeat for the same seq is not sent again)
+    webhook_at: float | None = None  # when a webhook for the task last arrived
+    webhook_vendor_ids: tuple[str, ...] = ()  # vendor task ids named by webhooks other than ``vendor_task_id``
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -93,6 +117,10 @@ class TaskRecord:
             return None
         return self.outcome_at
 
+    def vendor_key(self) -> str | None:
+        """Key in the vendor-task index (vendor task id → task id): the recorded vendor task id, if any."""
+        return self.vendor_task_id or None
+
     def to_json(self) -> str:
         """The stored form of everything but ``version`` (backends keep that beside it, to compare)."""
         data: dict[str, Any] = {name: getattr(self, name) for name in _FIELDS if name != "version"}
@@ -108,7 +136,27 @@ class TaskRecord:
         data["submit_state"] = SubmitState(data.get("submit_state", ""))
         outcome = data.get("outcome")
         data["outcome"] = Outcome.loads(json.dumps(outcome)) if outcome is not None else None
+        data["webhook_vendor_ids"] = tuple(data.get("webhook_vendor_ids", ()))
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class RuntimeEstimate:
+    """A pipeline's running estimate of how long its vendor jobs take from submission to finished (seconds),
+    and how many observations built it. Stored beside the task records; ``version`` as for a record."""
+
+    pipeline: str
+    estimate_s: float
+    samples: int = 0
+    version: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps({"estimate_s": self.estimate_s, "samples": self.samples}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, pipeline: str, raw: str | bytes, version: int) -> RuntimeEstimate:
+        data = json.loads(raw)
+        return cls(pipeline, float(data["estimate_s"]), int(data.get("samples", 0)), version)
 
 
 _FIELDS = tuple(TaskRecord.__dataclass_fields__)

@@ -16,7 +16,7 @@ from typing import cast
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.ledger.base import DEFAULT_RETENTION_S, Ledger
-from jobqueue.ledger.record import TaskRecord
+from jobqueue.ledger.record import RuntimeEstimate, TaskRecord
 from jobqueue.urls import redis_url
 
 try:
@@ -25,6 +25,13 @@ except ImportError as exc:  # pragma: no cover - the [redis] extra is part of ev
     raise QueueConfigError("RELAY_LEDGER: redis:// needs the Redis client: pip install 'scf-relay[redis]'") from exc
 
 DEFAULT_PREFIX = "relay"
+#: compare-and-set of a runtime estimate hash: KEYS[1] the hash; ARGV expected version ("0": absent), new
+#: version, estimate JSON. Returns 1 when written.
+_SAVE_ESTIMATE = """
+if (redis.call('HGET', KEYS[1], 'version') or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'estimate', ARGV[3])
+return 1
+"""
 PRUNE_BATCH = 500
 
 
@@ -71,6 +78,7 @@ class RedisLedger(Ledger):
         source = resources.files("jobqueue.ledger").joinpath("save.lua").read_text(encoding="utf-8")
         with _translated():
             self._save_script = client.register_script(source)
+            self._save_estimate_script = client.register_script(_SAVE_ESTIMATE)
 
     @classmethod
     def from_url(cls, url: str) -> RedisLedger:
@@ -89,6 +97,12 @@ class RedisLedger(Ledger):
     def _task_key(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"
 
+    def _vendor_key(self, vendor_task_id: str) -> str:
+        return f"{self.prefix}:vendor:{vendor_task_id}"
+
+    def _estimate_key(self, pipeline: str) -> str:
+        return f"{self.prefix}:estimate:{pipeline}"
+
     @property
     def _deadlines_key(self) -> str:
         return f"{self.prefix}:deadlines"
@@ -105,6 +119,9 @@ class RedisLedger(Ledger):
 
     def _save(self, record: TaskRecord, expected_version: int) -> bool:
         keys = [self._task_key(record.task_id), self._deadlines_key, self._unreported_key]
+        vendor_key = record.vendor_key()
+        if vendor_key is not None:
+            keys.append(self._vendor_key(vendor_key))
         args: list[str | int] = [
             record.task_id,
             str(expected_version),
@@ -122,6 +139,24 @@ class RedisLedger(Ledger):
 
     def _unreported(self, before: float, limit: int) -> list[TaskRecord]:
         return self._indexed(self._unreported_key, before, limit, TaskRecord.unreported_since)
+
+    def _by_vendor_task(self, vendor_task_id: str) -> TaskRecord | None:
+        with _translated():
+            task_id = self._client.get(self._vendor_key(vendor_task_id))
+        if task_id is None:
+            return None
+        record = self._load(_text(task_id))
+        return record if record is not None and record.vendor_key() == vendor_task_id else None
+
+    def _load_estimate(self, pipeline: str) -> RuntimeEstimate | None:
+        with _translated():
+            version, raw = self._client.hmget(self._estimate_key(pipeline), ["version", "estimate"])
+        return RuntimeEstimate.from_json(pipeline, raw, int(version)) if raw is not None and version else None
+
+    def _save_estimate(self, estimate: RuntimeEstimate, expected_version: int) -> bool:
+        args = [str(expected_version), str(estimate.version), estimate.to_json()]
+        with _translated():
+            return int(self._save_estimate_script(keys=[self._estimate_key(estimate.pipeline)], args=args)) == 1
 
     def _prune(self, before: float) -> int:
         """Hashes expire by their TTL; this drops the index members whose hash is gone (``before`` unused)."""

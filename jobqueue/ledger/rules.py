@@ -12,7 +12,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from jobqueue.ledger.record import Claim, ClaimState, Hop, HopState, SubmitState, TaskRecord
+from jobqueue.ledger.record import (
+    Claim,
+    ClaimState,
+    Hop,
+    HopState,
+    RuntimeEstimate,
+    SubmitState,
+    TaskRecord,
+    Webhook,
+    WebhookState,
+)
 from relay_core.domain import Outcome
 
 _HOLDING = (SubmitState.LEASED, SubmitState.SENDING)
@@ -70,12 +80,21 @@ def mark_sending(current: TaskRecord | None, token: str, now: float) -> tuple[Ta
 
 
 def record_submission(
-    current: TaskRecord | None, token: str, vendor_task_id: str, now: float
+    current: TaskRecord | None, token: str, vendor_task_id: str, now: float, poll_message: str | None = None
 ) -> tuple[TaskRecord | None, bool]:
-    """Held by ``token`` → submitted with ``vendor_task_id``; ``False`` and no change otherwise."""
+    """Held by ``token`` → submitted with ``vendor_task_id`` (and the first POLL hop, for webhook hints);
+    ``False`` and no change otherwise."""
     if current is None or not _holds(current, token):
         return None, False
-    changed = _changed(current, now, submit_state=SubmitState.SUBMITTED, vendor_task_id=vendor_task_id, lease_until=0.0)
+    changed = _changed(
+        current,
+        now,
+        submit_state=SubmitState.SUBMITTED,
+        vendor_task_id=vendor_task_id,
+        lease_until=0.0,
+        submitted_at=now,
+        poll_message=poll_message,
+    )
     return changed, True
 
 
@@ -167,3 +186,66 @@ def mark_reported(current: TaskRecord | None, now: float) -> tuple[TaskRecord | 
     if current is None or current.reported_at is not None:
         return None, False
     return _changed(current, now, reported_at=now), True
+
+
+# -- vendor completion and webhooks ----------------------------------------------------------------
+def mark_vendor_done(current: TaskRecord | None, now: float) -> tuple[TaskRecord | None, float | None]:
+    """A status query saw the vendor job finished: keep the first time. Returns the seconds from submission to
+    this first sighting, ``None`` when it was seen before (or nothing is known of the submission)."""
+    if current is None or current.vendor_done_at is not None:
+        return None, None
+    took = now - current.submitted_at if current.submitted_at is not None else None
+    return _changed(current, now, vendor_done_at=now), took
+
+
+def note_webhook(current: TaskRecord | None, vendor_task_id: str, now: float) -> tuple[TaskRecord | None, Webhook]:
+    """A webhook (its URL checked) names the task and, as a hint, ``vendor_task_id``: see the contract's
+    "Webhooks". A vendor id other than the recorded one (or any, while none is recorded) is kept in
+    ``webhook_vendor_ids``; a hint is due only for the recorded id, once per seq."""
+    if current is None:
+        return None, Webhook(WebhookState.UNKNOWN)
+    if current.outcome is not None or current.vendor_done_at is not None:
+        return None, Webhook(WebhookState.FINISHED)
+    changes: dict[str, Any] = {"webhook_at": now}
+    if vendor_task_id != current.vendor_task_id:
+        if vendor_task_id not in current.webhook_vendor_ids:
+            changes["webhook_vendor_ids"] = (*current.webhook_vendor_ids, vendor_task_id)
+        state = WebhookState.NO_SUBMISSION if current.vendor_task_id is None else WebhookState.OTHER_JOB
+        return _changed(current, now, **changes), Webhook(state)
+    if current.parked_at is not None:
+        return _changed(current, now, **changes), Webhook(WebhookState.PARKED)
+    if current.poll_message is None:
+        return _changed(current, now, **changes), Webhook(WebhookState.NO_MESSAGE)
+    seq = max(current.seq, current.hop_seq) + 1
+    if current.hinted_seq >= seq:
+        return _changed(current, now, **changes), Webhook(WebhookState.DUPLICATE, seq)
+    changes["hinted_seq"] = seq
+    return _changed(current, now, **changes), Webhook(WebhookState.HINT, seq, current.poll_message)
+
+
+# -- runtime estimates ---------------------------------------------------------------------------
+#: a first poll that found the job finished lowers the estimate by this fraction (probing for a faster vendor)
+ESTIMATE_DOWN = 0.05
+#: a first poll too early moves the estimate this far toward the time the job was seen finished
+ESTIMATE_UP = 0.3
+
+
+def observe_runtime(
+    current: RuntimeEstimate | None, pipeline: str, took_s: float, first_poll: bool, low_s: float, high_s: float
+) -> RuntimeEstimate:
+    """The estimate after a job was seen finished ``took_s`` after its submission, by its first status query
+    (``first_poll``) or a later one; always within ``[low_s, high_s]``.
+
+    ``took_s`` is an upper bound of the vendor's time (the job ended before it was seen), so an estimate that
+    only averaged it would creep up and never come down: a first poll that found the job done lowers the
+    estimate a little (it may be early enough), one that found it running raises it toward ``took_s``.
+    """
+    if current is None:
+        value = took_s
+    elif first_poll:
+        value = min(current.estimate_s, took_s) * (1 - ESTIMATE_DOWN)
+    else:
+        value = current.estimate_s + ESTIMATE_UP * (took_s - current.estimate_s)
+    bounded = min(max(value, low_s), high_s)
+    samples = current.samples + 1 if current is not None else 1
+    return RuntimeEstimate(pipeline, bounded, samples, current.version if current is not None else 0)

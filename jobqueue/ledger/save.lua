@@ -8,11 +8,16 @@
 --                            deadline_at (the open-tasks index).
 --   {prefix}:unreported      zset of the ids of tasks with an outcome not yet reported, score = when the
 --                            outcome was recorded (the pending-report index).
+--   {prefix}:vendor:{vendor_task_id}  string: the id of the task that recorded this vendor task id (the
+--                            vendor-task index); TTL retention_s like the hash. Readers check the record.
+--   {prefix}:estimate:{pipeline}  hash (version, estimate JSON): a pipeline's runtime estimate, written by
+--                            RedisLedger._save_estimate's own compare-and-set, not by this script.
 -- Index members whose hash expired are dropped by readers (RedisLedger._drop_expired), not here.
 --
 -- KEYS[1]  {prefix}:task:{task_id}
 -- KEYS[2]  {prefix}:deadlines
 -- KEYS[3]  {prefix}:unreported
+-- KEYS[4]  {prefix}:vendor:{vendor_task_id}, only when the record has a vendor task id
 -- ARGV[1]  task_id
 -- ARGV[2]  expected version ("0": the hash must not exist yet)
 -- ARGV[3]  new version (expected + 1, computed by the caller)
@@ -40,5 +45,8 @@ if unreported_score == '' then
   redis.call('ZREM', unreported, task_id)
 else
   redis.call('ZADD', unreported, unreported_score, task_id)
+end
+if KEYS[4] then
+  redis.call('SET', KEYS[4], task_id, 'EX', retention_s)
 end
 return 1

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.ledger.base import DEFAULT_RETENTION_S, Ledger
-from jobqueue.ledger.record import TaskRecord
+from jobqueue.ledger.record import RuntimeEstimate, TaskRecord
 from jobqueue.urls import sqlite_path
 
 BUSY_TIMEOUT_S = 10.0
@@ -41,6 +41,20 @@ _SCHEMA = (
     """CREATE INDEX IF NOT EXISTS task_records_unreported
         ON task_records (unreported_since, task_id) WHERE unreported_since IS NOT NULL""",
     "CREATE INDEX IF NOT EXISTS task_records_by_created ON task_records (created_at)",
+    """CREATE TABLE IF NOT EXISTS runtime_estimates (
+        pipeline TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        estimate TEXT NOT NULL
+    )""",
+)
+#: added after the first release: a ledger file made before gets the column on open
+_VENDOR_COLUMN = "ALTER TABLE task_records ADD COLUMN vendor_key TEXT"
+_VENDOR_INDEX = (
+    "CREATE INDEX IF NOT EXISTS task_records_by_vendor ON task_records (vendor_key) WHERE vendor_key IS NOT NULL"
+)
+BY_VENDOR = (
+    "SELECT version, record FROM task_records INDEXED BY task_records_by_vendor"
+    " WHERE vendor_key IS NOT NULL AND vendor_key = ? LIMIT 1"
 )
 # INDEXED BY: SQLite refuses the query rather than fall back to scanning the table.
 OPEN_BY_DEADLINE = (
@@ -106,6 +120,10 @@ class SqliteLedger(Ledger):
             try:
                 for statement in _SCHEMA:
                     self._conn.execute(statement)
+                columns = {row[1] for row in self._conn.execute("PRAGMA table_info(task_records)")}
+                if "vendor_key" not in columns:
+                    self._conn.execute(_VENDOR_COLUMN)
+                self._conn.execute(_VENDOR_INDEX)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -127,17 +145,23 @@ class SqliteLedger(Ledger):
         return records[0] if records else None
 
     def _save(self, record: TaskRecord, expected_version: int) -> bool:
-        columns = (record.version, record.to_json(), record.open_deadline(), record.unreported_since())
+        columns = (
+            record.version,
+            record.to_json(),
+            record.open_deadline(),
+            record.unreported_since(),
+            record.vendor_key(),
+        )
         if expected_version == 0:
             cursor = self._run(
-                "INSERT OR IGNORE INTO task_records"
-                " (version, record, open_deadline, unreported_since, created_at, task_id) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO task_records (version, record, open_deadline, unreported_since, vendor_key,"
+                " created_at, task_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (*columns, record.created_at, record.task_id),
             )
         else:
             cursor = self._run(
-                "UPDATE task_records SET version = ?, record = ?, open_deadline = ?, unreported_since = ?"
-                " WHERE task_id = ? AND version = ?",
+                "UPDATE task_records SET version = ?, record = ?, open_deadline = ?, unreported_since = ?,"
+                " vendor_key = ? WHERE task_id = ? AND version = ?",
                 (*columns, record.task_id, expected_version),
             )
         return cursor.rowcount == 1
@@ -147,6 +171,30 @@ class SqliteLedger(Ledger):
 
     def _unreported(self, before: float, limit: int) -> list[TaskRecord]:
         return self._records(UNREPORTED, (before, limit))
+
+    def _by_vendor_task(self, vendor_task_id: str) -> TaskRecord | None:
+        records = self._records(BY_VENDOR, (vendor_task_id,))
+        return records[0] if records else None
+
+    def _load_estimate(self, pipeline: str) -> RuntimeEstimate | None:
+        with self._lock, _translated():
+            row = self._conn.execute(
+                "SELECT version, estimate FROM runtime_estimates WHERE pipeline = ?", (pipeline,)
+            ).fetchone()
+        return RuntimeEstimate.from_json(pipeline, row[1], row[0]) if row else None
+
+    def _save_estimate(self, estimate: RuntimeEstimate, expected_version: int) -> bool:
+        if expected_version == 0:
+            cursor = self._run(
+                "INSERT OR IGNORE INTO runtime_estimates (pipeline, version, estimate) VALUES (?, ?, ?)",
+                (estimate.pipeline, estimate.version, estimate.to_json()),
+            )
+        else:
+            cursor = self._run(
+                "UPDATE runtime_estimates SET version = ?, estimate = ? WHERE pipeline = ? AND version = ?",
+                (estimate.version, estimate.to_json(), estimate.pipeline, expected_version),
+            )
+        return cursor.rowcount == 1
 
     def _prune(self, before: float) -> int:
         return self._run("DELETE FROM task_records WHERE created_at < ?", (before,)).rowcount

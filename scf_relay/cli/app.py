@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from scf_relay.cli import audit_cmd, chaos, dlq, doctor, infra, package, queue_cmd, tasks
 from scf_relay.cli.output import console, emit_json, err_console, fail, table
+
+if TYPE_CHECKING:
+    from relay_core.settings import RelaySettings
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="scf-relay: COS uploads -> AI vendor -> COS -> backend."
@@ -218,6 +224,10 @@ def worker(
     health_file: Path = typer.Option(None, help="write a JSON heartbeat here every few seconds"),
     give_up_after_s: float = typer.Option(300.0, help="exit 1 when the queue backend has failed this long"),
     crash_rate: float = typer.Option(0.0, hidden=True, min=0.0, max=1.0, help="chaos runs: SIGKILL self at boundaries"),
+    webhook_port: int = typer.Option(
+        None, min=0, max=65535, help="also serve the vendor webhook route on this port (needs RELAY_WEBHOOK_SECRET)"
+    ),
+    webhook_host: str = typer.Option("127.0.0.1", help="address the webhook route binds (behind your TLS proxy)"),
     as_json: bool = JSON,
 ) -> None:
     """Run the consumer as a long-lived process on the configured queue.
@@ -237,7 +247,10 @@ def worker(
         worker_ = Worker.from_env(
             concurrency, idle_sleep_s=idle_sleep_s, health_file=health_file, give_up_after_s=give_up_after_s
         )
-        summary = worker_.run(until_idle=until_idle)
+        with contextlib.ExitStack() as webhook:
+            if webhook_port is not None:
+                webhook.enter_context(_webhook_server(worker_.svc.settings, webhook_host, webhook_port))
+            summary = worker_.run(until_idle=until_idle)
     except ConfigError as exc:
         fail(str(exc), as_json=as_json)
     if as_json:
@@ -246,6 +259,27 @@ def worker(
         table("worker", list(summary), [list(summary.values())])
     if summary.get("exit_code"):
         raise typer.Exit(summary["exit_code"])
+
+
+@contextlib.contextmanager
+def _webhook_server(settings: RelaySettings, host: str, port: int) -> Iterator[None]:
+    """Serve the webhook route (scf_relay/webhook_server.py) for as long as the worker runs."""
+    from relay_core.errors import ConfigError
+    from scf_relay.webhook_server import WebhookServer
+    from vendors.emulator.serving import PortInUse
+    from webhook_entry.index import build_gate
+
+    gate = build_gate(settings)
+    try:
+        server = WebhookServer(gate, host=host, port=port).start()
+    except PortInUse as exc:
+        raise ConfigError(f"--webhook-port: {exc}") from None
+    try:
+        yield
+    finally:
+        server.stop()
+        gate.queue.close()
+        gate.ledger.close()
 
 
 def main() -> None:

@@ -82,8 +82,10 @@ class LocalStack:
         env: dict[str, str] | None = None,
         receiver_down_for_s: float = 0.0,
         clock: VirtualClock | None = None,
+        webhooks: bool = False,
     ) -> None:
-        """``clock``: run in virtual time (see :mod:`scf_relay.demo.clock`); None: the wall clock."""
+        """``clock``: run in virtual time (see :mod:`scf_relay.demo.clock`); None: the wall clock. ``webhooks``:
+        serve the webhook route (:mod:`scf_relay.webhook_server`) and send its URL with every submit."""
         self.home = home.resolve()
         self.clock = clock
         self.emulator_knobs = emulator or {}
@@ -91,6 +93,7 @@ class LocalStack:
         self.secret = secret or secrets.token_hex(16)
         self.extra_env = env or {}
         self.receiver_down_for_s = receiver_down_for_s
+        self.webhooks = webhooks
         self.views: dict[str, TaskView] = {}
         self.emulator: RunningHubEmulator | None = None
         self.receiver: ReportReceiver | None = None
@@ -135,6 +138,8 @@ class LocalStack:
                 **self.extra_env,
             }
             self._stack.enter_context(_environ(env))
+            if self.webhooks:
+                self._serve_webhooks()
             shim.reset(self.clock or time.time)
             consumer.reset()
             self._stack.callback(shim.reset)
@@ -154,6 +159,18 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+    def _serve_webhooks(self) -> None:
+        from relay_core.settings import load
+        from scf_relay.webhook_server import WebhookServer
+        from webhook_entry.index import build_gate
+
+        secret = secrets.token_hex(16)  # the consumer signs its webhook URLs with the same one
+        gate = build_gate(load(webhook_secret=secret), clock=self.clock or time.time)
+        self._stack.callback(gate.ledger.close)
+        self._stack.callback(gate.queue.close)
+        server = self._stack.enter_context(WebhookServer(gate))
+        self._stack.enter_context(_environ({"RELAY_WEBHOOK_BASE_URL": server.base_url, "RELAY_WEBHOOK_SECRET": secret}))
 
     @property
     def queue_admin(self) -> QueueAdmin:
@@ -206,6 +223,8 @@ class LocalStack:
         """One consumer run, like a timer trigger: drain until idle or out of budget."""
         from consumer.drain import Budget, Hooks, drain
 
+        if self.webhooks and self.emulator is not None:
+            self.emulator.webhooks.fire_due()  # in virtual time: the webhooks due at this instant go out first
         return drain(self.svc, Budget(budget_s), hooks=Hooks(on_step=self._on_step))
 
     def run_until_terminal(

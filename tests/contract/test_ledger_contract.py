@@ -262,6 +262,7 @@ def test_get_returns_the_full_record(ledger):
         outcome_at=NOW + 3,
         reported_at=NOW + 4,
         user_id="u1",
+        submitted_at=NOW + 1,
         created_at=NOW,
         updated_at=NOW + 4,
     )
@@ -359,3 +360,75 @@ def test_prune_keeps_records_younger_than_retention(ledger):
     assert ledger.prune(NOW + 60) == 0
     assert ledger.get("t1").outcome == DONE and ledger.get("t2") is not None
     assert _ids(ledger.open_tasks(DEADLINE + 1)) == ["t2"] and _ids(ledger.unreported(NOW + 1)) == ["t1"]
+
+
+# -- vendor jobs, webhooks, runtime estimates ---------------------------------------------------------
+
+
+def _submitted(ledger, task="t1", vendor="v-1", now=NOW, poll_message='{"poll": 1}'):
+    assert _claim(ledger, "a", now=now, task=task).state is ClaimState.ACQUIRED
+    assert ledger.record_submission(task, "a", vendor, now + 1, poll_message=poll_message)
+
+
+def test_a_recorded_vendor_task_id_finds_its_task_through_the_index(ledger):
+    assert ledger.by_vendor_task("v-1") is None
+    _submitted(ledger)
+    _submitted(ledger, task="t2", vendor="v-2")
+    found = ledger.by_vendor_task("v-1")
+    assert found is not None and found.task_id == "t1" and found.submitted_at == NOW + 1
+    assert found.poll_message == '{"poll": 1}'
+    assert ledger.by_vendor_task("v-2").task_id == "t2"
+    assert ledger.by_vendor_task("v-3") is None and ledger.by_vendor_task("") is None
+
+
+def test_mark_vendor_done_keeps_the_first_sighting_and_says_how_long_it_took(ledger):
+    assert ledger.mark_vendor_done("t1", NOW) is None  # unknown task
+    _submitted(ledger)
+    assert ledger.mark_vendor_done("t1", NOW + 6) == pytest.approx(5.0)
+    assert ledger.mark_vendor_done("t1", NOW + 9) is None
+    assert ledger.get("t1").vendor_done_at == NOW + 6
+
+
+def test_a_webhook_for_the_recorded_vendor_job_asks_for_one_hint_per_seq(ledger):
+    from jobqueue.ledger.base import WebhookState
+
+    assert ledger.note_webhook("t1", "v-1", NOW).state is WebhookState.UNKNOWN
+    _submitted(ledger)
+    assert ledger.advance("t1", 0, NOW + 1)  # the submit hop (seq 0) sent POLL seq 1
+    first = ledger.note_webhook("t1", "v-1", NOW + 2)
+    assert (first.state, first.seq, first.poll_message) == (WebhookState.HINT, 1, '{"poll": 1}')
+    assert ledger.note_webhook("t1", "v-1", NOW + 3).state is WebhookState.DUPLICATE
+    assert ledger.begin_hop("t1", 1, LEASE_S, NOW + 4).state is HopState.RUN  # a hop begun: the next seq is 2
+    assert ledger.note_webhook("t1", "v-1", NOW + 5).seq == 2
+    ledger.mark_vendor_done("t1", NOW + 6)
+    assert ledger.note_webhook("t1", "v-1", NOW + 7).state is WebhookState.FINISHED
+    assert ledger.get("t1").webhook_at == NOW + 5
+
+
+def test_a_webhook_naming_another_vendor_job_or_none_recorded_is_kept_as_a_hint(ledger):
+    from jobqueue.ledger.base import WebhookState
+
+    assert _claim(ledger, "a").state is ClaimState.ACQUIRED
+    assert ledger.mark_sending("t1", "a", NOW)
+    assert ledger.note_webhook("t1", "v-9", NOW + 1).state is WebhookState.NO_SUBMISSION
+    assert ledger.get("t1").webhook_vendor_ids == ("v-9",)
+    assert ledger.record_submission("t1", "a", "v-1", NOW + 2, poll_message="{}")
+    assert ledger.note_webhook("t1", "v-8", NOW + 3).state is WebhookState.OTHER_JOB
+    assert ledger.note_webhook("t1", "v-8", NOW + 4).state is WebhookState.OTHER_JOB
+    assert ledger.get("t1").webhook_vendor_ids == ("v-9", "v-8")
+    ledger.release_hop("t1", 0, NOW + 5, parked=True)
+    assert ledger.note_webhook("t1", "v-1", NOW + 6).state is WebhookState.PARKED
+
+
+def test_a_runtime_estimate_starts_at_its_first_observation_and_stays_in_bounds(ledger):
+    assert ledger.runtime_estimate("p") is None
+    first = ledger.observe_runtime("p", 6.0, first_poll=False, low_s=3, high_s=100)
+    assert (first.estimate_s, first.samples) == (6.0, 1)
+    early = ledger.observe_runtime("p", 6.0, first_poll=True, low_s=3, high_s=100)
+    assert early.estimate_s == pytest.approx(5.7) and early.samples == 2
+    late = ledger.observe_runtime("p", 9.7, first_poll=False, low_s=3, high_s=100)
+    assert late.estimate_s == pytest.approx(6.9)
+    assert ledger.observe_runtime("p", 1000, first_poll=False, low_s=3, high_s=8).estimate_s == 8
+    stored = ledger.runtime_estimate("p")
+    assert stored is not None and stored.estimate_s == 8 and stored.samples == 4
+    assert ledger.runtime_estimate("other") is None

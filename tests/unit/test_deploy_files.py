@@ -31,6 +31,7 @@ REQUIRED_ENV = {
     "producer_shim": {"RELAY_QUEUE"},
     "consumer": {"RELAY_QUEUE", "RELAY_LEDGER", "RELAY_STORE", "RELAY_BACKEND_URL", "RELAY_CALLBACK_SECRET"}
     | {"RUNNINGHUB_API_KEY", "RELAY_AUDITOR"},
+    "webhook": {"RELAY_QUEUE", "RELAY_LEDGER", "RELAY_WEBHOOK_SECRET"},
 }
 # cos-python-sdk-v5 method -> the COS CAM actions it needs (copy reads its source and writes its target)
 COS_SDK_ACTIONS = {
@@ -213,12 +214,13 @@ def test_each_role_gets_exactly_the_actions_its_code_uses():
         "producer_shim": shim_sends | code["nudge"],
         "consumer": code["cos"] | code["data_plane"] | code["moderation"],
         "operator": code["control_plane"] | code["data_plane"],  # infra create-queues, dlq list/redrive/fail
+        "webhook": {"tdmq:SendMessage"},  # one POLL hint per webhook
     }
     for name, wanted in expected.items():
         assert policy_actions(name)[0] == wanted, name
 
 
-@pytest.mark.parametrize("name", ["producer_shim", "consumer", "operator"])
+@pytest.mark.parametrize("name", ["producer_shim", "consumer", "operator", "webhook"])
 def test_resource_less_actions_have_their_own_statement_on_star(name):
     """A resource-less action in a statement scoped to resources is refused by CAM (infra create-queues would be)."""
     _, statements = policy_actions(name)
@@ -228,7 +230,7 @@ def test_resource_less_actions_have_their_own_statement_on_star(name):
             assert statement["resource"] == ["*"], (resource_less, statement["resource"])
 
 
-@pytest.mark.parametrize("name", ["producer_shim", "consumer", "operator"])
+@pytest.mark.parametrize("name", ["producer_shim", "consumer", "operator", "webhook"])
 def test_resources_are_scoped_to_our_bucket_queues_and_function(name):
     _, statements = policy_actions(name)
     for statement in statements:
@@ -248,3 +250,12 @@ def test_resources_are_scoped_to_our_bucket_queues_and_function(name):
                 assert resource.endswith("/function/scf-relay-consumer")
             if service == "cos":
                 assert ":${DEPLOY_BUCKET}/" in resource
+
+
+def test_the_webhook_entry_is_small_and_answers_the_gateway_itself():
+    inputs = serverless("webhook")["inputs"]
+    assert inputs["memorySize"] == 128 and inputs["timeout"] <= 30
+    [event] = inputs["events"]
+    [endpoint] = event["apigw"]["parameters"]["endpoints"]
+    assert endpoint["method"] == "POST" and endpoint["function"]["isIntegratedResponse"]
+    assert event["apigw"]["parameters"]["protocols"] == ["https"]

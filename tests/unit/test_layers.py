@@ -17,6 +17,7 @@ PACKAGES = (
     "moderation",
     "consumer",
     "producer_shim",
+    "webhook_entry",
     "scf_relay",
 )
 

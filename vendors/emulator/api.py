@@ -85,6 +85,17 @@ class EmulatorApi:
                 return True
         return self.book.chance(self.config.http_5xx_rate)
 
+    def _drop_create_response(self) -> bool:
+        with self._counters_lock:
+            if self.config.drop_create_response_next > 0:
+                self.config.drop_create_response_next -= 1
+                return True
+        return self.book.chance(self.config.drop_create_response_rate)
+
+    def outputs_answer(self, task: EmulatedTask) -> dict[str, Any]:
+        """The ``/task/openapi/outputs`` envelope of ``task`` now (what a webhook's ``eventData`` carries)."""
+        return json.loads(self._outputs_of(task).body)
+
     def _authorized(self, key: Any) -> bool:
         return isinstance(key, str) and key == self.config.api_key
 
@@ -112,6 +123,7 @@ class EmulatorApi:
             output_count=spec.count,
             file_type=spec.file_type,
             instance_type=body.get("instanceType"),
+            webhook_url=_webhook_url(body.get("webhookUrl")),
         )
         self.book.add(task)
         node_errors = {}
@@ -124,6 +136,8 @@ class EmulatorApi:
             "outputs_to_execute": [],
             "node_errors": node_errors,
         }
+        if self._drop_create_response():
+            return BAD_GATEWAY  # the job exists and runs: only the answer is lost
         task_id: int | str = int(task.task_id) if self.config.task_id_as_number else task.task_id
         data = {
             "netWssUrl": None,
@@ -178,8 +192,9 @@ class EmulatorApi:
 
     def _outputs(self, body: dict) -> Reply:
         task = self._task_of(body)
-        if isinstance(task, Reply):
-            return task
+        return task if isinstance(task, Reply) else self._outputs_of(task)
+
+    def _outputs_of(self, task: EmulatedTask) -> Reply:
         state = task.state_at(self._now())
         if state is TaskState.QUEUED:
             return envelope(813, "APIKEY_TASK_IS_QUEUED")
@@ -285,6 +300,10 @@ class EmulatorApi:
             file_type, seed=int(task.task_id) % 10**9 * 100 + n, marker=BLOCK_MARKER if blocked else b""
         )
         return Reply(200, content, CONTENT_TYPES[file_type])
+
+
+def _webhook_url(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.startswith(("http://", "https://")) else None
 
 
 def _json_object(body: bytes) -> dict | None:

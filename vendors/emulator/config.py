@@ -66,6 +66,14 @@ class EmulatorConfig:
     #: endpoint path -> legacy code to answer with, before doing anything ("/task/openapi/create": 1505)
     force_codes: dict[str, int] = field(default_factory=dict)
     task_id_as_number: bool = False  # send data.taskId as a JSON number instead of a string
+    #: a task created with a ``webhookUrl`` gets ``POST {"event": "TASK_END", ...}`` this long after it ends (on
+    #: ``clock``); ``None``: never (a vendor whose webhook is lost)
+    webhook_delay_s: float | None = 0.0
+    webhook_attempts: int = 3  # tries of a webhook answered non-2xx or unreachable, ``webhook_retry_s`` apart
+    webhook_retry_s: float = 5.0
+    #: creates that make the job and then answer 502, as a response lost on the way (an ambiguous submit)
+    drop_create_response_rate: float = 0.0
+    drop_create_response_next: int = 0  # the next N creates do so (counts down)
     #: the time source of task timelines (QUEUED -> RUNNING -> done): seconds from any origin, by default
     #: ``time.monotonic``; give a virtual clock to move jobs on without waiting
     clock: Callable[[], float] = time.monotonic
@@ -74,7 +82,8 @@ class EmulatorConfig:
     sleep: Callable[[float], None] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("fail_rate", "http_5xx_rate", "never_finish_rate", "block_rate", "garbage_rate"):
+        rates = ("fail_rate", "http_5xx_rate", "never_finish_rate", "block_rate", "garbage_rate")
+        for name in (*rates, "drop_create_response_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name}={rate} is not a probability in [0, 1]")

@@ -25,6 +25,7 @@ from vendors.emulator.api import UPLOAD_PATH, EmulatorApi
 from vendors.emulator.config import EmulatorConfig
 from vendors.emulator.serving import LoopbackWsgiServer, status_line
 from vendors.emulator.tasks import EmulatedTask, TaskBook, TaskState
+from vendors.emulator.webhooks import WebhookCall, WebhookCaller
 from vendors.emulator.wire import Reply, envelope
 from vendors.emulator.wsgi_request import BodyTooLarge, read_body, request_headers
 
@@ -32,6 +33,7 @@ log = logs.get("vendor.emulator")
 
 _JSON_BODY_LIMIT = 1024 * 1024
 _MULTIPART_SLACK = 1024 * 1024
+WEBHOOK_TICK_S = 0.005  # how often (real time) the webhook thread looks for due webhooks
 _NOT_ALLOWED = Reply(501, b'{"code": 501, "msg": "METHOD_NOT_SUPPORTED"}')
 
 
@@ -47,16 +49,35 @@ class RunningHubEmulator(LoopbackWsgiServer):
         self.stopping = threading.Event()  # set on stop: delayed answers go out at once
         self._requests: list[tuple[str, str, int]] = []  # (method, path, HTTP status) in arrival order
         self._requests_lock = threading.Lock()
+        self.webhooks = WebhookCaller(self.api)
+        self._webhook_thread: threading.Thread | None = None
 
     def _bound(self) -> None:
         self.stopping.clear()
         self.api.base_url = self.base_url
         with self._requests_lock:
             self._requests = []
+        self._webhook_thread = threading.Thread(target=self._call_webhooks, name="emulator-webhooks", daemon=True)
+        self._webhook_thread.start()
 
     def stop(self) -> None:
         self.stopping.set()
         super().stop()
+        if self._webhook_thread is not None:
+            self._webhook_thread.join(timeout=5)
+            self._webhook_thread = None
+
+    def _call_webhooks(self) -> None:
+        while not self.stopping.wait(WEBHOOK_TICK_S):
+            try:
+                self.webhooks.fire_due()
+            except Exception:  # noqa: BLE001 - the emulator keeps serving whatever one webhook does
+                log.exception("webhook thread")
+
+    @property
+    def webhook_calls(self) -> list[WebhookCall]:
+        """Every webhook request made so far, in order."""
+        return list(self.webhooks.calls)
 
     # -- the WSGI application ------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -64,6 +64,7 @@ class EmulatedTask:
     file_type: str
     instance_type: str | None = None
     cancelled_at: float | None = None
+    webhook_url: str | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -90,6 +91,7 @@ class TaskBook:
     seed: int | None = None
     _tasks: dict[str, EmulatedTask] = field(default_factory=dict)
     _uploads: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # fileName -> (original name, bytes)
+    _webhooks_pending: set[str] = field(default_factory=set)  # ids of tasks with a webhook not yet settled
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -112,6 +114,17 @@ class TaskBook:
     def add(self, task: EmulatedTask) -> None:
         with self._lock:
             self._tasks[task.task_id] = task
+            if task.webhook_url is not None:
+                self._webhooks_pending.add(task.task_id)
+
+    def webhooks_pending(self) -> list[EmulatedTask]:
+        """Tasks with a ``webhookUrl`` whose webhook is not settled (delivered or out of attempts)."""
+        with self._lock:
+            return [self._tasks[task_id] for task_id in sorted(self._webhooks_pending)]
+
+    def webhook_settled(self, task_id: str) -> None:
+        with self._lock:
+            self._webhooks_pending.discard(task_id)
 
     def get(self, task_id: str) -> EmulatedTask | None:
         with self._lock:
