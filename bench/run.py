@@ -28,7 +28,7 @@ SMOKE = [
     ["bench.queue_throughput", "--messages", "300"],
     ["bench.billed_time", "--tasks", "3"],
     ["bench.memory", "--sizes-mb", "2,8"],
-    ["bench.two_workers", "--tasks", "6"],
+    ["bench.two_workers", "--tasks", "3"],
     ["bench.nudge_latency", "--trials", "2", "--lag-s", "0.5", "--wait-s", "1"],
     ["bench.webhook_latency", "--tasks", "4"],
 ]

@@ -16,7 +16,7 @@ def test_a_small_chaos_run_breaches_no_invariant(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "RUNNINGHUB_"))}
     command = [
         *(sys.executable, "-c", "from scf_relay.cli.app import main; main()"),
-        *("chaos", "--tasks", "16", "--seed", "7", "--workers", "2", "--concurrency", "3"),
+        *("chaos", "--tasks", "10", "--seed", "7", "--workers", "2", "--concurrency", "2"),
         *("--kill-min-s", "0.5", "--kill-max-s", "2.0", "--timeout-s", "150", "--json"),
         *("--home", str(tmp_path / "chaos")),
     ]
@@ -24,6 +24,6 @@ def test_a_small_chaos_run_breaches_no_invariant(tmp_path):
     result = json.loads(done.stdout)
     assert done.returncode == 0 and result["ok"], (result.get("breach_examples"), done.stderr[-3000:])
     assert result["settled"] and all(count == 0 for count in result["breaches"].values())
-    assert result["faults"]["sigkills"] >= 3  # the fleet really was killed under the tasks
+    assert result["faults"]["sigkills"] >= 2  # the fleet really was killed under the tasks
     reported = sum(result["reports_by_status"].values())
-    assert reported >= 8 and result["faults"]["duplicate_cos_events"] == 16
+    assert reported >= 5 and result["faults"]["duplicate_cos_events"] == 10

@@ -76,6 +76,9 @@ class CosDialect:
         self._counts: dict[str, int] = {}
         self._faults: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        # moto checks If-None-Match and then writes, not atomically: conditional writes take turns here, as
+        # COS answers exactly one of two racing forbid-overwrite writes with success
+        self._conditional_writes = threading.Lock()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0]  # the port never matters here (IPv4 only)
@@ -97,7 +100,12 @@ class CosDialect:
             self._record(operation, bucket, key, reply.status)
             return _error(start_response, environ, reply.status, reply.code, reply.message, resource)
         _to_moto(environ, bucket, raw_path if not vhost else f"/{bucket}{raw_path}", params)
-        status_line, headers, body = self._ask_moto(environ)
+        if environ.get("HTTP_IF_NONE_MATCH") == "*":
+            with self._conditional_writes:
+                status_line, headers, body = self._ask_moto(environ)
+                body = [b"".join(body)]
+        else:
+            status_line, headers, body = self._ask_moto(environ)
         status = int(status_line.split()[0])
         if operation == "PutBucket" and status < 300:
             with self._lock:
