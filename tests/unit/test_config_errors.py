@@ -99,3 +99,17 @@ def test_good_urls_still_open(tmp_path, redis_url):
     open_ledger(f"sqlite:///{tmp_path}/l.db?retention_s=60").close()
     open_queue(f"{redis_url}&socket_timeout=3").close()
     open_ledger(redis_url.replace("?prefix=", "?retention_s=60&prefix=")).close()
+
+
+def test_a_webhook_base_url_without_its_secret_fails_at_start(relay_home, monkeypatch):
+    from consumer.services import build_services
+
+    for name, value in {
+        "RELAY_BACKEND_URL": "http://127.0.0.1:9",
+        "RELAY_CALLBACK_SECRET": "a-callback-secret",
+        "RUNNINGHUB_API_KEY": "key",
+        "RELAY_WEBHOOK_BASE_URL": "https://hooks.example.com/relay",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="^RELAY_WEBHOOK_SECRET is not set"):
+        build_services(load())
