@@ -41,7 +41,10 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         return Continue(msg.next(Stage.COLLECT, polls=msg.polls + 1))
     if status.state is VendorState.FAILED:
         log.warning("vendor failed the task", extra={"detail": status.detail, "code": status.raw_code})
-        return Finish(failed(msg, ErrorReason.FAILED, status.detail))
+        # past the deadline the job may have ended because we cancelled it (a run that cancelled it died
+        # before recording 生成超时): the task timed out, whatever the vendor calls it now
+        reason = ErrorReason.TIMEOUT if now >= msg.deadline_at else ErrorReason.FAILED
+        return Finish(failed(msg, reason, status.detail))
     if now >= msg.deadline_at:
         return timed_out(msg, svc, cancel=True)
     delay = poll_delay(pipeline.poll, msg.polls, status.state is VendorState.QUEUED, svc.rng)

@@ -229,3 +229,11 @@ def test_another_users_upload_under_a_known_task_id_is_refused_not_merged(svc, v
     assert (after.user_id, after.seq, after.hop_seq) == ("u1", before.seq, before.hop_seq)
     assert after.version == before.version  # nothing written for a foreign message
     assert vendor.count("submit") == 1
+
+
+def test_a_job_found_ended_after_the_deadline_reports_the_timeout_not_a_vendor_failure(svc, vendor):
+    """A run cancelled the job at the deadline and died before recording 生成超时: the redelivered poll sees the
+    cancelled job as failed, and still reports the timeout."""
+    vendor.statuses.append(VendorStatus(VendorState.FAILED, detail="task cancelled"))
+    decision = run(svc, message(Stage.POLL, vendor_task_id="v1", deadline_in_s=-5))
+    assert isinstance(decision, Finish) and decision.outcome.error_reason == "生成超时"
