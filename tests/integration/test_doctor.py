@@ -5,6 +5,7 @@ its row, naming the fix."""
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 
 import pytest
 from typer.testing import CliRunner
@@ -80,11 +81,14 @@ def test_everything_passes_as_deployed(env):
         f"moderation: VM answers in {COS_REGION}",
         "runninghub: key valid",
         "pipelines: file loads",
+        "pipelines: model_pose12 workflow 1912000000000000012 nodes",
+        "pipelines: video_tryon workflow 1912000000000000203 nodes",
         "backend: callback secret",
         "backend: RELAY_BACKEND_URL answers",
     ):
         assert verdicts[check] is Verdict.PASS, check
     assert verdicts["moderation: BizType exists"] is Verdict.UNKNOWN
+    assert verdicts["pipelines: promo_poster ai-app 1912000000000000101 nodes"] is Verdict.UNKNOWN
     assert all(row.detail for row in rows if row.verdict is not Verdict.PASS)
 
 
@@ -150,3 +154,17 @@ def test_backend_down_and_secret_unset_fail(env):
     found = failures(backend_url="http://127.0.0.1:9", callback_secret="")
     assert "RELAY_CALLBACK_SECRET" in found["backend: callback secret"]
     assert "ConnectError" in found["backend: RELAY_BACKEND_URL answers"]
+
+
+def test_unknown_workflow_node_id_and_field_are_named(env, tmp_path):
+    text = files("relay_core").joinpath("pipelines.toml").read_text(encoding="utf-8")
+    text = text.replace('node_id = "31", field_name = "text"', 'node_id = "33", field_name = "text"')
+    text = text.replace('node_id = "12", field_name = "image"', 'node_id = "12", field_name = "picture"')
+    text = text.replace('target_id = "1912000000000000203"', 'target_id = "1912000000000000999"')
+    path = tmp_path / "pipelines.toml"
+    path.write_text(text, encoding="utf-8")
+    found = failures(pipelines=path)
+    pose = found["pipelines: model_pose12 workflow 1912000000000000012 nodes"]
+    assert "node 12 (LoadImage) has no field 'picture' (image)" in pose
+    assert "node 33 is not in the workflow (its nodes: 12, 31, 32)" in pose and "pipelines.toml" in pose
+    assert "code 380" in found["pipelines: video_tryon workflow 1912000000000000999 nodes"]
