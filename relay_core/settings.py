@@ -82,6 +82,9 @@ class RelaySettings(BaseSettings):
     )
     log_level: str = "INFO"
     nudge_function: str = Field("", description="consumer function the shim invokes async after enqueuing (off: '')")
+    shim_function: str = Field(
+        "", description="the producer shim's function, for `scf-relay doctor` (same region/namespace as the nudge)"
+    )
     nudge_region: str = Field("", description="region of the nudged function, e.g. ap-guangzhou")
     nudge_namespace: str = Field("default", description="SCF namespace of the nudged function")
     nudge_endpoint: str = Field("", description="SCF API host[:port] or URL (default: the public endpoint)")
@@ -187,6 +190,8 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """``RELAY_*`` names in ``environ`` that no setting reads (a typo would silently mean the default)."""
     known = {f"RELAY_{name.upper()}" for name in RelaySettings.model_fields} | EXTERNAL_RELAY_VARIABLES
     return sorted(name for name in environ if name.startswith("RELAY_") and name not in known)
+
+
 @cache
 def _http_url() -> TypeAdapter[AnyHttpUrl]:
     # built on first use: only the consumer sets RELAY_BACKEND_URL, the shim's cold start skips pydantic.networks

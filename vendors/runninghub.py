@@ -135,6 +135,16 @@ class RunningHubClient(Vendor):
         data = envelope.data if isinstance(envelope.data, dict) else {}
         return {str(k): str(v) for k, v in data.items() if v is not None}
 
+    def workflow_nodes(self, workflow_id: str) -> dict[str, wire.WorkflowNode]:
+        """``/api/openapi/getJsonApiFormat`` (docs/platform.md §5): the workflow's nodes by id, each with its
+        ``class_type`` and input field names. Raises VendorConfigError for an unknown workflow (380/301),
+        AuthError for a refused key, VendorUnavailable when unreachable or the answer is garbage."""
+        body = {"apiKey": self._api_key, "workflowId": str(workflow_id)}
+        envelope = self._read(lambda: self._legacy("workflow", "/api/openapi/getJsonApiFormat", json=body))
+        if envelope.code != wire.CODE_OK:
+            raise self._error("workflow", envelope)
+        return wire.workflow_nodes_of(envelope.data)
+
     def cancel(self, vendor_task_id: str) -> None:
         """Best effort: failures are logged and swallowed, except our own configuration errors."""
         try:

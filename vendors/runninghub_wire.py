@@ -102,6 +102,36 @@ def node_errors_of(data: Any) -> dict:
     return errors if isinstance(errors, dict) and errors else {}
 
 
+@dataclass(frozen=True)
+class WorkflowNode:
+    """One node of a workflow's API-format JSON: its ComfyUI ``class_type`` and its ``inputs`` keys."""
+
+    class_type: str
+    fields: frozenset[str]
+
+
+def workflow_nodes_of(data: Any) -> dict[str, WorkflowNode]:
+    """``getJsonApiFormat``'s ``data.prompt`` (a JSON string, or already an object) as node id -> node.
+
+    The prompt is ComfyUI's API format: ``{"<node id>": {"class_type", "inputs": {...}, "_meta"}}``.
+    Raises :class:`VendorUnavailable` (garbage) for any other shape."""
+    prompt = data.get("prompt") if isinstance(data, dict) else None
+    if isinstance(prompt, str):
+        try:
+            prompt = json.loads(prompt)
+        except ValueError:
+            raise garbage("workflow", "data.prompt is not JSON") from None
+    if not isinstance(prompt, dict):
+        raise garbage("workflow", "no data.prompt object")
+    nodes = {}
+    for node_id, node in prompt.items():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            raise garbage("workflow", f"node {node_id} has no inputs object")
+        nodes[str(node_id)] = WorkflowNode(str(node.get("class_type") or "?"), frozenset(map(str, inputs)))
+    return nodes
+
+
 def failure_detail(reason: Any, fallback: str = "task failed") -> str:
     """One short line from a ``failedReason``: ``node: ExceptionType: first line of the message``."""
     if isinstance(reason, str):

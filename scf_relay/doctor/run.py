@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from relay_core.settings import RelaySettings
-from scf_relay.doctor import queues, services, storage, vendor
+from scf_relay.doctor import functions, queues, services, storage, vendor
 from scf_relay.doctor.rows import Row, Verdict, guarded, unknown
 
 NOT_CHECKED = (
     (
-        "scf: functions, triggers, invoke permission",
-        "not checked by this doctor (needs SCF GetFunction/ListTriggers; no local SCF server to test it against): "
-        "compare `scf info` with deploy/*/serverless.yml — handler, runtime, timeout, memory, environment, the "
-        "timer and COS (prefix input/) triggers",
+        "scf: environment, invoke permission",
+        "not checked: compare each function's environment with deploy/relay.env.example (`scf info`); the shim's "
+        "right to invoke the consumer shows as a failed nudge in its log",
     ),
     (
         "cam: every action allowed",
@@ -30,6 +29,7 @@ def run_checks(settings: RelaySettings) -> list[Row]:
     rows += guarded("moderation", lambda: services.moderation_rows(settings))
     rows += guarded("runninghub", lambda: vendor.pipeline_rows(settings))
     rows += guarded("backend", lambda: services.backend_rows(settings))
+    rows += guarded("scf: functions as deployed", lambda: functions.function_rows(settings))
     rows += [unknown(name, why) for name, why in NOT_CHECKED]
     return rows
 

@@ -9,7 +9,8 @@ raises :class:`ApiError`. State lives in small objects the tests can reach throu
   ``RUNNING`` (``pending_polls`` in all), then ``FINISH``. The verdict comes from ``outcomes[data_id]`` if
   set, else from the marker in the object's bytes when ``object_reader(bucket, key)`` is given, else ``Pass``.
 * :class:`CmqQueues`: an in-memory registry of queue attributes with counts the test sets.
-* :class:`ScfFunctions`: ``Invoke`` records each invocation.
+* :class:`ScfFunctions`: ``Invoke`` records each invocation; ``GetFunction`` and ``ListTriggers`` answer from
+  ``functions`` (name -> configuration) and ``triggers`` (name -> trigger list) the test sets.
 """
 
 from __future__ import annotations
@@ -297,10 +298,48 @@ class Invocation:
     at: float
 
 
+def scf_function(name: str, handler: str, runtime: str, timeout: int, memory: int) -> dict[str, Any]:
+    """A ``GetFunction`` answer's main fields (scf 2018-04-16), as the SDK's ``GetFunctionResponse`` reads them."""
+    return {
+        "FunctionName": name,
+        "Namespace": "default",
+        "Handler": handler,
+        "Runtime": runtime,
+        "Timeout": timeout,
+        "MemorySize": memory,
+        "Status": "Active",
+        "Qualifier": "$LATEST",
+        "Environment": {"Variables": []},
+        "Triggers": [],
+    }
+
+
+def scf_trigger(kind: str, name: str, desc: str, enable: int = 1) -> dict[str, Any]:
+    """A ``ListTriggers`` ``TriggerInfo``: ``TriggerDesc`` is a cron (timer) or a JSON string (cos)."""
+    return {"Type": kind, "TriggerName": name, "TriggerDesc": desc, "Enable": enable, "Qualifier": "$DEFAULT"}
+
+
 class ScfFunctions:
     def __init__(self) -> None:
         self.invocations: list[Invocation] = []
         self.known: set[str] | None = None  # when set, other names answer ResourceNotFound.Function
+        self.functions: dict[str, dict[str, Any]] = {}  # GetFunction: name -> configuration
+        self.triggers: dict[str, list[dict[str, Any]]] = {}  # ListTriggers: name -> TriggerInfo list
+
+    def _configured(self, params: dict[str, Any]) -> str:
+        name = params.get("FunctionName", "")
+        if not name:
+            raise ApiError("MissingParameter", "FunctionName")
+        if name not in self.functions:
+            raise ApiError("ResourceNotFound.Function", f"function {name} does not exist")
+        return str(name)
+
+    def get_function(self, params: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.functions[self._configured(params)])
+
+    def list_triggers(self, params: dict[str, Any]) -> dict[str, Any]:
+        triggers = self.triggers.get(self._configured(params), [])
+        return {"TotalCount": len(triggers), "Triggers": [dict(t) for t in triggers]}
 
     def invoke(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params.get("FunctionName", "")

@@ -90,6 +90,8 @@ class LocalApi3Server(LoopbackWsgiServer):
             ("tdmq", "ModifyCmqQueueAttribute"): self.cmq.modify,
             ("tdmq", "RewindCmqQueue"): self.cmq.rewind,
             ("scf", "Invoke"): self.scf.invoke,
+            ("scf", "GetFunction"): self.scf.get_function,
+            ("scf", "ListTriggers"): self.scf.list_triggers,
         }
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()

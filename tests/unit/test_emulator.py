@@ -95,9 +95,9 @@ def finished(clock, emu) -> None:
 
 def test_defaults_serve_every_packaged_pipeline():
     config = EmulatorConfig()
-    assert config.targets[POSE] == TargetSpec(12, "jpeg")
-    assert config.targets[POSTER] == TargetSpec(1, "png")
-    assert config.targets[VIDEO] == TargetSpec(1, "mp4")
+    assert config.targets[POSE] == TargetSpec(12, "jpeg", inputs=(("12", "image"), ("31", "text")))
+    assert config.targets[POSTER] == TargetSpec(1, "png", inputs=(("7", "image"),))
+    assert config.targets[VIDEO] == TargetSpec(1, "mp4", inputs=(("3", "video"),))
     assert (config.api_key, config.job_s, config.queue_s, config.concurrency) == (KEY, 2.0, 0.5, 8)
 
 

@@ -8,6 +8,7 @@ import logging
 import httpx
 import pytest
 
+from vendors import runninghub_wire as wire
 from vendors.base import NodeInput, SubmitRequest, VendorState
 from vendors.emulator import EmulatorConfig, RunningHubEmulator, TargetSpec
 from vendors.emulator.media import make_jpeg, make_mp4
@@ -466,3 +467,27 @@ def test_wrong_shaped_read_answers_are_transient(payload):
         client = make_client(http, "http://runninghub.test")
         with pytest.raises(VendorUnavailable, match="garbage"):
             client.status("1")
+
+
+# -- workflow JSON (getJsonApiFormat) -------------------------------------------------------------------
+
+
+def test_workflow_nodes_reads_the_api_format_json(http, clock):
+    targets = {WORKFLOW: TargetSpec(3, "jpeg", inputs=(("12", "image"), ("31", "text")))}
+    with RunningHubEmulator(EmulatorConfig(api_key=KEY, targets=targets, clock=clock)) as emu:
+        nodes = make_client(http, emu.base_url).workflow_nodes(WORKFLOW)
+    assert nodes["12"].class_type == "LoadImage" and nodes["12"].fields == {"image"}
+    assert nodes["31"].fields == {"text"} and nodes["32"].class_type == "SaveImage"
+
+
+def test_workflow_nodes_of_an_unknown_workflow_or_a_refused_key(client, http, emulator):
+    with pytest.raises(VendorConfigError, match="code 380"):
+        client.workflow_nodes("no-such-workflow")
+    with pytest.raises(AuthError, match="code 802"):
+        make_client(http, emulator.base_url, key="wrong").workflow_nodes(WORKFLOW)
+
+
+@pytest.mark.parametrize("data", [None, {"prompt": "not json"}, {"prompt": '{"1": {"class_type": "X"}}'}])
+def test_workflow_json_of_the_wrong_shape_is_garbage(data):
+    with pytest.raises(VendorUnavailable, match="garbage"):
+        wire.workflow_nodes_of(data)

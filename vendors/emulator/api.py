@@ -45,6 +45,7 @@ class EmulatorApi:
             "/task/openapi/status": self._status,
             "/task/openapi/cancel": self._cancel,
             "/uc/openapi/accountStatus": self._account,
+            "/api/openapi/getJsonApiFormat": self._workflow_json,
         }
 
     # -- dispatch ---------------------------------------------------------------------------------
@@ -236,6 +237,16 @@ class EmulatorApi:
         }
         return envelope(0, "success", data)
 
+    def _workflow_json(self, body: dict) -> Reply:
+        """``data.prompt``: the target's API-format JSON as a string, one node per input of its spec plus a
+        save node; an unknown id answers 380 (workflow missing)."""
+        if not self._authorized(body.get("apiKey")):
+            return envelope(802, "APIKEY_UNAUTHORIZED")
+        spec = self.config.targets.get(str(body.get("workflowId") or ""))
+        if spec is None:
+            return envelope(380, "WORKFLOW_NOT_EXISTS")
+        return envelope(0, "success", {"prompt": json.dumps(workflow_prompt(spec.inputs))})
+
     def _upload(self, content_type: str, body: bytes) -> Reply:
         try:
             form = parse_multipart(content_type, body)
@@ -300,6 +311,28 @@ class EmulatorApi:
             file_type, seed=int(task.task_id) % 10**9 * 100 + n, marker=BLOCK_MARKER if blocked else b""
         )
         return Reply(200, content, CONTENT_TYPES[file_type])
+
+
+_CLASS_BY_FIELD = {"image": "LoadImage", "video": "VHS_LoadVideo", "text": "CLIPTextEncode"}
+
+
+def workflow_prompt(inputs: tuple[tuple[str, str], ...]) -> dict[str, dict[str, Any]]:
+    """A ComfyUI API-format prompt with the given (node id, field) inputs and a ``SaveImage`` node."""
+    prompt: dict[str, dict[str, Any]] = {}
+    for node_id, field_name in inputs:
+        node = prompt.setdefault(
+            node_id, {"class_type": _CLASS_BY_FIELD.get(field_name, "PrimitiveNode"), "inputs": {}, "_meta": {}}
+        )
+        node["inputs"][field_name] = ""
+        node["_meta"]["title"] = node["class_type"]
+    save_id = str(max((int(n) for n in prompt if n.isdigit()), default=0) + 1)
+    first = next(iter(prompt), save_id)
+    prompt[save_id] = {
+        "class_type": "SaveImage",
+        "inputs": {"filename_prefix": "ComfyUI", "images": [first, 0]},
+        "_meta": {"title": "Save Image"},
+    }
+    return prompt
 
 
 def _webhook_url(value: Any) -> str | None:

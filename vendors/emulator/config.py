@@ -24,6 +24,8 @@ class TargetSpec:
 
     count: int
     file_type: str
+    #: (node id, input field name) pairs the workflow's API-format JSON has (``getJsonApiFormat``)
+    inputs: tuple[tuple[str, str], ...] = ()
 
 
 def packaged_targets() -> dict[str, TargetSpec]:
@@ -37,7 +39,8 @@ def packaged_targets() -> dict[str, TargetSpec]:
     for pipeline in load_pipelines().pipelines.values():
         wanted = pipeline.outputs.types[0]
         file_type = wanted if wanted in SUPPORTED_TYPES else "png"
-        targets[pipeline.target_id] = TargetSpec(count=pipeline.outputs.count, file_type=file_type)
+        inputs = tuple((node.node_id, node.field_name) for node in pipeline.nodes)
+        targets[pipeline.target_id] = TargetSpec(count=pipeline.outputs.count, file_type=file_type, inputs=inputs)
     return targets
 
 
