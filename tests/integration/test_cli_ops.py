@@ -230,11 +230,16 @@ def test_summary_stats_peek_and_stuck(backends):
     assert classes["poison"]["count"] == 1 and "purge" in classes["poison"]["command"]
     stats = run_json("queue", "stats")
     assert (stats["ready"], stats["dead"]) == (1, 2) and stats["oldest_dead_age"]
+    assert stats["oldest_waiting_utc"] and stats["oldest_waiting_age"] != "unknown"
+    assert "oldest waiting" in run("queue", "stats").output
     peeked = run_json("queue", "peek")
-    assert [m["task_id"] for m in peeked["messages"]] == ["t-ready"] and peeked["released"]
-    assert queue.stats().ready == 1  # handed back, uncounted
+    assert [m["task_id"] for m in peeked["messages"]] == ["t-ready"] and not peeked["side_effects"]
+    assert peeked["messages"][0]["state"] == "ready" and peeked["messages"][0]["receive_count"] == 0
+    assert queue.stats().ready == 1  # untouched
     [again] = queue.receive(1, 30)
     assert again.receive_count == 1
+    assert run_json("queue", "peek")["count"] == 0  # in flight: not shown, and not taken from its worker
+    assert queue.delete(again.receipt)
     ledger.claim_submit("t-late", "tok", 60, deadline_at=time.time() - 7200, now=time.time())
     stuck = run_json("tasks", "stuck", "--older-than", "1h")
     assert [t["task_id"] for t in stuck["tasks"]] == ["t-late"]
