@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import typer
 from rich.table import Table
@@ -117,7 +117,7 @@ def peek(
     with Ops("queue peek", as_json) as ops:
         admin = getattr(ops.admin, "_target", ops.admin)
         if isinstance(admin, Peekable):
-            rows = [_peeked_row(p) for p in ops.admin.peek(limit)]
+            rows = [_peeked_row(p) for p in cast(Any, ops.admin).peek(limit)]  # guarded: errors become one line
             side_effects = False
         else:
             ops.confirm(CMQ_PEEK_COST.format(limit=limit), yes)
