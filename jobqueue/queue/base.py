@@ -22,6 +22,8 @@ Capabilities are declared by type, never discovered by an exception:
   (``release(receipt)``), without counting that receive. A queue that is not Releasable (CMQ) lets such a
   message come back after its visibility timeout, as after any crash.
 * :class:`StatsSource`: something that counts the queue's messages by state (``stats()``).
+* :class:`Peekable`: an operator plane that can show the next messages without receiving them (``peek(limit)``;
+  SQLite and Redis). CMQ can only look by receiving, so its admin is not Peekable.
 
 Operator plane, :class:`QueueAdmin` (a :class:`DeadLetterStore` plus, where the backend has them, a
 :class:`StatsSource` from ``stats_source()``):
@@ -44,7 +46,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 #: unix seconds now; queues take one so tests can run them in virtual time
@@ -72,11 +74,28 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
+class Peeked:
+    """A message seen by :meth:`Peekable.peek`: ``state`` is ``"ready"`` or ``"delayed"``; ``visible_at`` is when it
+    becomes (or became) receivable, None where the backend does not keep it (Redis's ready list)."""
+
+    message_id: str
+    body: str
+    state: str
+    visible_at: float | None
+    receive_count: int
+    enqueued_at: float
+
+
+@dataclass(frozen=True)
 class QueueStats:
     ready: int
     delayed: int
     in_flight: int
     dead: int
+    #: enqueue time of the oldest ready or delayed message where the backend can tell cheaply, else None
+    #: (SQLite: exact; Redis: the next on the ready list or next delayed; CMQ: None). Not part of equality,
+    #: which compares the counts.
+    oldest_enqueued_at: float | None = field(default=None, compare=False)
 
     @property
     def pending(self) -> int:
@@ -190,6 +209,19 @@ class StatsSource(abc.ABC):
         """Ready, delayed, in-flight and dead messages now. A consistent snapshot on SQLite and Redis; the
         service's own, periodically refreshed counts on CMQ (not exact). Raises a QueueError when the backend
         fails."""
+
+
+class Peekable(abc.ABC):
+    """Capability of an operator plane: look at the next messages without receiving them."""
+
+    @abc.abstractmethod
+    def peek(self, limit: int = 5) -> list[Peeked]:
+        """Up to ``limit`` live messages that are not in flight, in the order a receive would take them: ready
+        ones first, then delayed ones by the time they become ready.
+
+        Read-only: no message is hidden, moved or counted (a receive afterwards gets the same message with the
+        same receive count). Raises ValueError for ``limit < 1``, BackendUnavailable when the backend fails.
+        """
 
 
 class DeadLetterStore(Closable, abc.ABC):

@@ -29,6 +29,8 @@ from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.queue.base import (
     Clock,
     DeadLetter,
+    Peekable,
+    Peeked,
     Queue,
     QueueAdmin,
     QueueStats,
@@ -49,7 +51,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _REDRIVE_CHUNK = 100
 
 
-class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource):
+class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
     """Both planes of :mod:`jobqueue.queue.base` on Redis; ``client`` is a ``redis.Redis(decode_responses=True)``.
 
     Time comes from ``clock`` (this process's, default :func:`time.time`), never from the Redis server: see the
@@ -162,6 +164,8 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource):
         return self
 
     def stats(self) -> QueueStats:
+        """Counts in one MULTI; the oldest enqueue time is read from the next message on the ready list and the
+        next delayed one only (two lookups, not a scan), so it is the age of what is next in line."""
         now = _score(self._clock())
         with self._translated_errors():
             pipe = self._client.pipeline(transaction=True)
@@ -170,8 +174,48 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource):
                 pipe.zcount(self._key(name), "-inf", now)
                 pipe.zcount(self._key(name), f"({now}", "+inf")
             pipe.hlen(self._key("dead"))
-            ready, delayed_due, delayed, expired, in_flight, dead = pipe.execute()
-        return QueueStats(ready=ready + delayed_due + expired, delayed=delayed, in_flight=in_flight, dead=dead)
+            pipe.lindex(self._key("ready"), -1)
+            pipe.zrange(self._key("delayed"), 0, 0)
+            ready, delayed_due, delayed, expired, in_flight, dead, next_ready, next_delayed = pipe.execute()
+            heads = [mid for mid in (next_ready, *next_delayed) if mid]
+            times = self._client.hmget(self._key("enqueued"), heads) if heads else []
+        known = [float(t) for t in times if t is not None]
+        return QueueStats(
+            ready=ready + delayed_due + expired,
+            delayed=delayed,
+            in_flight=in_flight,
+            dead=dead,
+            oldest_enqueued_at=min(known) if known else None,
+        )
+
+    def peek(self, limit: int = 5) -> list[Peeked]:
+        """Reads the ids in receive order in one MULTI (the ready list from its popping end, then delayed ones
+        that are due, then in-flight ones whose deadline passed, then delayed ones not yet due), then their
+        bodies; a message finished between the two reads is left out. Nothing is written."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        now = _score(self._clock())
+        with self._translated_errors():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.lrange(self._key("ready"), -limit, -1)
+            pipe.zrangebyscore(self._key("delayed"), "-inf", now, start=0, num=limit, withscores=True)
+            pipe.zrangebyscore(self._key("inflight"), "-inf", now, start=0, num=limit, withscores=True)
+            pipe.zrangebyscore(self._key("delayed"), f"({now}", "+inf", start=0, num=limit, withscores=True)
+            ready, due, expired, later = pipe.execute()
+            order: list[tuple[str, str, float | None]] = [(mid, "ready", None) for mid in reversed(ready)]
+            order += [(mid, "ready", float(at)) for mid, at in (*due, *expired)]
+            order += [(mid, "delayed", float(at)) for mid, at in later]
+            order = order[:limit]
+            ids = [mid for mid, _, _ in order]
+            pipe = self._client.pipeline(transaction=True)
+            for name in ("bodies", "enqueued", "counts"):
+                pipe.hmget(self._key(name), ids)
+            bodies, enqueued, counts = pipe.execute() if ids else ([], [], [])
+        return [
+            Peeked(mid, body, state, at, int(count or 0), float(when or 0.0))
+            for (mid, state, at), body, when, count in zip(order, bodies, enqueued, counts, strict=True)
+            if body is not None
+        ]
 
     def close(self) -> None:
         if self._owns_client:

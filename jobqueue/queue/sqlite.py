@@ -35,6 +35,8 @@ from jobqueue.errors import BackendUnavailable
 from jobqueue.queue.base import (
     Clock,
     DeadLetter,
+    Peekable,
+    Peeked,
     Queue,
     QueueAdmin,
     QueueStats,
@@ -70,7 +72,7 @@ _INSERT_MESSAGE = "INSERT INTO messages (id, body, visible_at, enqueued_at) VALU
 _DEAD_COLUMNS = "id, body, reason, dead_at, receive_count"  # in the order of DeadLetter's fields
 
 
-class SqliteQueue(Queue, Releasable, QueueAdmin, StatsSource):
+class SqliteQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
     """Both planes of :mod:`jobqueue.queue.base` in one SQLite file (the embedded backend).
 
     ``clock`` (unix seconds, default :func:`time.time`) is the only time source of every delay, visibility
@@ -185,11 +187,28 @@ class SqliteQueue(Queue, Releasable, QueueAdmin, StatsSource):
               (SELECT COUNT(*) FROM messages WHERE visible_at <= :now),
               (SELECT COUNT(*) FROM messages WHERE visible_at > :now AND receive_count = 0),
               (SELECT COUNT(*) FROM messages WHERE visible_at > :now AND receive_count > 0),
-              (SELECT COUNT(*) FROM dead_letters)
+              (SELECT COUNT(*) FROM dead_letters),
+              (SELECT MIN(enqueued_at) FROM messages WHERE visible_at <= :now OR receive_count = 0)
             """,
             {"now": self._clock()},
         )
-        return QueueStats(ready=row[0], delayed=row[1], in_flight=row[2], dead=row[3])
+        return QueueStats(ready=row[0], delayed=row[1], in_flight=row[2], dead=row[3], oldest_enqueued_at=row[4])
+
+    def peek(self, limit: int = 5) -> list[Peeked]:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        rows = self._read(
+            """
+            SELECT id, body, visible_at <= :now, visible_at, receive_count, enqueued_at FROM messages
+            WHERE visible_at <= :now OR receive_count = 0
+            ORDER BY visible_at > :now, visible_at, rowid LIMIT :limit
+            """,
+            {"now": self._clock(), "limit": limit},
+        )
+        return [
+            Peeked(mid, body, "ready" if ready else "delayed", visible_at, count, enqueued_at)
+            for mid, body, ready, visible_at, count, enqueued_at in rows
+        ]
 
     def close(self) -> None:
         """Close every connection this object opened (in any thread); a later call reopens lazily."""

@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 OK, NOTHING, CONFIG, UNREACHABLE = 0, 1, 2, 3
 
+#: what looking at CMQ's dead letters costs: printed under the header, and ``look_cost`` in JSON (CMQ only)
+CMQ_LOOK_COST = (
+    "on CMQ a look at the dead letters receives each one: it is hidden for the dead-letter queue's visibility "
+    "timeout (a listing right after this one may miss it) and its receive count rises; redrive sends a new "
+    "message (new id) then deletes the letter"
+)
+
 
 def mask(url: str) -> str:
     """``url`` with any password replaced by ``***``."""
@@ -111,6 +118,11 @@ class Ops:
     def where(self) -> dict[str, str]:
         return {"queue": mask(self.queue_url), "ledger": mask(self.ledger_url)}
 
+    @property
+    def look_cost(self) -> str | None:
+        """What reading the dead letters costs on this queue; None where a look changes nothing."""
+        return CMQ_LOOK_COST if self.queue_url.startswith("cmq:") else None
+
     def _open(self, what: str, variable: str, url: str, opener: Callable[[], T]) -> T:
         target = guarded_call(what, variable, url, opener)
         return cast(T, _Guarded(target, what, variable, url))
@@ -150,7 +162,8 @@ class Ops:
     # -- output ----------------------------------------------------------------------------------
     def emit(self, payload: dict[str, Any], *, ok: bool = True) -> None:
         """Print ``payload`` as JSON with the command, the backends and ``ok`` (the stable envelope)."""
-        emit_json({"command": self.command, **self.where(), "ok": ok, **payload})
+        cost = {"look_cost": self.look_cost} if self.look_cost else {}
+        emit_json({"command": self.command, **self.where(), **cost, "ok": ok, **payload})
 
     def fail(self, message: str, code: int = NOTHING) -> NoReturn:
         """End the command with one line (a JSON error object with ``--json``) and ``code``."""
@@ -196,6 +209,8 @@ class Ops:
             raise
         if self._header and not self.as_json:
             console.print(f"[dim]queue {where['queue']} · ledger {where['ledger']}[/]", highlight=False)
+            if self.look_cost and self.command.startswith(("dlq", "tasks")):
+                console.print(f"[dim]note: {self.look_cost}[/]", highlight=False, soft_wrap=True)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:

@@ -18,6 +18,7 @@ _TIMES = (
     "outcome_at",
     "reported_at",
     "parked_at",
+    "submitted_at",
     "created_at",
     "updated_at",
 )
@@ -79,6 +80,7 @@ def record_table(record: TaskRecord, now: float) -> Table:
         ("submit", record.submit_state.value or "not claimed"),
         ("vendor task", record.vendor_task_id or "-"),
         ("created", _when(record.created_at, now)),
+        ("submitted", _when(record.submitted_at, now)),
         ("deadline", _when(record.deadline_at, now)),
         ("hops", f"handled up to {record.seq}, last begun {record.hop_seq}"),
         ("outcome", f"{o.status.value} {o.error_reason or ''} {o.detail}".strip() if o else "-"),
@@ -87,6 +89,16 @@ def record_table(record: TaskRecord, now: float) -> Table:
         ("reported at", _when(record.reported_at, now)),
         ("parked at", _when(record.parked_at, now)),
     ]
+    for name, value in rows:
+        t.add_row(name, value)
+    return t
+
+
+def fields_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    """A titled block of field / value rows, like :func:`record_table`."""
+    t = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
+    t.add_column("field", style="bold", no_wrap=True)
+    t.add_column("value", overflow="fold")
     for name, value in rows:
         t.add_row(name, value)
     return t

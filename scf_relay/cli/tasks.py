@@ -9,7 +9,7 @@ from rich.table import Table
 from scf_relay.cli.context import CONFIG, NOTHING, Ops
 from scf_relay.cli.dlq_common import DRY, FAIL_REASON, JSON, YES, letters_table
 from scf_relay.cli.output import console
-from scf_relay.cli.records import record_json, record_table
+from scf_relay.cli.records import fields_table, record_json, record_table
 from scf_relay.operations.timefmt import age, parse_duration
 
 app = typer.Typer(no_args_is_help=True, help="Look up, list and fail tasks in the ledger (runbook: docs/runbook.md).")
@@ -23,17 +23,20 @@ def show(
 ) -> None:
     """The ledger record of one task (state, user, vendor task id, times), and its dead letters."""
     from scf_relay.operations.letters import read_all
+    from scf_relay.operations.vendor_job import vendor_job, vendor_rows
 
     with Ops("tasks show", as_json) as ops:
         record = ops.ledger.get(task_id)
         dead = [v for v in read_all(ops.admin) if v.task_id == task_id] if letters else []
         if record is None and not dead:
             ops.fail(f"task {task_id} is not in the ledger and has no dead letter", NOTHING)
+        job = vendor_job(record, [v.letter.body for v in dead], ops.settings.pipelines)
         if as_json:
             ops.emit(
                 {
                     "task_id": task_id,
                     "task": record_json(record, ops.now) if record else None,
+                    "vendor_job": job,
                     "dead_letters": [v.to_json(ops.now) for v in dead] if letters else None,
                 }
             )
@@ -42,6 +45,7 @@ def show(
             console.print(record_table(record, ops.now))
         else:
             console.print(f"task {task_id}: not in the ledger (no hop of it ran yet, or the record expired)")
+        console.print(fields_table("in the vendor's console", vendor_rows(job)))
         if dead:
             console.print(letters_table(f"its dead letters: {len(dead)}", dead, ops.now))
             console.print("[dim]next: scf-relay dlq show ID[/]")

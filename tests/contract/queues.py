@@ -179,3 +179,5 @@ ADMINS: dict[str, AdminFactory] = {"sqlite": _sqlite_admin, "redis": _redis_admi
 NEEDS_REDIS = frozenset({"redis"})
 REAL_CLOCK: frozenset[str] = frozenset()
 NOT_RELEASABLE = frozenset({"cmq"})
+#: backends whose operator plane cannot look without receiving (not :class:`~jobqueue.queue.base.Peekable`)
+NOT_PEEKABLE = frozenset({"cmq"})

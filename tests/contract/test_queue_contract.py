@@ -15,9 +15,17 @@ import time
 
 import pytest
 
-from jobqueue.queue.base import Queue, QueueAdmin, QueueStats, Releasable, StatsSource, exceeded_reason
+from jobqueue.queue.base import (
+    Peekable,
+    Queue,
+    QueueAdmin,
+    QueueStats,
+    Releasable,
+    StatsSource,
+    exceeded_reason,
+)
 
-from .queues import ADMINS, NEEDS_REDIS, NOT_RELEASABLE, QUEUES, REAL_CLOCK
+from .queues import ADMINS, NEEDS_REDIS, NOT_PEEKABLE, NOT_RELEASABLE, QUEUES, REAL_CLOCK
 
 VISIBILITY_S = 2
 DELAY_S = 3
@@ -154,6 +162,7 @@ def test_each_plane_declares_its_capabilities_by_type(queue, admin, backend):
     assert isinstance(admin.stats_source(), StatsSource)  # every admin of the suite has statistics
     if backend in NOT_RELEASABLE:
         assert not hasattr(queue, "release"), "a data plane that cannot release must not offer it"
+    assert isinstance(admin, Peekable) is (backend not in NOT_PEEKABLE)
 
 
 # -- send, receive, delete -------------------------------------------------------------------
@@ -429,6 +438,55 @@ def test_stats_count_every_state(queue, admin):
 
     assert stats == QueueStats(ready=1, delayed=1, in_flight=1, dead=1)
     assert stats.pending == 3
+
+
+def test_stats_tell_the_oldest_waiting_message_where_the_backend_can(queue, admin, clock, backend):
+    assert counts(admin).oldest_enqueued_at is None
+    sent_at = clock()
+    queue.send("first")
+    clock.advance(5)
+    queue.send("second")
+    oldest = counts(admin).oldest_enqueued_at
+    if backend in NOT_PEEKABLE:
+        assert oldest is None  # CMQ's control plane does not tell
+    else:
+        assert oldest == pytest.approx(sent_at, abs=0.01)
+
+
+# -- peek: a look that changes nothing -----------------------------------------------------------
+PEEKABLE = sorted(set(QUEUES) - NOT_PEEKABLE)
+
+
+@only(PEEKABLE)
+def test_peek_shows_the_next_messages_in_receive_order_and_changes_nothing(queue, admin, clock):
+    first, second = queue.send("first"), queue.send("second")
+    later = queue.send("later", delay_s=60)  # still delayed after the visibility timeout below
+    expired = queue.send("expired")
+    queue.receive(3, VISIBILITY_S)  # first, second, expired in flight
+    clock.advance(VISIBILITY_S + MARGIN_S)  # ... and ready again, received once
+    before = counts(admin)
+
+    peeked = admin.peek(10)
+
+    assert {p.message_id for p in peeked} == {first, second, expired, later}
+    assert peeked[-1].message_id == later and peeked[-1].state == "delayed"
+    assert all(p.state == "ready" and p.receive_count == 1 for p in peeked[:-1])
+    assert peeked[-1].receive_count == 0 and peeked[-1].body == "later"
+    assert counts(admin) == before
+    assert [p.message_id for p in admin.peek(2)] == [p.message_id for p in peeked[:2]]
+    got = queue.receive(1, VISIBILITY_S)[0]
+    assert (got.message_id, got.receive_count) == (peeked[0].message_id, 2)
+
+
+@only(PEEKABLE)
+def test_peek_of_a_fresh_message_leaves_its_receive_count_at_zero(queue, admin):
+    sent = queue.send("body")
+    (p,) = admin.peek(5)
+    assert (p.message_id, p.body, p.state, p.receive_count) == (sent, "body", "ready", 0)
+    got = _receive_one(queue)
+    assert (got.message_id, got.receive_count) == (sent, 1)
+    with pytest.raises(ValueError):
+        admin.peek(0)
 
 
 def test_messages_survive_closing_and_reopening_the_queue(make_queue, make_admin, clock):

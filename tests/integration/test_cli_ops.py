@@ -208,6 +208,24 @@ def test_tasks_fail_without_a_dead_letter(backends):
     assert "v-77" in human.stdout and "{'" not in human.stdout
 
 
+def test_tasks_show_tells_what_finds_the_job_in_the_vendor_console(backends):
+    queue, ledger = backends
+    now = time.time()
+    ledger.claim_submit("t-vj", "tok", 60, now + 3600, now - 100, user_id="u1")
+    poll = message("t-vj", pipeline="promo_poster", vendor_task_id="v-9").dumps()
+    ledger.record_submission("t-vj", "tok", "v-9", now - 90, poll_message=poll)
+    job = run_json("tasks", "show", "t-vj")["vendor_job"]
+    assert (job["pipeline"], job["kind"], job["target_id"]) == ("promo_poster", "ai-app", "1912000000000000101")
+    assert job["submitted_at_utc"] and job["vendor_task_id"] == "v-9" and job["input_file"] == "in.jpg"
+    human = run("tasks", "show", "t-vj").stdout
+    assert "app id" in human and "1912000000000000101" in human and "in.jpg" in human
+    ledger.claim_submit("t-bare", "tok", 60, now + 3600, now - 100)  # no message known: says so
+    bare = run_json("tasks", "show", "t-bare")["vendor_job"]
+    assert bare["target_id"] is None and "unknown" in bare["note"]
+    bury(queue, message("t-dead", pipeline="model_pose12").dumps(), "poll: runninghub 802")  # no ledger record
+    assert run_json("tasks", "show", "t-dead")["vendor_job"]["kind"] == "workflow"
+
+
 def test_purge_only_with_yes_or_typed_confirmation(backends):
     queue, _ = backends
     bury(queue, "garbage", "poison: body is not JSON")
@@ -230,11 +248,16 @@ def test_summary_stats_peek_and_stuck(backends):
     assert classes["poison"]["count"] == 1 and "purge" in classes["poison"]["command"]
     stats = run_json("queue", "stats")
     assert (stats["ready"], stats["dead"]) == (1, 2) and stats["oldest_dead_age"]
+    assert stats["oldest_waiting_utc"] and stats["oldest_waiting_age"] != "unknown"
+    assert "oldest waiting" in run("queue", "stats").output
     peeked = run_json("queue", "peek")
-    assert [m["task_id"] for m in peeked["messages"]] == ["t-ready"] and peeked["released"]
-    assert queue.stats().ready == 1  # handed back, uncounted
+    assert [m["task_id"] for m in peeked["messages"]] == ["t-ready"] and not peeked["side_effects"]
+    assert peeked["messages"][0]["state"] == "ready" and peeked["messages"][0]["receive_count"] == 0
+    assert queue.stats().ready == 1  # untouched
     [again] = queue.receive(1, 30)
     assert again.receive_count == 1
+    assert run_json("queue", "peek")["count"] == 0  # in flight: not shown, and not taken from its worker
+    assert queue.delete(again.receipt)
     ledger.claim_submit("t-late", "tok", 60, deadline_at=time.time() - 7200, now=time.time())
     stuck = run_json("tasks", "stuck", "--older-than", "1h")
     assert [t["task_id"] for t in stuck["tasks"]] == ["t-late"]
