@@ -11,8 +11,8 @@ Queue semantics live in :mod:`tests.servers.cmq_broker`. Test tools: ``clock.adv
 :class:`Clock`), ``fail_next(n, status)`` (HTTP errors without a CMQ body), ``messages(queue)`` (state without
 receiving), ``calls`` (actions accepted, in order).
 
-``make_cmq_queue`` is the factory of the shared queue contract registry. The server is a WSGI application
-(``server(environ, start_response)``) served by :class:`vendors.emulator.serving.LoopbackWsgiServer`.
+The queue contract suite builds its CMQ queues on this server in ``tests/contract/queues.py``. The server is a
+WSGI application (``server(environ, start_response)``) served by :class:`vendors.emulator.serving.LoopbackWsgiServer`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from jobqueue.queue.base import QueueStats
-from jobqueue.queue.cmq import CmqQueue
-from tencent_plumbing.credentials import static_credentials
 from tests.servers.cmq_broker import Clock, CmqBroker, CmqFault, QueueSpec
 from vendors.emulator.serving import LoopbackWsgiServer, read_body, status_line
 
@@ -213,79 +210,3 @@ def _numbered(params: dict[str, str], name: str) -> list[str]:
 
 
 # -- the contract registry's factory ------------------------------------------------------------
-CONTRACT_SECRET_ID = "AKIDlocalcmqcontract"
-CONTRACT_SECRET_KEY = "local-cmq-contract-secret-key"
-CONTRACT_TOKEN = "local-cmq-contract-session-token"
-CONTRACT_VISIBILITY_S = 2  # the work queue's VisibilityTimeout: the contract suite's VISIBILITY_S
-CONTRACT_DLQ_VISIBILITY_S = 1
-_contract_servers: dict[str, LocalCmqServer] = {}
-_open_queues: dict[str, int] = {}
-_registry_lock = threading.Lock()
-
-
-class ContractCmqQueue(CmqQueue):
-    """A CmqQueue whose ``close()`` also releases its local server (stopped when its last queue closes)."""
-
-    server: LocalCmqServer
-    _key: str
-    _released = False
-
-    def close(self) -> None:
-        super().close()
-        with _registry_lock:
-            if self._released:
-                return
-            self._released = True
-            _open_queues[self._key] -= 1
-            if _open_queues[self._key] == 0:
-                self.server.stop()
-
-
-def make_cmq_queue(
-    tmp_path: Any, redis_url: str | None, max_receive_count: int, clock: Callable[[], float] | None = None
-) -> ContractCmqQueue:
-    """A CmqQueue on a local server, for ``tests/contract/queues.py``.
-
-    One server per ``tmp_path``: calling again with the same ``tmp_path`` opens the same queues (reopening
-    works). Its HTTP thread stops when the last queue on it is closed; its messages stay in memory for a
-    reopen (restarted on a new port). The server runs on ``clock`` (the suite's fake clock) and the queue
-    stamps ``dead_at`` with it. Queues: ``work`` (VisibilityTimeout 2 s, MaxReceiveCount =
-    ``max_receive_count``, changed on reopen) and ``dead_letters`` (VisibilityTimeout 1 s); temporary
-    credentials with a token; ``stats()`` reads the server's counts, as the control plane would.
-    """
-    del redis_url  # the server keeps everything in memory
-    key = str(tmp_path)
-    with _registry_lock:
-        server = _contract_servers.get(key)
-        if server is None:
-            server = LocalCmqServer(CONTRACT_SECRET_ID, CONTRACT_SECRET_KEY, CONTRACT_TOKEN, clock=clock)
-            server.create_queue("dead_letters", visibility_timeout_s=CONTRACT_DLQ_VISIBILITY_S)
-            _contract_servers[key] = server
-        server.create_queue(
-            "work",
-            visibility_timeout_s=CONTRACT_VISIBILITY_S,
-            dlq="dead_letters",
-            max_receive_count=max_receive_count,
-        )
-        if not server.running:
-            server.start()
-        _open_queues[key] = _open_queues.get(key, 0) + 1
-    queue = ContractCmqQueue(
-        "work",
-        "dead_letters",
-        endpoint=server.endpoint,
-        credentials=static_credentials(CONTRACT_SECRET_ID, CONTRACT_SECRET_KEY, CONTRACT_TOKEN),
-        max_receive_count=max_receive_count,
-        stats_provider=lambda: control_plane_stats(server, "work", "dead_letters"),
-        dead_letter_search_s=CONTRACT_DLQ_VISIBILITY_S + 1,
-        clock=clock or time.time,
-    )
-    queue.server, queue._key = server, key
-    return queue
-
-
-def control_plane_stats(server: LocalCmqServer, queue: str, dlq: str) -> QueueStats:
-    """The counts DescribeCmqQueueDetail would give (the role of ``cmq_admin.queue_stats``)."""
-    counts = server.broker.counts(queue)
-    dead = server.broker.counts(dlq)
-    return QueueStats(dead=sum(dead.values()), **counts)
