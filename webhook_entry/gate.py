@@ -8,10 +8,12 @@
    with a log line: a forged or mangled URL learns nothing, and a URL we made never gets it.
 3. **Body**: ``event`` ``TASK_END`` and a ``taskId`` → else 400. The vendor task id is only a hint.
 4. **Ledger**: a vendor task id that the index gives to another task is dropped (200). Else
-   ``Ledger.note_webhook`` decides: for the recorded vendor job, once per hop, a POLL hint is sent at once — the
-   task's first POLL hop at the next seq. A duplicate webhook, a webhook after the job was seen finished, for an
-   unknown (or pruned) task, a parked one, or one naming another vendor job (kept in the ledger for the
-   submit-recovery path) is answered 200 and sends nothing, so the vendor stops retrying.
+   ``Ledger.note_webhook`` decides; once per hop, a POLL hint is sent at once — the task's first POLL hop at the
+   next seq, asking about the job the ledger names: the recorded job; the job of a submit that turned ambiguous
+   (its create answer was lost: the webhook is how we learn its id, and the ledger adopts it as the submission);
+   or a second job of the task while the recorded one is not seen finished (the poll uses whichever finished
+   first). A duplicate webhook, a webhook after the job was seen finished, for an unknown (or pruned) task or a
+   parked one is answered 200 and sends nothing, so the vendor stops retrying.
 
 Why this is safe: the hint is an ordinary hop. The poll asks the vendor, so a forged hint costs one status query;
 two hints for one hop are one hop to the ledger (the second is stale); a hint racing the task's own delayed POLL
@@ -126,18 +128,20 @@ class WebhookGate:
             log.warning("webhook names another task's vendor job: dropped", extra={"vendor_task_id": vendor_task_id})
             return _reply(200, "foreign_vendor_task")
         note = self.ledger.note_webhook(task_id, vendor_task_id, self.clock())
-        if note.state is not WebhookState.HINT or note.poll_message is None:
+        if note.poll_message is None or note.vendor_task_id is None:
             log.info("webhook noted, no hint", extra={"vendor_task_id": vendor_task_id, "note": note.state.value})
             return _reply(200, note.state.value)
+        if note.state is WebhookState.ADOPTED:
+            log.warning("webhook named an ambiguous submit's job: adopted", extra={"vendor_task_id": vendor_task_id})
         try:
             first_poll = parse(note.poll_message)
         except PoisonMessage as exc:
             log.error("ledger's POLL hop is unreadable: no hint", extra={"reason": str(exc)})
             return _reply(200, "no_message")
-        hint = first_poll.model_copy(update={"seq": note.seq, "attempt": 0, "not_before": None})
-        self.queue.send(hint.dumps(), 0.0)
-        log.info("webhook: POLL hint sent", extra={"vendor_task_id": vendor_task_id, "seq": note.seq})
-        return _reply(200, "hint")
+        update = {"seq": note.seq, "attempt": 0, "not_before": None, "vendor_task_id": note.vendor_task_id}
+        self.queue.send(first_poll.model_copy(update=update).dumps(), 0.0)
+        log.info("webhook: POLL hint sent", extra={"vendor_task_id": note.vendor_task_id, "seq": note.seq})
+        return _reply(200, "hint" if note.state is WebhookState.HINT else note.state.value)
 
 
 def _vendor_task_id(body: bytes) -> str | None:

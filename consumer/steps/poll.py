@@ -7,11 +7,14 @@ The first poll comes near the pipeline's observed runtime (:func:`first_poll_s`)
 finished records when (``mark_vendor_done``: a later webhook for the task is then dropped) and, for a success,
 folds the time since submission into the pipeline's estimate in the ledger. A POLL may also be a webhook's hint
 (built by the webhook entry from the first POLL hop): it runs like any poll, so the vendor's answer decides.
+
+A task may have two vendor jobs (an ambiguous submit's job, named by its webhook, and a resubmission an operator
+made): the first one seen finished is used, and the other one is cancelled (``mark_vendor_done``).
 """
 
 from __future__ import annotations
 
-from consumer.decisions import Continue, Decision, Finish
+from consumer.decisions import Continue, Decision, Drop, Finish
 from consumer.delays import poll_delay, until_deadline
 from consumer.services import Services
 from consumer.steps.common import failed, timed_out
@@ -21,6 +24,7 @@ from relay_core.domain import ErrorReason
 from relay_core.errors import OurFault
 from relay_core.pipelines import Pipeline
 from vendors.base import VendorState
+from vendors.errors import VendorConfigError, VendorError
 
 log = logs.get("consumer.poll")
 
@@ -33,7 +37,12 @@ def run(msg: JobMessage, svc: Services) -> Decision:
     now = svc.clock()
     log.info("vendor status", extra={"state": status.state.value, "polls": msg.polls + 1})
     if status.state in (VendorState.SUCCEEDED, VendorState.FAILED):
-        took = svc.ledger.mark_vendor_done(msg.task_id, now)
+        done = svc.ledger.mark_vendor_done(msg.task_id, msg.vendor_task_id, now)
+        if done.use != msg.vendor_task_id:  # another job of the task was seen finished first: that one counts
+            log.info("vendor job superseded by another job of the task", extra={"used": done.use})
+            return Drop("another vendor job of the task is used")
+        _cancel_superseded(done.cancel, pipeline, svc)
+        took = done.took_s
         if took is not None and status.state is VendorState.SUCCEEDED and svc.settings.poll_from_estimate:
             low, high = estimate_bounds(pipeline)
             svc.ledger.observe_runtime(pipeline.name, took, first_poll=msg.polls == 0, low_s=low, high_s=high)
@@ -49,6 +58,19 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         return timed_out(msg, svc, cancel=True)
     delay = poll_delay(pipeline.poll, msg.polls, status.state is VendorState.QUEUED, svc.rng)
     return Continue(msg.next(polls=msg.polls + 1, attempt=0), until_deadline(delay, now, msg.deadline_at))
+
+
+def _cancel_superseded(vendor_task_ids: tuple[str, ...], pipeline: Pipeline, svc: Services) -> None:
+    """Cancel the task's other vendor jobs: this one finished first (best effort: a job that ends anyway only
+    bills; ``tasks show`` lists them)."""
+    for vendor_task_id in vendor_task_ids:
+        try:
+            svc.vendor_for(pipeline).cancel(vendor_task_id)
+            log.warning("cancelled a second vendor job of the task", extra={"cancelled": vendor_task_id})
+        except VendorConfigError:
+            raise
+        except VendorError as exc:
+            log.warning("cancel of a second vendor job failed", extra={"cancelled": vendor_task_id, "detail": str(exc)})
 
 
 def estimate_bounds(pipeline: Pipeline) -> tuple[float, float]:

@@ -1,8 +1,13 @@
 """SUBMIT: input from our store -> vendor; record the vendor task id; then poll.
 
-At most one vendor submission per task (invariant 2): the ledger's submit claim guards it, a submission that
-may have reached the vendor without giving us an id is marked ambiguous and dead-lettered for an operator
-(never resubmitted blindly: that can start and bill the same job twice).
+At most one vendor submission per task (invariant 2): the ledger's submit claim guards it. A submission that
+may have reached the vendor without giving us an id (its answer lost, or the runner killed mid-request) is
+marked ambiguous and never resubmitted blindly: that can start and bill the same job twice. With webhooks on
+(``RELAY_WEBHOOK_BASE_URL``), every submit names our task in its ``webhookUrl``, so an ambiguous task waits
+for the vendor's webhook — as a delayed SUBMIT message that re-reads the claim, no function held — and goes on
+with a status query as soon as the webhook names the job (the ledger adopts it). Only a task whose deadline
+passes without one (the request never created a job, or the vendor lost its webhook) is dead-lettered for an
+operator; without webhooks that happens at once.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from consumer.delays import retry_delay, until_deadline
 from consumer.services import Services
 from consumer.steps.common import timed_out
 from consumer.steps.poll import first_poll_s
-from jobqueue.ledger.base import ClaimState
+from jobqueue.ledger.base import ClaimState, SubmitState
 from jobqueue.message import JobMessage, Stage
 from objectstore.base import ObjectStore, iter_file
 from objectstore.errors import ObjectNotFound, StoreUnsupported
@@ -36,7 +41,7 @@ SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 
 def run(msg: JobMessage, svc: Services) -> Decision:
     now = svc.clock()
-    if now >= msg.deadline_at:
+    if now >= msg.deadline_at and not _may_have_a_job(msg, svc):
         return timed_out(msg, svc, cancel=False)
     pipeline = svc.pipelines.get(msg.pipeline)
     token = uuid.uuid4().hex
@@ -52,7 +57,10 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         delay = min(claim.retry_after_s, retry_delay(msg.attempt, svc.rng, cap_s=30))
         raise Transient("another worker holds the submit claim", delay_s=until_deadline(delay, now, msg.deadline_at))
     if claim.state is ClaimState.AMBIGUOUS:
-        raise OurFault(_AMBIGUOUS_HELP)
+        return _await_webhook(msg, svc, pipeline)
+    if now >= msg.deadline_at:  # acquired past the deadline: nothing was sent, and nothing will be
+        svc.ledger.release_submit(msg.task_id, token, now)
+        return timed_out(msg, svc, cancel=False)
 
     vendor = svc.vendor_for(pipeline)
     hook = _webhook_url(msg, svc)
@@ -61,14 +69,17 @@ def run(msg: JobMessage, svc: Services) -> Decision:
     except BaseException:
         svc.ledger.release_submit(msg.task_id, token, svc.clock())  # nothing was sent: a retry may claim
         raise
-    if not svc.ledger.mark_sending(msg.task_id, token, svc.clock()):
+    template = msg.next(Stage.POLL, polls=0).dumps()  # what a webhook naming the job resumes from
+    if not svc.ledger.mark_sending(msg.task_id, token, svc.clock(), poll_message=template):
         raise Transient("submit claim lapsed while preparing the input")  # another worker took over
     try:
         vendor_task_id = vendor.submit(_request(pipeline, reference, hook))
     except AmbiguousSubmit as exc:
         svc.ledger.mark_ambiguous(msg.task_id, token, svc.clock())
-        log.error("submit is ambiguous", extra={"detail": str(exc)})
-        raise OurFault(f"{_AMBIGUOUS_HELP} ({exc})") from None
+        log.error("submit is ambiguous", extra={"detail": str(exc), "webhook": hook is not None})
+        if hook is None:
+            raise OurFault(f"{_AMBIGUOUS_HELP} ({exc})") from None
+        return _await_webhook(msg, svc, pipeline)
     except VendorError:
         svc.ledger.release_submit(msg.task_id, token, svc.clock())  # a definite refusal: nothing was created
         raise
@@ -86,6 +97,27 @@ _AMBIGUOUS_HELP = (
     "submit ambiguous: the vendor may have started (and billed) a job but returned no task id; "
     "check the vendor console, then `scf-relay dlq redrive --resubmit <id>` or `scf-relay dlq fail <id>`"
 )
+
+
+def _may_have_a_job(msg: JobMessage, svc: Services) -> bool:
+    """Past the deadline: whether a submit of the task may have reached the vendor (then the claim decides:
+    poll a recorded or adopted job, which cancels or collects it, or dead-letter an ambiguous one)."""
+    record = svc.ledger.get(msg.task_id)
+    return record is not None and record.submit_state not in (SubmitState.NONE, SubmitState.LEASED)
+
+
+def _await_webhook(msg: JobMessage, svc: Services, pipeline: Pipeline) -> Decision:
+    """The submit is ambiguous: with webhooks on, run this hop again later (a webhook naming the job makes that
+    run find it adopted, and its POLL hint usually overtakes it); at the deadline, or without webhooks, hand
+    the task to an operator."""
+    now = svc.clock()
+    if not svc.settings.webhook_base_url:
+        raise OurFault(_AMBIGUOUS_HELP)
+    if now >= msg.deadline_at:
+        raise OurFault(f"{_AMBIGUOUS_HELP}; no webhook named a job before the deadline")
+    wait = until_deadline(first_poll_s(svc, pipeline, webhook=True), now, msg.deadline_at)
+    log.info("submit ambiguous: waiting for the vendor's webhook", extra={"wait_s": round(wait, 1)})
+    return Continue(msg.next(), wait)
 
 
 def _webhook_url(msg: JobMessage, svc: Services) -> str | None:

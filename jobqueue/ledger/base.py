@@ -26,13 +26,18 @@ of every backend (``tests/contract/test_ledger_contract.py`` checks each one):
   deadline is before the given time, oldest deadline first; ``unreported(before)`` lists tasks whose outcome
   was recorded before the given time and not yet reported, oldest first. Both read an index, never every record.
 * **Vendor jobs and webhooks.** ``by_vendor_task(vendor_task_id)`` finds the task whose recorded vendor task id
-  it is, through an index (``None`` when none). ``mark_vendor_done(task, now)`` keeps the first time a status
-  query saw the job finished and returns the seconds since the submission was recorded (``None`` on a repeat).
-  ``note_webhook(task, vendor_task_id, now)`` says what a webhook whose URL named the task should do:
-  ``UNKNOWN`` (no record), ``FINISHED`` (seen finished, or an outcome), ``NO_SUBMISSION``/``OTHER_JOB`` (no
-  vendor id recorded, or another one: the webhook's id is kept in ``webhook_vendor_ids``), ``PARKED`` (in the
-  dead-letter queue), ``NO_MESSAGE`` (no POLL hop kept), ``DUPLICATE`` (a hint was sent for this seq) or
-  ``HINT`` with the seq (one above the highest handled or begun hop) and the POLL hop to build it from.
+  it is, through an index (``None`` when none). ``mark_vendor_done(task, vendor_task_id, now)`` records that a
+  status query saw a job of the task finished: the first job seen finished is the one the task uses (a second
+  job, named only by its webhook, replaces a recorded one not yet finished, which is then to be cancelled and
+  is kept in ``cancelled_vendor_ids``); it returns a ``VendorDone``. ``note_webhook(task, vendor_task_id,
+  now)`` says what a webhook whose URL named the task should do (a vendor id other than the recorded one is
+  kept in ``webhook_vendor_ids``): ``UNKNOWN`` (no record), ``FINISHED`` (seen finished, or an outcome; a
+  different job's webhook then answers ``OTHER_JOB`` without a hint), ``NO_SUBMISSION`` (no vendor id recorded
+  while a submit may still record it), ``PARKED`` (in the dead-letter queue), ``NO_MESSAGE`` (no POLL hop
+  kept), ``DUPLICATE`` (a hint was sent for this seq), or a hint: the POLL hop to build it from, the seq (one
+  above the highest handled or begun hop) and the vendor id to ask about, with ``HINT`` (the recorded job),
+  ``ADOPTED`` (an ambiguous submit's job, now recorded) or ``OTHER_JOB`` (another job, while the recorded one
+  is not seen finished).
 * **Runtime estimates.** ``runtime_estimate(pipeline)`` reads a pipeline's estimate (``None`` before the first
   observation); ``observe_runtime`` folds one observation in (compare-and-set, as a record).
 * Records expire ``retention_s`` after their creation (SQLite, by ``prune``) or their last write (Redis TTL).
@@ -60,6 +65,7 @@ from jobqueue.ledger.record import (
     RuntimeEstimate,
     SubmitState,
     TaskRecord,
+    VendorDone,
     Webhook,
     WebhookState,
 )
@@ -74,6 +80,7 @@ __all__ = [
     "RuntimeEstimate",
     "SubmitState",
     "TaskRecord",
+    "VendorDone",
     "Webhook",
     "WebhookState",
 ]
@@ -156,9 +163,11 @@ class Ledger(abc.ABC):
             task_id, lambda cur: rules.claim_submit(cur, task_id, token, lease_s, deadline_at, now, user_id)
         )
 
-    def mark_sending(self, task_id: str, token: str, now: float) -> bool:
-        """Just before the vendor call: ``True`` if ``token`` held a leased claim, now "sending"."""
-        return self._apply(task_id, lambda cur: rules.mark_sending(cur, token, now))
+    def mark_sending(self, task_id: str, token: str, now: float, *, poll_message: str | None = None) -> bool:
+        """Just before the vendor call: ``True`` if ``token`` held a leased claim, now "sending". ``poll_message``
+        (the first POLL hop, without a vendor task id) is kept for a webhook that names the job if its create
+        answer is lost."""
+        return self._apply(task_id, lambda cur: rules.mark_sending(cur, token, now, poll_message))
 
     def record_submission(
         self, task_id: str, token: str, vendor_task_id: str, now: float, *, poll_message: str | None = None
@@ -221,10 +230,10 @@ class Ledger(abc.ABC):
         self._apply(task_id, lambda cur: rules.mark_reported(cur, now))
 
     # -- vendor jobs, webhooks and runtime estimates ----------------------------------------------
-    def mark_vendor_done(self, task_id: str, now: float) -> float | None:
-        """A status query saw the vendor job finished: seconds since the submission on the first sighting,
-        ``None`` on a repeat (or when no submission is recorded)."""
-        return self._apply(task_id, lambda cur: rules.mark_vendor_done(cur, now))
+    def mark_vendor_done(self, task_id: str, vendor_task_id: str, now: float) -> VendorDone:
+        """A status query saw the task's vendor job ``vendor_task_id`` finished: which job the task uses, which
+        to cancel, and the seconds since the submission on its first sighting (see the contract)."""
+        return self._apply(task_id, lambda cur: rules.mark_vendor_done(cur, vendor_task_id, now))
 
     def note_webhook(self, task_id: str, vendor_task_id: str, now: float) -> Webhook:
         """What a webhook naming ``task_id`` (and, as a hint, ``vendor_task_id``) should do; see the contract."""

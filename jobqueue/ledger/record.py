@@ -44,7 +44,8 @@ class WebhookState(str, enum.Enum):
     UNKNOWN = "unknown"  # no record of the task (never ours, or pruned)
     FINISHED = "finished"  # the vendor job was already seen finished, or the task has its outcome
     PARKED = "parked"  # a hop of the task waits in the dead-letter queue: an operator decides, not a webhook
-    NO_SUBMISSION = "no_submission"  # no vendor task id recorded yet (a submit that died or turned ambiguous)
+    NO_SUBMISSION = "no_submission"  # no vendor task id recorded while a submit may still record one (sending)
+    ADOPTED = "adopted"  # the task's submit was ambiguous: this webhook's vendor task is now its submission
     OTHER_JOB = "other_job"  # the webhook names a vendor task other than the recorded one
     NO_MESSAGE = "no_message"  # submitted by a version that kept no POLL hop: polling finds it
     DUPLICATE = "duplicate"  # a hint for this seq was already sent
@@ -53,9 +54,26 @@ class WebhookState(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Webhook:
+    """What a webhook should do. A POLL hint is due when ``poll_message`` is set: that hop at ``seq``, asking
+    about ``vendor_task_id``."""
+
     state: WebhookState
     seq: int = -1
     poll_message: str | None = None
+    vendor_task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class VendorDone:
+    """A status query saw a vendor job of the task finished: see :func:`jobqueue.ledger.rules.mark_vendor_done`.
+
+    ``took_s``: seconds from the submission to this first sighting (``None`` on a repeat, or when unknown);
+    ``use``: the task's job whose results count (the first seen finished); ``cancel``: jobs to cancel now (a
+    job the task was waiting on, superseded by another that finished first)."""
+
+    took_s: float | None
+    use: str | None
+    cancel: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +116,8 @@ class TaskRecord:
     hinted_seq: int = -1  # the seq of the last webhook hint sent (a repeat for the same seq is not sent again)
     webhook_at: float | None = None  # when a webhook for the task last arrived
     webhook_vendor_ids: tuple[str, ...] = ()  # vendor task ids named by webhooks other than ``vendor_task_id``
+    adopted_at: float | None = None  # when an ambiguous submit's vendor task id was learned from its webhook
+    cancelled_vendor_ids: tuple[str, ...] = ()  # jobs of the task cancelled because another one finished first
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -137,6 +157,7 @@ class TaskRecord:
         outcome = data.get("outcome")
         data["outcome"] = Outcome.loads(json.dumps(outcome)) if outcome is not None else None
         data["webhook_vendor_ids"] = tuple(data.get("webhook_vendor_ids", ()))
+        data["cancelled_vendor_ids"] = tuple(data.get("cancelled_vendor_ids", ()))
         return cls(**data)
 
 

@@ -20,6 +20,7 @@ from jobqueue.ledger.record import (
     RuntimeEstimate,
     SubmitState,
     TaskRecord,
+    VendorDone,
     Webhook,
     WebhookState,
 )
@@ -57,13 +58,19 @@ def claim_submit(
     state = record.submit_state
     if state is SubmitState.SUBMITTED:
         claim = Claim(ClaimState.SUBMITTED, vendor_task_id=record.vendor_task_id)
+    elif state is SubmitState.AMBIGUOUS and record.webhook_vendor_ids:
+        changes.update(_adoption(record, now))
+        claim = Claim(ClaimState.SUBMITTED, vendor_task_id=changes["vendor_task_id"])
     elif state is SubmitState.AMBIGUOUS:
         claim = Claim(ClaimState.AMBIGUOUS)
     elif state is SubmitState.LEASED and record.token != token and record.lease_until > now:
         claim = Claim(ClaimState.HELD, retry_after_s=record.lease_until - now)
     elif state is SubmitState.SENDING and record.lease_until > now:  # the holder may reach the vendor: wait
         claim = Claim(ClaimState.HELD, retry_after_s=record.lease_until - now)
-    elif state is SubmitState.SENDING:  # its holder died mid-submit: never resubmit without an operator
+    elif state is SubmitState.SENDING and record.webhook_vendor_ids:  # its holder died; the vendor's webhook came
+        changes.update(_adoption(record, now))
+        claim = Claim(ClaimState.SUBMITTED, vendor_task_id=changes["vendor_task_id"])
+    elif state is SubmitState.SENDING:  # its holder died mid-submit: never resubmit blindly
         changes.update(submit_state=SubmitState.AMBIGUOUS, lease_until=0.0)
         claim = Claim(ClaimState.AMBIGUOUS)
     else:  # no claim, a lapsed lease of a preparing holder, or the holder renewing its own lease
@@ -72,11 +79,32 @@ def claim_submit(
     return (_changed(record, now, **changes) if changes else None), claim
 
 
-def mark_sending(current: TaskRecord | None, token: str, now: float) -> tuple[TaskRecord | None, bool]:
-    """Leased to ``token`` → sending (the lease stays); ``False`` and no change otherwise."""
+def _adoption(record: TaskRecord, now: float) -> dict[str, Any]:
+    """The changes that make the first vendor job a webhook named the task's submission (its submit turned
+    ambiguous: the create reached the vendor, its answer never reached us). ``submitted_at`` stays unknown, so
+    the job's runtime does not feed the pipeline's estimate."""
+    first, *others = record.webhook_vendor_ids
+    return {
+        "submit_state": SubmitState.SUBMITTED,
+        "vendor_task_id": first,
+        "webhook_vendor_ids": tuple(others),
+        "lease_until": 0.0,
+        "adopted_at": now,
+    }
+
+
+def mark_sending(
+    current: TaskRecord | None, token: str, now: float, poll_message: str | None = None
+) -> tuple[TaskRecord | None, bool]:
+    """Leased to ``token`` → sending (the lease stays), keeping ``poll_message`` (the first POLL hop, without a
+    vendor task id) for a webhook that names the job before its create answer is recorded; ``False`` and no
+    change otherwise."""
     if current is None or current.submit_state is not SubmitState.LEASED or current.token != token:
         return None, False
-    return _changed(current, now, submit_state=SubmitState.SENDING), True
+    changes: dict[str, Any] = {"submit_state": SubmitState.SENDING}
+    if poll_message is not None:
+        changes["poll_message"] = poll_message
+    return _changed(current, now, **changes), True
 
 
 def record_submission(
@@ -99,9 +127,13 @@ def record_submission(
 
 
 def mark_ambiguous(current: TaskRecord | None, token: str, now: float) -> tuple[TaskRecord | None, bool]:
-    """Held by ``token`` → ambiguous (until an operator resets it); ``False`` and no change otherwise."""
+    """Held by ``token`` → ambiguous: no claim succeeds until a webhook names the job (:func:`note_webhook`) or
+    an operator resets it; ``False`` and no change otherwise. A webhook that already came (while the request
+    was in flight) is adopted at once."""
     if current is None or not _holds(current, token):
         return None, False
+    if current.webhook_vendor_ids:
+        return _changed(current, now, **_adoption(current, now)), True
     return _changed(current, now, submit_state=SubmitState.AMBIGUOUS, lease_until=0.0), True
 
 
@@ -189,38 +221,70 @@ def mark_reported(current: TaskRecord | None, now: float) -> tuple[TaskRecord | 
 
 
 # -- vendor completion and webhooks ----------------------------------------------------------------
-def mark_vendor_done(current: TaskRecord | None, now: float) -> tuple[TaskRecord | None, float | None]:
-    """A status query saw the vendor job finished: keep the first time. Returns the seconds from submission to
-    this first sighting, ``None`` when it was seen before (or nothing is known of the submission)."""
-    if current is None or current.vendor_done_at is not None:
-        return None, None
-    took = now - current.submitted_at if current.submitted_at is not None else None
-    return _changed(current, now, vendor_done_at=now), took
+def mark_vendor_done(
+    current: TaskRecord | None, vendor_task_id: str, now: float
+) -> tuple[TaskRecord | None, VendorDone]:
+    """A status query saw the task's vendor job ``vendor_task_id`` finished (succeeded or failed). The first job
+    seen finished is the one the task uses: the first sighting keeps the time, and when the job is not the
+    recorded one (a second job of the task, named by its webhook) it becomes the recorded one and the job it
+    replaces is to be cancelled. ``took_s`` is the time since the recorded submission, on the first sighting
+    of the job that was submitted (``None`` otherwise)."""
+    if current is None:
+        return None, VendorDone(None, vendor_task_id)
+    if current.vendor_done_at is not None:
+        if vendor_task_id != current.vendor_task_id and vendor_task_id not in current.webhook_vendor_ids:
+            ids = (*current.webhook_vendor_ids, vendor_task_id)
+            return _changed(current, now, webhook_vendor_ids=ids), VendorDone(None, current.vendor_task_id)
+        return None, VendorDone(None, current.vendor_task_id)
+    replaced = current.vendor_task_id
+    if replaced is None or vendor_task_id == replaced:
+        took = now - current.submitted_at if current.submitted_at is not None else None
+        return _changed(current, now, vendor_done_at=now), VendorDone(took, vendor_task_id)
+    changes: dict[str, Any] = {
+        "vendor_task_id": vendor_task_id,
+        "vendor_done_at": now,
+        "webhook_vendor_ids": tuple(v for v in current.webhook_vendor_ids if v != vendor_task_id),
+        "cancelled_vendor_ids": (*current.cancelled_vendor_ids, replaced),
+        "submitted_at": None,
+    }
+    return _changed(current, now, **changes), VendorDone(None, vendor_task_id, cancel=(replaced,))
 
 
 def note_webhook(current: TaskRecord | None, vendor_task_id: str, now: float) -> tuple[TaskRecord | None, Webhook]:
     """A webhook (its URL checked) names the task and, as a hint, ``vendor_task_id``: see the contract's
-    "Webhooks". A vendor id other than the recorded one (or any, while none is recorded) is kept in
-    ``webhook_vendor_ids``; a hint is due only for the recorded id, once per seq."""
+    "Webhooks". Every vendor id other than the recorded one is kept in ``webhook_vendor_ids``. A POLL hint is
+    due, once per seq: for the recorded job (``HINT``); for the job an ambiguous submit created (``ADOPTED``:
+    it becomes the task's submission); for another job while the recorded one is not seen finished
+    (``OTHER_JOB``: the poll decides which finished first)."""
     if current is None:
         return None, Webhook(WebhookState.UNKNOWN)
-    if current.outcome is not None or current.vendor_done_at is not None:
-        return None, Webhook(WebhookState.FINISHED)
     changes: dict[str, Any] = {"webhook_at": now}
-    if vendor_task_id != current.vendor_task_id:
-        if vendor_task_id not in current.webhook_vendor_ids:
-            changes["webhook_vendor_ids"] = (*current.webhook_vendor_ids, vendor_task_id)
-        state = WebhookState.NO_SUBMISSION if current.vendor_task_id is None else WebhookState.OTHER_JOB
-        return _changed(current, now, **changes), Webhook(state)
-    if current.parked_at is not None:
-        return _changed(current, now, **changes), Webhook(WebhookState.PARKED)
+    recorded = current.vendor_task_id
+    if vendor_task_id != recorded and vendor_task_id not in current.webhook_vendor_ids:
+        changes["webhook_vendor_ids"] = (*current.webhook_vendor_ids, vendor_task_id)
+    if current.outcome is not None or current.vendor_done_at is not None:  # nothing to do: write only a new id
+        state = WebhookState.FINISHED if vendor_task_id == recorded else WebhookState.OTHER_JOB
+        return (_changed(current, now, **changes) if "webhook_vendor_ids" in changes else None), Webhook(state)
+    if recorded is None:
+        if current.submit_state is not SubmitState.AMBIGUOUS:  # a live submit may still record its answer
+            return _changed(current, now, **changes), Webhook(WebhookState.NO_SUBMISSION)
+        known = changes.get("webhook_vendor_ids", current.webhook_vendor_ids)
+        changes.update(_adoption(replace(current, webhook_vendor_ids=known), now))
+        state = WebhookState.ADOPTED
+    elif vendor_task_id != recorded:
+        state = WebhookState.OTHER_JOB
+    else:
+        state = WebhookState.HINT
+    updated = _changed(current, now, **changes)
+    if current.parked_at is not None:  # an operator decides (a redrive finds an adopted submission)
+        return updated, Webhook(WebhookState.PARKED)
     if current.poll_message is None:
-        return _changed(current, now, **changes), Webhook(WebhookState.NO_MESSAGE)
+        return updated, Webhook(WebhookState.NO_MESSAGE)
     seq = max(current.seq, current.hop_seq) + 1
     if current.hinted_seq >= seq:
-        return _changed(current, now, **changes), Webhook(WebhookState.DUPLICATE, seq)
-    changes["hinted_seq"] = seq
-    return _changed(current, now, **changes), Webhook(WebhookState.HINT, seq, current.poll_message)
+        return updated, Webhook(WebhookState.DUPLICATE, seq)
+    ask = vendor_task_id if state is WebhookState.OTHER_JOB else updated.vendor_task_id
+    return replace(updated, hinted_seq=seq), Webhook(state, seq, current.poll_message, ask)
 
 
 # -- runtime estimates ---------------------------------------------------------------------------

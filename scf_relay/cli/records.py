@@ -68,6 +68,22 @@ def _when(ts: float | None, now: float) -> str:
     return f"{utc(ts)} ({age(delta)} ago)" if delta >= 0 else f"{utc(ts)} (in {age(-delta)})"
 
 
+def _vendor_task(record: TaskRecord) -> str:
+    if not record.vendor_task_id:
+        return "-"
+    if record.adopted_at is not None:
+        return f"{record.vendor_task_id} (the submit's answer was lost; learned from the vendor's webhook)"
+    return record.vendor_task_id
+
+
+def other_jobs_text(record: TaskRecord) -> str:
+    """The task's vendor jobs other than the one it uses, and what became of them ("" when none)."""
+    used = record.vendor_task_id or "?"
+    parts = [f"{v} (cancelled: {used} finished first)" for v in record.cancelled_vendor_ids]
+    parts += [f"{v} (ran too; not used)" for v in record.webhook_vendor_ids]
+    return ", ".join(parts)
+
+
 def record_table(record: TaskRecord, now: float) -> Table:
     """Field / value rows of the record, times as UTC ISO with ages."""
     t = Table(title=f"task {record.task_id}", title_justify="left", show_header=False, box=None, pad_edge=False)
@@ -78,7 +94,8 @@ def record_table(record: TaskRecord, now: float) -> Table:
         ("state", state(record, now)),
         ("user", record.user_id or "- (unknown)"),
         ("submit", record.submit_state.value or "not claimed"),
-        ("vendor task", record.vendor_task_id or "-"),
+        ("vendor task", _vendor_task(record)),
+        *([("other vendor jobs", other)] if (other := other_jobs_text(record)) else []),
         ("created", _when(record.created_at, now)),
         ("submitted", _when(record.submitted_at, now)),
         ("deadline", _when(record.deadline_at, now)),

@@ -48,6 +48,8 @@ def vendor_job(record: TaskRecord | None, dead_bodies: Iterable[str], pipelines:
         "target_id": None,
         "input_file": msg.input.key.rsplit("/", 1)[-1] if msg else None,
         "input_key": msg.input.key if msg else None,
+        "adopted_from_webhook_at": record.adopted_at if record else None,
+        "other_jobs": _other_jobs(record),
         "note": None,
     }
     if msg is None:
@@ -66,6 +68,14 @@ def vendor_job(record: TaskRecord | None, dead_bodies: Iterable[str], pipelines:
     else:
         out |= {"vendor": pipeline.vendor, "kind": pipeline.kind, "target_id": pipeline.target_id}
     return out
+
+
+def _other_jobs(record: TaskRecord | None) -> list[dict[str, str]]:
+    """The task's vendor jobs besides the one it uses: ``cancelled`` (another finished first) or ``unused``."""
+    if record is None:
+        return []
+    cancelled = [{"vendor_task_id": v, "state": "cancelled"} for v in record.cancelled_vendor_ids]
+    return cancelled + [{"vendor_task_id": v, "state": "unused"} for v in record.webhook_vendor_ids]
 
 
 def vendor_rows(job: dict[str, Any]) -> list[tuple[str, str]]:

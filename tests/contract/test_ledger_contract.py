@@ -382,10 +382,11 @@ def test_a_recorded_vendor_task_id_finds_its_task_through_the_index(ledger):
 
 
 def test_mark_vendor_done_keeps_the_first_sighting_and_says_how_long_it_took(ledger):
-    assert ledger.mark_vendor_done("t1", NOW) is None  # unknown task
+    assert ledger.mark_vendor_done("t1", "v-1", NOW).took_s is None  # unknown task
     _submitted(ledger)
-    assert ledger.mark_vendor_done("t1", NOW + 6) == pytest.approx(5.0)
-    assert ledger.mark_vendor_done("t1", NOW + 9) is None
+    first = ledger.mark_vendor_done("t1", "v-1", NOW + 6)
+    assert (first.took_s, first.use, first.cancel) == (pytest.approx(5.0), "v-1", ())
+    assert ledger.mark_vendor_done("t1", "v-1", NOW + 9).took_s is None
     assert ledger.get("t1").vendor_done_at == NOW + 6
 
 
@@ -400,24 +401,100 @@ def test_a_webhook_for_the_recorded_vendor_job_asks_for_one_hint_per_seq(ledger)
     assert ledger.note_webhook("t1", "v-1", NOW + 3).state is WebhookState.DUPLICATE
     assert ledger.begin_hop("t1", 1, LEASE_S, NOW + 4).state is HopState.RUN  # a hop begun: the next seq is 2
     assert ledger.note_webhook("t1", "v-1", NOW + 5).seq == 2
-    ledger.mark_vendor_done("t1", NOW + 6)
+    ledger.mark_vendor_done("t1", "v-1", NOW + 6)
     assert ledger.note_webhook("t1", "v-1", NOW + 7).state is WebhookState.FINISHED
     assert ledger.get("t1").webhook_at == NOW + 5
 
 
-def test_a_webhook_naming_another_vendor_job_or_none_recorded_is_kept_as_a_hint(ledger):
+def test_a_webhook_naming_another_vendor_job_asks_about_it_while_the_recorded_one_runs(ledger):
     from jobqueue.ledger.base import WebhookState
 
     assert _claim(ledger, "a").state is ClaimState.ACQUIRED
     assert ledger.mark_sending("t1", "a", NOW)
-    assert ledger.note_webhook("t1", "v-9", NOW + 1).state is WebhookState.NO_SUBMISSION
+    assert ledger.note_webhook("t1", "v-9", NOW + 1).state is WebhookState.NO_SUBMISSION  # its answer may come
     assert ledger.get("t1").webhook_vendor_ids == ("v-9",)
     assert ledger.record_submission("t1", "a", "v-1", NOW + 2, poll_message="{}")
-    assert ledger.note_webhook("t1", "v-8", NOW + 3).state is WebhookState.OTHER_JOB
-    assert ledger.note_webhook("t1", "v-8", NOW + 4).state is WebhookState.OTHER_JOB
+    other = ledger.note_webhook("t1", "v-8", NOW + 3)
+    assert (other.state, other.vendor_task_id, other.poll_message) == (WebhookState.OTHER_JOB, "v-8", "{}")
+    assert ledger.note_webhook("t1", "v-8", NOW + 4).state is WebhookState.DUPLICATE
     assert ledger.get("t1").webhook_vendor_ids == ("v-9", "v-8")
     ledger.release_hop("t1", 0, NOW + 5, parked=True)
     assert ledger.note_webhook("t1", "v-1", NOW + 6).state is WebhookState.PARKED
+
+
+def _ambiguous(ledger, now=NOW):
+    assert _claim(ledger, "a", now=now).state is ClaimState.ACQUIRED
+    assert ledger.mark_sending("t1", "a", now, poll_message='{"poll": 1}')
+    assert ledger.mark_ambiguous("t1", "a", now + 1)
+
+
+def test_a_webhook_resolves_an_ambiguous_submit_by_adopting_the_job_it_names(ledger):
+    from jobqueue.ledger.base import WebhookState
+
+    _ambiguous(ledger)
+    assert _claim(ledger, "b", now=NOW + 2).state is ClaimState.AMBIGUOUS  # no webhook yet: still nobody submits
+    assert ledger.advance("t1", 0, NOW + 2)  # the submit hop handed on to its waiting successor (seq 1)
+    note = ledger.note_webhook("t1", "v-5", NOW + 3)
+    assert (note.state, note.seq, note.poll_message, note.vendor_task_id) == (
+        WebhookState.ADOPTED,
+        1,
+        '{"poll": 1}',
+        "v-5",
+    )
+    record = ledger.get("t1")
+    assert (record.submit_state, record.vendor_task_id, record.adopted_at) == (SubmitState.SUBMITTED, "v-5", NOW + 3)
+    assert record.webhook_vendor_ids == () and record.submitted_at is None  # no runtime estimate from it
+    claim = _claim(ledger, "c", now=NOW + 4)
+    assert (claim.state, claim.vendor_task_id) == (ClaimState.SUBMITTED, "v-5")
+    assert ledger.by_vendor_task("v-5").task_id == "t1"
+    assert ledger.note_webhook("t1", "v-5", NOW + 5).state is WebhookState.DUPLICATE
+
+
+def test_a_webhook_that_came_while_the_submit_was_in_flight_is_adopted_when_it_turns_ambiguous(ledger):
+    from jobqueue.ledger.base import WebhookState
+
+    assert _claim(ledger, "a").state is ClaimState.ACQUIRED
+    assert ledger.mark_sending("t1", "a", NOW)
+    assert ledger.note_webhook("t1", "v-5", NOW + 1).state is WebhookState.NO_SUBMISSION
+    assert ledger.mark_ambiguous("t1", "a", NOW + 2)  # the create's answer was lost after all
+    assert (ledger.get("t1").submit_state, ledger.get("t1").vendor_task_id) == (SubmitState.SUBMITTED, "v-5")
+
+
+def test_a_runner_killed_mid_submit_is_resolved_by_the_webhook_at_the_next_claim(ledger):
+    from jobqueue.ledger.base import WebhookState
+
+    assert _claim(ledger, "a").state is ClaimState.ACQUIRED
+    assert ledger.mark_sending("t1", "a", NOW)  # ... and the runner is SIGKILLed
+    assert ledger.note_webhook("t1", "v-5", NOW + 1).state is WebhookState.NO_SUBMISSION
+    assert _claim(ledger, "b", now=NOW + 2).state is ClaimState.HELD  # its lease still runs
+    claim = _claim(ledger, "b", now=NOW + LEASE_S + 1)
+    assert (claim.state, claim.vendor_task_id) == (ClaimState.SUBMITTED, "v-5")
+    assert ledger.get("t1").adopted_at == NOW + LEASE_S + 1
+
+
+def test_of_two_vendor_jobs_the_first_seen_finished_is_used_and_the_other_cancelled(ledger):
+    _ambiguous(ledger)
+    ledger.reset_submit("t1", NOW + 2)  # an operator resubmitted: a second job, v-2, is recorded
+    assert _claim(ledger, "b", now=NOW + 3).state is ClaimState.ACQUIRED
+    assert ledger.record_submission("t1", "b", "v-2", NOW + 4, poll_message="{}")
+    ledger.note_webhook("t1", "v-1", NOW + 5)  # the first job turns up after all, finished
+    done = ledger.mark_vendor_done("t1", "v-1", NOW + 6)
+    assert (done.use, done.cancel) == ("v-1", ("v-2",))
+    record = ledger.get("t1")
+    assert (record.vendor_task_id, record.cancelled_vendor_ids, record.webhook_vendor_ids) == ("v-1", ("v-2",), ())
+    assert ledger.by_vendor_task("v-1").task_id == "t1"
+    late = ledger.mark_vendor_done("t1", "v-2", NOW + 7)  # the cancelled one, seen later: v-1 stays in use
+    assert (late.use, late.cancel) == ("v-1", ())
+
+
+def test_a_second_job_finishing_after_the_used_one_is_recorded_and_not_used(ledger):
+    from jobqueue.ledger.base import WebhookState
+
+    _submitted(ledger)
+    assert ledger.mark_vendor_done("t1", "v-1", NOW + 2).use == "v-1"
+    assert ledger.note_webhook("t1", "v-2", NOW + 3).state is WebhookState.OTHER_JOB
+    assert ledger.mark_vendor_done("t1", "v-2", NOW + 4).use == "v-1"
+    assert ledger.get("t1").webhook_vendor_ids == ("v-2",)
 
 
 def test_a_runtime_estimate_starts_at_its_first_observation_and_stays_in_bounds(ledger):

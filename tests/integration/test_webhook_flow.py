@@ -64,3 +64,29 @@ def test_the_first_poll_learns_the_pipelines_runtime(tmp_path, estimate):
     else:
         assert learned is None
         assert sum(f["queries"] for f in later) >= 4 * len(later)  # the policy's backoff from 3 s
+
+
+def test_a_create_whose_answer_is_lost_finishes_by_its_webhook_with_one_vendor_job(tmp_path):
+    emulator = {"job_s": JOB_S, "queue_s": 0.5, "drop_create_response_next": 1}
+    with LocalStack(tmp_path / "s", clock=VirtualClock(), emulator=emulator, webhooks=True) as stack:
+        stack.deliver(stack.upload("t0", "u1", "promo_poster", make_jpeg(0)))
+        assert stack.run_until_terminal(timeout_s=300)
+        [report] = stack.receiver.by_task()["t0"]
+        [job] = stack.emulator.tasks  # the create made one job, whose answer we never read
+        assert report.body["status"] == "done" and report.body["vendorTaskId"] == job.task_id
+        assert report.at - job.ends_at <= 1.5  # resumed by the webhook, not by an operator
+        record = stack.svc.ledger.get("t0")
+        assert record.adopted_at is not None and stack.views["t0"].dead_letter is None
+
+
+def test_a_lost_create_answer_with_no_webhook_waits_until_the_deadline_then_goes_to_an_operator(tmp_path):
+    emulator = {"job_s": JOB_S, "queue_s": 0.5, "drop_create_response_next": 1, "webhook_delay_s": None}
+    with LocalStack(tmp_path / "s", clock=VirtualClock(), emulator=emulator, webhooks=True) as stack:
+        started = stack.clock()
+        stack.deliver(stack.upload("t0", "u1", "promo_poster", make_jpeg(0)))
+        assert stack.run_until_terminal(timeout_s=1200)
+        view = stack.views["t0"]
+        assert view.dead_letter is not None and "no webhook named a job before the deadline" in view.dead_letter
+        deadline_s = stack.svc.pipelines.get("promo_poster").deadline_s
+        assert stack.clock() - started >= deadline_s and len(stack.emulator.tasks) == 1
+        assert stack.receiver.by_task().get("t0") in (None, [])

@@ -61,6 +61,68 @@ def test_ambiguous_submit_dead_letters_and_never_resubmits(svc, vendor):
     assert vendor.count("submit") == 1
 
 
+def _with_webhooks(svc):
+    from pydantic import SecretStr
+
+    hooks = {"webhook_base_url": "https://hooks.example.com/release", "webhook_secret": SecretStr("hook-key")}
+    svc.settings = svc.settings.model_copy(update=hooks)
+
+
+def test_an_ambiguous_submit_waits_for_the_webhook_that_names_its_job(svc, vendor):
+    _with_webhooks(svc)
+    vendor.submits.append(AmbiguousSubmit("502 after sending"))
+    move = run(svc, message())
+    assert isinstance(move, Continue) and move.message.stage is Stage.SUBMIT and move.message.seq == 1
+    assert move.delay_s > 0 and svc.clock() + move.delay_s <= move.message.deadline_at
+    assert "/runninghub/t1/" in vendor.calls[-1][1].webhook_url  # the URL that lets the vendor name our task
+    again = run(svc, move.message)  # no webhook yet: wait again, nothing resubmitted
+    assert isinstance(again, Continue) and again.message.stage is Stage.SUBMIT and vendor.count("submit") == 1
+    note = svc.ledger.note_webhook("t1", "19000000000000000005", svc.clock())  # the vendor's webhook
+    assert note.state.value == "adopted" and note.vendor_task_id == "19000000000000000005"
+    resumed = run(svc, again.message)
+    assert isinstance(resumed, Continue) and resumed.message.stage is Stage.POLL
+    assert resumed.message.vendor_task_id == "19000000000000000005" and vendor.count("submit") == 1
+
+
+def test_an_ambiguous_submit_without_a_webhook_by_the_deadline_goes_to_an_operator(svc, vendor):
+    _with_webhooks(svc)
+    vendor.submits.append(AmbiguousSubmit("502 after sending"))
+    waiting = run(svc, message(deadline_in_s=60))
+    assert isinstance(waiting, Continue)
+    later = waiting.message.deadline_at + 1
+    svc.clock = lambda: later
+    move = run(svc, waiting.message)
+    assert isinstance(move, ToDeadLetter) and "no webhook named a job before the deadline" in move.reason
+    assert "dlq redrive --resubmit" in move.reason and vendor.count("submit") == 1
+
+
+def test_a_runner_killed_mid_submit_resumes_from_the_webhook(svc, vendor):
+    _with_webhooks(svc)
+    now = svc.clock()
+    assert svc.ledger.claim_submit("t1", "dead", 30, now + 600, now).state is ClaimState.ACQUIRED
+    assert svc.ledger.mark_sending("t1", "dead", now)  # ... SIGKILL: the job was created, the answer never read
+    svc.ledger.note_webhook("t1", "19000000000000000006", now + 5)
+    later = now + 31
+    svc.clock = lambda: later
+    move = run(svc, message())  # the redelivered SUBMIT
+    assert isinstance(move, Continue) and move.message.vendor_task_id == "19000000000000000006"
+    assert vendor.count("submit") == 0
+
+
+def test_of_two_vendor_jobs_the_first_finished_is_collected_and_the_other_cancelled(svc, vendor):
+    now = svc.clock()
+    svc.ledger.claim_submit("t1", "a", 30, now + 600, now)
+    svc.ledger.record_submission("t1", "a", "19000000000000000001", now, poll_message=message(Stage.POLL).dumps())
+    svc.ledger.note_webhook("t1", "19000000000000000002", now)  # a second job of the task ended first
+    vendor.statuses.append(VendorStatus(VendorState.SUCCEEDED))
+    move = run(svc, message(Stage.POLL, vendor_task_id="19000000000000000002", seq=1))
+    assert isinstance(move, Continue) and move.message.stage is Stage.COLLECT
+    assert move.message.vendor_task_id == "19000000000000000002"
+    assert ("cancel", "19000000000000000001") in vendor.calls
+    record = svc.ledger.get("t1")
+    assert (record.vendor_task_id, record.cancelled_vendor_ids) == ("19000000000000000002", ("19000000000000000001",))
+
+
 def test_a_duplicate_of_a_hop_in_progress_is_deferred_not_run(svc, vendor):
     assert svc.ledger.begin_hop("t1", 0, 60, time.time()).state.value == "run"  # another runner has hop 0
     move = run(svc, message())

@@ -111,7 +111,7 @@ def test_duplicate_webhooks_send_nothing_more(ledger, queue, clock):
     answers = [entry.handle("POST", path(), body()).body["action"] for _ in range(3)]
     assert answers == ["hint", "duplicate", "duplicate"]
     assert len(queued(queue)) == 1
-    ledger.mark_vendor_done("t1", NOW + 1)  # the poll saw it finished: later webhooks are dropped
+    ledger.mark_vendor_done("t1", "1838000000000000001", NOW + 1)  # the poll saw it finished: later ones dropped
     assert entry.handle("POST", path(), body()).body["action"] == "finished"
     assert queued(queue) == []
 
@@ -132,14 +132,12 @@ def test_a_url_we_did_not_make_is_404_and_touches_nothing(ledger, queue, clock, 
     assert queued(queue) == [] and ledger.get("t1").webhook_at is None
 
 
-def test_unknown_tasks_other_vendor_jobs_and_bad_bodies_send_nothing(ledger, queue, clock):
+def test_unknown_tasks_and_bad_bodies_send_nothing(ledger, queue, clock):
     entry = gate(ledger, queue, clock)
     assert entry.handle("POST", path(task="nope"), body()).body["action"] == "unknown"
     submitted(ledger)
     submitted(ledger, task="t2", vendor="1838000000000000002")
     assert entry.handle("POST", path(), body(vendor="1838000000000000002")).body["action"] == "foreign_vendor_task"
-    assert entry.handle("POST", path(), body(vendor="1838000000000000009")).body["action"] == "other_job"
-    assert ledger.get("t1").webhook_vendor_ids == ("1838000000000000009",)
     assert entry.handle("POST", path(), body(event="TASK_START")).status == 400
     assert entry.handle("POST", path(), b"not json").status == 400
     assert entry.handle("GET", path(), b"").status == 405
@@ -182,3 +180,26 @@ def test_the_self_hosted_route_serves_the_same_gate(ledger, queue, clock):
         forged = httpx.post(server.base_url + path(mac="a" * 32), content=body())
     assert (good.status_code, good.json()["action"]) == (200, "hint") and forged.status_code == 404
     assert len(queued(queue)) == 1
+
+
+def test_a_webhook_for_a_second_job_of_the_task_asks_about_that_job(ledger, queue, clock):
+    first = submitted(ledger)
+    entry = gate(ledger, queue, clock)
+    assert entry.handle("POST", path(), body(vendor="1838000000000000009")).body["action"] == "other_job"
+    assert ledger.get("t1").webhook_vendor_ids == ("1838000000000000009",)
+    [hint] = queued(queue)  # the poll asks the vendor about that job: if it finished first, it is used
+    assert hint == first.model_copy(update={"seq": 1, "vendor_task_id": "1838000000000000009"})
+
+
+def test_a_webhook_resolves_an_ambiguous_submit_and_hints_a_poll_of_its_job(ledger, queue, clock):
+    first = submitted(ledger)  # for its POLL hop's shape; then a second task whose submit turned ambiguous
+    template = first.model_copy(update={"task_id": "t3", "vendor_task_id": None}).dumps()
+    ledger.claim_submit("t3", "tok", 30, NOW + 900, NOW, user_id="u1")
+    ledger.mark_sending("t3", "tok", NOW, poll_message=template)
+    ledger.mark_ambiguous("t3", "tok", NOW)
+    ledger.advance("t3", 0, NOW)
+    answer = gate(ledger, queue, clock).handle("POST", path(task="t3"), body(vendor="1838000000000000003"))
+    assert (answer.status, answer.body["action"]) == (200, "adopted")
+    [hint] = queued(queue)
+    assert (hint.task_id, hint.seq, hint.vendor_task_id) == ("t3", 1, "1838000000000000003")
+    assert ledger.get("t3").vendor_task_id == "1838000000000000003"
