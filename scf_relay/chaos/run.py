@@ -1,11 +1,16 @@
 """Drive a chaos run: uploads through the shim, a fleet of worker processes SIGKILLed at random, faults around.
 
 Faults, all at once: worker SIGKILLs every ``kill_every_s`` (uniform), self-inflicted SIGKILLs at effect
-boundaries (``crash_rate``), vendor 5xx, non-JSON answers and a small concurrency limit (421), vendor-failed,
-never-finishing and blocked jobs, inputs that are not images, every COS event delivered twice and some a third
-time later (a duplicate SUBMIT message), moderation outages and a backend that refuses (503) for a while.
+boundaries (``crash_rate``), vendor 5xx, non-JSON answers, creates whose answer is lost after the job was made
+(``drop_create_rate``) and a small concurrency limit (421), vendor-failed, never-finishing and blocked jobs,
+inputs that are not images, every COS event delivered twice and some a third time later (a duplicate SUBMIT
+message), moderation outages and a backend that refuses (503) for a while.
 The run ends when every task is reported or dead-lettered and the queue holds nothing pending, or at
 ``timeout_s``; then the workers are stopped and :func:`scf_relay.chaos.verdict.judge` reads the evidence.
+
+The vendor calls the webhook route (served by the driver, as the webhook entry would be) when a job ends, unless
+``webhooks`` is off: that is what resolves ambiguous submits. Every pipeline's deadline is ``deadline_s``
+(the never-finishing kind's is shorter), so tasks that wait in vain for a webhook settle within the run.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 from scf_relay.chaos.fleet import Fleet
 from scf_relay.chaos.plan import QUICK_PIPELINE, PlannedTask, build_plan, task_of_payload
-from scf_relay.chaos.verdict import Evidence, judge
+from scf_relay.chaos.verdict import Evidence, VendorJob, judge
 from scf_relay.demo.stack import LocalStack
 
 FAST_POLL = "poll = { first_s = 0.3, base_s = 0.3, factor = 1.5, max_s = 1.0, queued_factor = 1.0 }"
@@ -50,6 +55,9 @@ class ChaosOptions:
     backend_outage_s: float = 3.0
     moderation_outage_every_s: float = 20.0
     moderation_outage_s: float = 3.0
+    webhooks: bool = True
+    drop_create_rate: float = 0.05  # creates that make the job and lose the answer (an ambiguous submit)
+    deadline_s: int = 180
 
 
 @dataclass
@@ -68,11 +76,13 @@ class Faults:
     vendor: dict[str, float] = field(default_factory=dict)
 
 
-def chaos_pipelines(folder: Path) -> Path:
-    """The packaged pipelines with fast polls, plus ``quick_timeout`` (deadline of seconds) for never-ending jobs."""
+def chaos_pipelines(folder: Path, deadline_s: int) -> Path:
+    """The packaged pipelines with fast polls and ``deadline_s``, plus ``quick_timeout`` (deadline of seconds) for
+    never-ending jobs."""
     from relay_core.pipelines import PACKAGED
 
     text = re.sub(r"^poll = \{[^}]*\}$", FAST_POLL, PACKAGED.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    text = re.sub(r"^deadline_s = \d+$", f"deadline_s = {deadline_s}", text, flags=re.MULTILINE)
     start, end = text.index("[pipelines.promo_poster]"), text.index("[pipelines.video_tryon]")
     quick = text[start:end].replace("[pipelines.promo_poster]", f"[pipelines.{QUICK_PIPELINE}]")
     quick = re.sub(r"^deadline_s = \d+$", f"deadline_s = {QUICK_DEADLINE_S}", quick, flags=re.MULTILINE)
@@ -87,7 +97,7 @@ def run_chaos(opts: ChaosOptions, progress: Callable[[str], None] | None = None)
     plan = build_plan(opts.tasks, opts.seed, run_id)
     home = opts.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    pipelines = chaos_pipelines(home)
+    pipelines = chaos_pipelines(home, opts.deadline_s)
     outage_file = home / "moderation-down"
     prefix = f"chaos-{uuid.uuid4().hex[:10]}"
     env = {
@@ -107,12 +117,14 @@ def run_chaos(opts: ChaosOptions, progress: Callable[[str], None] | None = None)
         "concurrency": opts.vendor_concurrency,
         "http_5xx_rate": 0.03,
         "garbage_rate": 0.02,
+        "drop_create_response_rate": opts.drop_create_rate,
     }
     faults = Faults(vendor={k: float(v) for k, v in vendor.items()})
     rng = random.Random(opts.seed)
     started = time.monotonic()
     try:
-        with LocalStack(home / "stack", emulator={**vendor, "seed": opts.seed}, env=env) as stack:
+        emulator = {**vendor, "seed": opts.seed}
+        with LocalStack(home / "stack", emulator=emulator, env=env, webhooks=opts.webhooks) as stack:
             fleet = Fleet(opts.workers, opts.concurrency, opts.crash_rate, home / "logs", dict(os.environ))
             try:
                 fleet.start()
@@ -137,6 +149,7 @@ def run_chaos(opts: ChaosOptions, progress: Callable[[str], None] | None = None)
         "tasks": opts.tasks,
         "backend": opts.backend,
         "seed": opts.seed,
+        "webhooks": opts.webhooks,
         "kinds": _count(t.kind.value for t in plan),
         "faults": asdict(faults),
         **verdict.as_dict(),
@@ -269,15 +282,25 @@ def collect_evidence(stack: LocalStack, *, with_files: bool = True) -> Evidence:
     if not with_files:
         return evidence
     assert stack.emulator is not None
+    from vendors.emulator.tasks import Outcome as JobOutcome
+
+    called_back = {call.task_id for call in stack.emulator.webhook_calls if 200 <= call.status < 300}
     for vendor_task in stack.emulator.tasks:
         named = {
             task_of_payload(upload[1])
             for node in vendor_task.nodes
             if (upload := stack.emulator.book.upload(str(node.get("fieldValue", "")))) is not None
         } - {None}
+        job = VendorJob(
+            vendor_task.task_id,
+            called_back=vendor_task.task_id in called_back,
+            asked=stack.emulator.book.asked(vendor_task.task_id),
+            refused_at_create=vendor_task.outcome is JobOutcome.NODE_ERROR,
+        )
         for task_id in named:
             assert task_id is not None
             evidence.submissions[task_id] = evidence.submissions.get(task_id, 0) + 1
+            evidence.vendor_jobs.setdefault(task_id, []).append(job)
     bucket = stack.bucket_dir
     for path in sorted((bucket / "output").rglob("*")) if (bucket / "output").exists() else []:
         if path.is_file() and not path.name.startswith("."):

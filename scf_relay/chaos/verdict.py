@@ -13,6 +13,14 @@ dead-letter queue. Breaches (any one fails the run):
 ``impossible_done``      ``done`` for a task that could not succeed (blocked, not an image, vendor-failed, never
                          finishing)
 ``staging_left``         anything left under ``staging/``
+``ambiguous_despite_webhook``  a task dead-lettered as an ambiguous submit although its vendor job called the
+                         webhook (with webhooks on, that call must have resolved it)
+``unread_vendor_job``    a reported task with a vendor job we never asked about (status, outputs or cancel): a
+                         billed job whose result nobody read
+
+``ambiguous`` splits the tasks dead-lettered as ambiguous submits by what the vendor knew: a job that called the
+webhook (a breach), a job that never did (it never ended, or its webhook was lost), no job at all (the request
+never created one: only an operator can tell).
 """
 
 from __future__ import annotations
@@ -32,7 +40,20 @@ BREACHES = (
     "done_mismatch",
     "impossible_done",
     "staging_left",
+    "ambiguous_despite_webhook",
+    "unread_vendor_job",
 )
+
+
+@dataclass(frozen=True)
+class VendorJob:
+    """One vendor job as the vendor saw it: did its webhook get a 2xx, did we ever ask about it, was it refused
+    in the create's own answer (node errors: nothing to read)."""
+
+    vendor_task_id: str
+    called_back: bool
+    asked: bool
+    refused_at_create: bool = False
 
 
 @dataclass
@@ -47,6 +68,8 @@ class Evidence:
     staging: list[str] = field(default_factory=list)
     #: task id (None: a poison body) -> dead-letter reasons
     dead_letters: dict[str | None, list[str]] = field(default_factory=dict)
+    #: task id -> the vendor jobs naming it
+    vendor_jobs: dict[str, list[VendorJob]] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +79,7 @@ class Verdict:
     dead_letters_by_reason: dict[str, int]
     unexpected_outcomes: dict[str, int]
     repeated_reports: int
+    ambiguous: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -70,6 +94,7 @@ class Verdict:
             "dead_letters_by_reason": self.dead_letters_by_reason,
             "unexpected_outcomes": self.unexpected_outcomes,
             "repeated_reports": self.repeated_reports,
+            "ambiguous": self.ambiguous,
         }
 
 
@@ -94,7 +119,15 @@ def judge(plan: list[PlannedTask], evidence: Evidence) -> Verdict:
     statuses: Counter[str] = Counter()
     unexpected: Counter[str] = Counter()
     repeated = 0
+    ambiguous: Counter[str] = Counter({"job_called_back": 0, "job_never_called_back": 0, "no_job": 0})
     for task in plan:
+        jobs = evidence.vendor_jobs.get(task.task_id, [])
+        if any(reason_class(r) == "submit ambiguous" for r in evidence.dead_letters.get(task.task_id, [])):
+            if any(job.called_back for job in jobs):
+                ambiguous["job_called_back"] += 1
+                breaches["ambiguous_despite_webhook"].append(task.task_id)
+            else:
+                ambiguous["job_never_called_back" if jobs else "no_job"] += 1
         reports = evidence.reports.get(task.task_id, [])
         distinct = {_canonical(body) for body in reports}
         files = evidence.outputs.get(task.task_id, {})
@@ -113,6 +146,8 @@ def judge(plan: list[PlannedTask], evidence: Evidence) -> Verdict:
             breaches["failed_with_files"].append(task.task_id)
         if body is None:
             continue
+        if any(not job.asked and not job.refused_at_create for job in jobs):
+            breaches["unread_vendor_job"].append(task.task_id)
         statuses[f"{status} {body.get('errorReason') or ''}".strip()] += 1
         if status == "done":
             expected_urls = sorted(f"cos://output/{task.user_id}/{task.task_id}/{name}" for name in files)
@@ -128,7 +163,7 @@ def judge(plan: list[PlannedTask], evidence: Evidence) -> Verdict:
         for letters in evidence.dead_letters.values()
         for name in {reason_class(reason) for reason in letters}
     )
-    return Verdict(breaches, dict(statuses), dict(reasons), dict(unexpected), repeated)
+    return Verdict(breaches, dict(statuses), dict(reasons), dict(unexpected), repeated, dict(ambiguous))
 
 
 def _canonical(body: dict[str, Any]) -> tuple[tuple[str, str], ...]:

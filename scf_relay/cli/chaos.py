@@ -22,12 +22,18 @@ def chaos(
     crash_rate: float = typer.Option(0.01, min=0.0, max=1.0, help="chance a worker dies at each effect boundary"),
     vendor_concurrency: int = typer.Option(12, min=1, help="vendor jobs at once; submits past it are refused (421)"),
     timeout_s: float = typer.Option(600.0, help="give up waiting for the tasks to settle after this long"),
+    webhooks: bool = typer.Option(True, help="the vendor calls the webhook route when a job ends"),
+    drop_create_rate: float = typer.Option(
+        0.05, min=0.0, max=1.0, help="chance a create makes the job and loses its answer (an ambiguous submit)"
+    ),
+    deadline_s: int = typer.Option(180, min=30, help="every pipeline's deadline (never-finishing jobs: 20 s)"),
     home: Path = typer.Option(Path(".relay/chaos"), help="where the run keeps its queue, ledger, bucket and logs"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ) -> None:
     """Run N uploads through shim, queue and a worker fleet SIGKILLed at random, amid vendor, moderation and
     backend faults; exit 1 on any breach of the invariants (lost, conflicting or doubled reports, double
-    submissions, blocked or failed-task files under output/, leftovers in staging/)."""
+    submissions, blocked or failed-task files under output/, leftovers in staging/, an ambiguous submit left to
+    an operator although its job called the webhook, a reported task with a vendor job nobody read)."""
     from relay_core.errors import ConfigError
     from scf_relay.chaos.run import ChaosOptions, run_chaos
 
@@ -47,6 +53,9 @@ def chaos(
         vendor_concurrency=vendor_concurrency,
         timeout_s=timeout_s,
         home=home,
+        webhooks=webhooks,
+        drop_create_rate=drop_create_rate,
+        deadline_s=deadline_s,
     )
     signal.signal(signal.SIGTERM, _interrupted)  # SIGTERM cleans up like Ctrl-C: workers stopped, keys dropped
     try:
@@ -76,6 +85,7 @@ def _print(result: dict) -> None:
     table("breaches", ["invariant", "tasks"], sorted(result["breaches"].items()))
     table("reports", ["status", "tasks"], sorted(result["reports_by_status"].items()))
     table("dead letters", ["reason", "tasks"], sorted(result["dead_letters_by_reason"].items()))
+    table("ambiguous submits left to an operator", ["vendor side", "tasks"], sorted(result["ambiguous"].items()))
     injected = {k: v for k, v in faults.items() if k != "vendor"}
     table("faults injected", ["fault", "count"], sorted((k, v) for k, v in injected.items()))
     if result["unexpected_outcomes"]:

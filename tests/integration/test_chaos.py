@@ -18,7 +18,7 @@ def test_a_small_chaos_run_breaches_no_invariant(tmp_path):
         *(sys.executable, "-c", "from scf_relay.cli.app import main; main()"),
         *("chaos", "--tasks", "10", "--seed", "7", "--workers", "2", "--concurrency", "2"),
         *("--kill-min-s", "0.5", "--kill-max-s", "2.0", "--timeout-s", "150", "--json"),
-        *("--home", str(tmp_path / "chaos")),
+        *("--deadline-s", "40", "--home", str(tmp_path / "chaos")),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=280, env=env)
     result = json.loads(done.stdout)

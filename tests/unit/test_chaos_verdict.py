@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scf_relay.chaos.plan import Kind, PlannedTask, build_plan, task_of_payload
-from scf_relay.chaos.verdict import Evidence, judge
+from scf_relay.chaos.verdict import Evidence, VendorJob, judge
 
 OK = PlannedTask("t-ok", "u1", "promo_poster", Kind.OK, b"")
 BLOCKED = PlannedTask("t-bl", "u1", "model_pose12", Kind.BLOCKED, b"")
@@ -38,6 +38,7 @@ def test_a_clean_run_passes_and_counts_statuses():
         ("done_mismatch", lambda e: e.outputs.__setitem__("t-ok", {"poster_01.png": False, "x.png": False})),
         ("impossible_done", lambda e: e.reports.__setitem__("t-bl", [{"taskId": "t-bl", "status": "done"}])),
         ("staging_left", lambda e: e.staging.append("staging/u1/t-ok/poster_01.png")),
+        ("unread_vendor_job", lambda e: e.vendor_jobs.__setitem__("t-ok", [VendorJob("v1", True, asked=False)])),
     ],
 )
 def test_every_breach_is_found(breach, spoil):
@@ -62,3 +63,16 @@ def test_plans_are_reproducible_and_payloads_name_their_task():
     assert [t.kind for t in first] == [t.kind for t in second]
     assert {t.kind for t in first} >= {Kind.OK, Kind.BLOCKED}
     assert all(task_of_payload(t.payload) == t.task_id for t in first)
+
+
+def test_ambiguous_dead_letters_are_split_by_what_the_vendor_knew():
+    evidence = clean()
+    evidence.reports.pop("t-bl")
+    evidence.dead_letters["t-bl"] = ["submit: submit ambiguous: ... no webhook named a job before the deadline"]
+    verdict = judge([OK, BLOCKED], evidence)
+    assert verdict.ok and verdict.ambiguous == {"job_called_back": 0, "job_never_called_back": 0, "no_job": 1}
+    evidence.vendor_jobs["t-bl"] = [VendorJob("v2", called_back=False, asked=False)]
+    assert judge([OK, BLOCKED], evidence).ambiguous["job_never_called_back"] == 1
+    evidence.vendor_jobs["t-bl"] = [VendorJob("v2", called_back=True, asked=False)]
+    verdict = judge([OK, BLOCKED], evidence)
+    assert not verdict.ok and verdict.breaches["ambiguous_despite_webhook"] == ["t-bl"]

@@ -189,7 +189,10 @@ class EmulatorApi:
         if not self._authorized(body.get("apiKey")):
             return envelope(802, "APIKEY_UNAUTHORIZED")
         task = self.book.get(str(body.get("taskId", "")))
-        return task if task is not None else envelope(807, "APIKEY_TASK_NOT_FOUND")
+        if task is None:
+            return envelope(807, "APIKEY_TASK_NOT_FOUND")
+        self.book.note_asked(task.task_id)
+        return task
 
     def _outputs(self, body: dict) -> Reply:
         task = self._task_of(body)

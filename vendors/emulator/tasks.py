@@ -92,6 +92,7 @@ class TaskBook:
     _tasks: dict[str, EmulatedTask] = field(default_factory=dict)
     _uploads: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # fileName -> (original name, bytes)
     _webhooks_pending: set[str] = field(default_factory=set)  # ids of tasks with a webhook not yet settled
+    _asked: set[str] = field(default_factory=set)  # ids of tasks a client asked about (status, outputs, cancel)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -129,6 +130,15 @@ class TaskBook:
     def get(self, task_id: str) -> EmulatedTask | None:
         with self._lock:
             return self._tasks.get(task_id)
+
+    def note_asked(self, task_id: str) -> None:
+        """A client asked about the task (its status, outputs, or to cancel it): the job was not left unread."""
+        with self._lock:
+            self._asked.add(task_id)
+
+    def asked(self, task_id: str) -> bool:
+        with self._lock:
+            return task_id in self._asked
 
     def all(self) -> list[EmulatedTask]:
         with self._lock:
