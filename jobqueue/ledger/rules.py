@@ -122,6 +122,7 @@ def record_submission(
         lease_until=0.0,
         submitted_at=now,
         poll_message=poll_message,
+        webhook_vendor_ids=tuple(v for v in current.webhook_vendor_ids if v != vendor_task_id),
     )
     return changed, True
 

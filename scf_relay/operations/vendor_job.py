@@ -49,6 +49,7 @@ def vendor_job(record: TaskRecord | None, dead_bodies: Iterable[str], pipelines:
         "input_file": msg.input.key.rsplit("/", 1)[-1] if msg else None,
         "input_key": msg.input.key if msg else None,
         "adopted_from_webhook_at": record.adopted_at if record else None,
+        "adopted_from_webhook_at_utc": utc(record.adopted_at) if record and record.adopted_at else None,
         "other_jobs": _other_jobs(record),
         "note": None,
     }
@@ -78,11 +79,17 @@ def _other_jobs(record: TaskRecord | None) -> list[dict[str, str]]:
     return cancelled + [{"vendor_task_id": v, "state": "unused"} for v in record.webhook_vendor_ids]
 
 
+def _unknown_submission(job: dict[str, Any]) -> str:
+    if job["adopted_from_webhook_at_utc"]:
+        return f"- (the create's answer was lost; its webhook named the job at {job['adopted_from_webhook_at_utc']})"
+    return "- (no vendor task id recorded)"
+
+
 def vendor_rows(job: dict[str, Any]) -> list[tuple[str, str]]:
     """Field / value rows of :func:`vendor_job` for the human block."""
     kind = {"workflow": "workflow id", "ai-app": "app id"}.get(job["kind"] or "", "workflow/app id")
     rows = [
-        ("submitted", job["submitted_at_utc"] or "- (no vendor task id recorded)"),
+        ("submitted", job["submitted_at_utc"] or _unknown_submission(job)),
         ("pipeline", job["pipeline"] or "- (unknown)"),
         (kind, f"{job['target_id']} ({job['vendor']})" if job["target_id"] else "-"),
         ("uploaded file", job["input_file"] or "-"),

@@ -428,6 +428,14 @@ def _ambiguous(ledger, now=NOW):
     assert ledger.mark_ambiguous("t1", "a", now + 1)
 
 
+def test_a_webhook_that_beats_the_create_answer_is_not_kept_as_another_job(ledger):
+    assert _claim(ledger, "a").state is ClaimState.ACQUIRED
+    assert ledger.mark_sending("t1", "a", NOW)
+    ledger.note_webhook("t1", "v-1", NOW + 1)  # a fast job: its webhook came before we read the create's answer
+    assert ledger.record_submission("t1", "a", "v-1", NOW + 2, poll_message="{}")
+    assert (ledger.get("t1").vendor_task_id, ledger.get("t1").webhook_vendor_ids) == ("v-1", ())
+
+
 def test_a_webhook_resolves_an_ambiguous_submit_by_adopting_the_job_it_names(ledger):
     from jobqueue.ledger.base import WebhookState
 

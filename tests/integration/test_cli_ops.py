@@ -226,6 +226,25 @@ def test_tasks_show_tells_what_finds_the_job_in_the_vendor_console(backends):
     assert run_json("tasks", "show", "t-dead")["vendor_job"]["kind"] == "workflow"
 
 
+def test_tasks_show_lists_a_tasks_second_vendor_job_and_what_became_of_it(backends):
+    _, ledger = backends
+    now = time.time()
+    ledger.claim_submit("t-two", "a", 60, now + 3600, now - 100, user_id="u1")
+    ledger.mark_sending("t-two", "a", now - 99)
+    ledger.mark_ambiguous("t-two", "a", now - 98)
+    ledger.reset_submit("t-two", now - 50)  # the operator resubmitted: job v-2 ...
+    ledger.claim_submit("t-two", "b", 60, now + 3600, now - 49)
+    poll = message("t-two", pipeline="promo_poster", vendor_task_id="v-2").dumps()
+    ledger.record_submission("t-two", "b", "v-2", now - 48, poll_message=poll)
+    ledger.note_webhook("t-two", "v-1", now - 10)  # ... and the first job, v-1, finished first after all
+    ledger.mark_vendor_done("t-two", "v-1", now - 9)
+    job = run_json("tasks", "show", "t-two")["vendor_job"]
+    assert job["vendor_task_id"] == "v-1"
+    assert job["other_jobs"] == [{"vendor_task_id": "v-2", "state": "cancelled"}]
+    human = run("tasks", "show", "t-two").stdout
+    assert "v-2 (cancelled: v-1 finished first)" in " ".join(human.split())
+
+
 def test_purge_only_with_yes_or_typed_confirmation(backends):
     queue, _ = backends
     bury(queue, "garbage", "poison: body is not JSON")
