@@ -73,6 +73,9 @@ def claim_submit(
     elif state is SubmitState.SENDING:  # its holder died mid-submit: never resubmit blindly
         changes.update(submit_state=SubmitState.AMBIGUOUS, lease_until=0.0)
         claim = Claim(ClaimState.AMBIGUOUS)
+    elif record.webhook_vendor_ids:  # unclaimed, yet a job of the task called back (after an operator's reset)
+        changes.update(_adoption(record, now))
+        claim = Claim(ClaimState.SUBMITTED, vendor_task_id=changes["vendor_task_id"])
     else:  # no claim, a lapsed lease of a preparing holder, or the holder renewing its own lease
         changes.update(submit_state=SubmitState.LEASED, token=token, lease_until=now + lease_s)
         claim = Claim(ClaimState.ACQUIRED)

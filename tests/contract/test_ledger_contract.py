@@ -495,6 +495,14 @@ def test_of_two_vendor_jobs_the_first_seen_finished_is_used_and_the_other_cancel
     assert (late.use, late.cancel) == ("v-1", ())
 
 
+def test_a_job_that_calls_back_after_an_operator_reset_is_adopted_instead_of_submitting_again(ledger):
+    _ambiguous(ledger)
+    assert ledger.reset_submit("t1", NOW + 2)  # the operator chose --resubmit ...
+    ledger.note_webhook("t1", "v-1", NOW + 3)  # ... and the first job called back before the redrive ran
+    claim = _claim(ledger, "b", now=NOW + 4)
+    assert (claim.state, claim.vendor_task_id) == (ClaimState.SUBMITTED, "v-1")
+
+
 def test_a_second_job_finishing_after_the_used_one_is_recorded_and_not_used(ledger):
     from jobqueue.ledger.base import WebhookState
 
