@@ -103,7 +103,9 @@ def _may_have_a_job(msg: JobMessage, svc: Services) -> bool:
     """Past the deadline: whether a submit of the task may have reached the vendor (then the claim decides:
     poll a recorded or adopted job, which cancels or collects it, or dead-letter an ambiguous one)."""
     record = svc.ledger.get(msg.task_id)
-    return record is not None and record.submit_state not in (SubmitState.NONE, SubmitState.LEASED)
+    if record is None:
+        return False
+    return record.submit_state not in (SubmitState.NONE, SubmitState.LEASED) or bool(record.webhook_vendor_ids)
 
 
 def _await_webhook(msg: JobMessage, svc: Services, pipeline: Pipeline) -> Decision:
