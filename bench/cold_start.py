@@ -68,7 +68,7 @@ CLOUD = (
     ("RELAY_STORE", "cos://relay-1250000000?region=ap-guangzhou"),
     ("RELAY_QUEUE", "cmq://relay_jobs?region=gz&dlq=relay_dead"),
     ("RELAY_LEDGER", "redis://127.0.0.1:9/0?prefix=relay-bench"),
-    ("RELAY_AUDITOR", "tencent?region=ap-guangzhou"),
+    ("RELAY_AUDITOR", "tencent?region=ap-guangzhou&biz_type=bench_policy"),
     ("TENCENTCLOUD_SECRETID", "AKIDbenchonly"),
     ("TENCENTCLOUD_SECRETKEY", "bench-only"),
 )
