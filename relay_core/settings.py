@@ -14,7 +14,6 @@ Secrets are ``SecretStr`` and registered with the log redactor as soon as they a
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -235,6 +234,8 @@ def load(**overrides: object) -> RelaySettings:
     logs.register_secret(settings.runninghub_api_key.get_secret_value())
     logs.register_secret(settings.webhook_secret.get_secret_value())
     for name in unknown_variables(os.environ):
+        import difflib  # only to explain a typo
+
         close = difflib.get_close_matches(name, [f"RELAY_{f.upper()}" for f in RelaySettings.model_fields], n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         _log.warning(f"{name} is not a scf-relay setting and is ignored{hint}", extra={"variable": name})
