@@ -20,12 +20,13 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from relay_core import logs
 from relay_core.domain import Outcome, Status
+
+if TYPE_CHECKING:  # httpx is imported when a reporter is built: verify_signature needs the stdlib only
+    import httpx
 
 PATH = "/internal/task/update"
 REPLAY_WINDOW_S = 300
@@ -111,9 +112,15 @@ class BackendReporter:
             raise ValueError("the callback secret is empty: set RELAY_CALLBACK_SECRET")
         self.url = base_url.rstrip("/") + PATH
         self._secret = secret
-        self._client = client or httpx.Client(timeout=timeout_s)
+        if client is None:
+            import httpx
+
+            client = httpx.Client(timeout=timeout_s)
+        self._client = client
 
     def post(self, task_id: str, outcome: Outcome, now: float | None = None) -> ReportResult:
+        import httpx
+
         body = report_body(task_id, outcome)
         timestamp = int(time.time() if now is None else now)
         delivery = delivery_id(task_id, outcome.status)

@@ -10,10 +10,9 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from consumer.callback import BackendReporter
-from consumer.fetch import ResultFetcher
 from jobqueue.ledger.base import Ledger
 from jobqueue.queue.base import Queue
 from moderation.base import Auditor
@@ -22,6 +21,9 @@ from relay_core.errors import ConfigError
 from relay_core.pipelines import Pipeline, PipelineFile, load_pipelines
 from relay_core.settings import RelaySettings, require
 from vendors.base import Vendor
+
+if TYPE_CHECKING:  # imported by build_services: the fetcher's HTTP stack is not part of the import
+    from consumer.fetch import ResultFetcher
 
 
 class Closable(Protocol):
@@ -69,6 +71,7 @@ class Services:
 def build_services(settings: RelaySettings, *, clock: Callable[[], float] = time.time) -> Services:
     """Open every backend named by the settings; raises ``ConfigError`` naming the variable at fault. ``clock``
     is the consumer's and the queue's time source (tests run whole flows in virtual time through it)."""
+    from consumer.fetch import ResultFetcher
     from jobqueue import open_ledger, open_queue
     from moderation import open_auditor
     from objectstore import open_store

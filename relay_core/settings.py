@@ -1,5 +1,11 @@
 """Configuration from the environment (``RELAY_*``, plus the vendors' own ``RUNNINGHUB_*``).
 
+:func:`load` is the one way to read it: every field ``x`` of :class:`RelaySettings` is read from ``RELAY_X``
+(names matched case-insensitively) or from its alias (``RUNNINGHUB_*``), ``load``'s overrides win, and the
+whole model is validated at once, defaults included. The model is a plain pydantic model fed by
+:func:`environment_values` rather than a pydantic-settings one: that package (and the asyncio it imports)
+cost the producer shim's cold start more than all its own work (bench/README.md).
+
 Resources are named by URL. With nothing set, everything is embedded under ``./.relay/``:
 ``sqlite:///.relay/queue.db``, ``sqlite:///.relay/ledger.db``, ``file:///<abs>/.relay/store``.
 :func:`load` turns any bad value into :class:`ConfigError`, one line that names the variable.
@@ -8,7 +14,6 @@ Secrets are ``SecretStr`` and registered with the log redactor as soon as they a
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -16,9 +21,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay_core import logs
 from relay_core.errors import ConfigError
@@ -37,8 +41,10 @@ _PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _log = logs.get("settings")
 
 
-class RelaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", populate_by_name=True)
+class RelaySettings(BaseModel):
+    """Every setting; build it with :func:`load` (constructing the model directly reads no environment)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
 
     home: Path = Field(Path(".relay"), description="where embedded backends keep their files")
     queue: str = Field("", description="sqlite:///path | redis://host:port/db | cmq://queue?region=gz&dlq=q")
@@ -200,10 +206,24 @@ def _http_url() -> TypeAdapter[AnyHttpUrl]:
     return TypeAdapter(AnyHttpUrl)
 
 
+def environment_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """The raw value of each setting found in ``environ``, by field name: for a field with aliases the first
+    alias present (``RUNNINGHUB_API_KEY``), else ``RELAY_<FIELD>``; variable names match in any case."""
+    lowered = {name.lower(): value for name, value in environ.items()}
+    found: dict[str, str] = {}
+    for field_name, info in RelaySettings.model_fields.items():
+        choices = getattr(info.validation_alias, "choices", None)
+        names = [*(str(choice).lower() for choice in choices or ()), f"relay_{field_name}"]
+        value = next((lowered[name] for name in names if name in lowered), None)
+        if value is not None:
+            found[field_name] = value
+    return found
+
+
 def load(**overrides: object) -> RelaySettings:
     """Read the environment (``overrides`` win) or raise :class:`ConfigError` naming the variable."""
     try:
-        settings = RelaySettings(**overrides)  # type: ignore[arg-type]
+        settings = RelaySettings.model_validate({**environment_values(os.environ), **overrides})
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
@@ -214,6 +234,8 @@ def load(**overrides: object) -> RelaySettings:
     logs.register_secret(settings.runninghub_api_key.get_secret_value())
     logs.register_secret(settings.webhook_secret.get_secret_value())
     for name in unknown_variables(os.environ):
+        import difflib  # only to explain a typo
+
         close = difflib.get_close_matches(name, [f"RELAY_{f.upper()}" for f in RelaySettings.model_fields], n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         _log.warning(f"{name} is not a scf-relay setting and is ignored{hint}", extra={"variable": name})

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 
 from consumer.decisions import Continue, Decision
-from consumer.fetch import FetchFailed, FetchRejected
 from consumer.services import Services
 from jobqueue.message import JobMessage, Stage
 from objectstore.base import ObjectInfo
@@ -37,6 +36,9 @@ def download_budget_s(visibility_timeout_s: float) -> float:
 
 
 def run(msg: JobMessage, svc: Services) -> Decision:
+    # imported here, as in _staged: consumer.fetch loads httpx, which the consumer's import leaves to the adapters
+    from consumer.fetch import FetchFailed
+
     ends_at = time.monotonic() + download_budget_s(svc.settings.visibility_timeout_s)
     pipeline = svc.pipelines.get(msg.pipeline)
     status = svc.vendor_for(pipeline).status(msg.vendor_task_id or "")
@@ -79,6 +81,8 @@ def run(msg: JobMessage, svc: Services) -> Decision:
 
 def _staged(svc: Services, key: str, spec: OutputSpec) -> tuple[ObjectInfo, str] | None:
     """The result already staged under ``key`` (checked as a download would be), or ``None``."""
+    from consumer.fetch import FetchRejected
+
     info = svc.store.head(svc.output_bucket, key)
     if info is None:
         return None

@@ -10,8 +10,6 @@ operator can fix the configuration and redrive.
 
 from __future__ import annotations
 
-import backoff
-
 from consumer.callback import Delivery, ReportResult
 from consumer.decisions import Decision, Drop, Reported
 from consumer.services import Services
@@ -45,6 +43,8 @@ def run(msg: JobMessage, svc: Services) -> Decision:
 
 
 def _post_with_retries(svc: Services, task_id: str, outcome: Outcome) -> ReportResult:
+    import backoff  # here, not at import: it loads asyncio, and only a REPORT hop needs it
+
     @backoff.on_predicate(
         backoff.expo,
         lambda r: r.delivery is Delivery.RETRY,
