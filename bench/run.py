@@ -23,6 +23,7 @@ FULL = [
     ["bench.two_workers"],
     ["bench.nudge_latency"],
     ["bench.webhook_latency", "--tasks", "60", "--job-s", "4"],
+    ["bench.webhook_latency", "--tasks", "20", "--job-s", "20", "--real-time"],
 ]
 SMOKE = [
     ["bench.queue_throughput", "--messages", "300"],
