@@ -46,17 +46,17 @@ class WakeGate(Generic[T]):
         self._listening = False
         self._next_due: float | None = None
         self._last_attempt = float("-inf")  # monotonic time of the last receive of any thread
+        self._found_empty = False  # the last receive found nothing, and no signal came since
 
     def receive(self, attempt: Attempt[T], block: Block, wait_s: float) -> list[T]:
         """Messages from ``attempt`` within ``wait_s`` seconds, sleeping on ``block`` in between; ``[]`` if none.
 
-        Receives at once unless a listener already sleeps on the server (its signal or timeout covers every
-        message that could be ready), then waits: as the listener, or on the others' condition.
+        Receives at once unless nothing can have changed since the last receive of any thread found the queue
+        empty (no signal came, nothing fell due, the safety interval has not passed: a signal set meanwhile stays
+        on the server for the next block), then waits: as the listener, or on the others' condition.
         """
         deadline = time.monotonic() + wait_s
-        with self._changed:
-            look_first = not self._listening or wait_s <= 0
-        if look_first:
+        if wait_s <= 0 or self._may_have_changed():
             found = self._attempt(attempt)
             if found or wait_s <= 0:
                 return found
@@ -69,31 +69,49 @@ class WakeGate(Generic[T]):
                     self._changed.wait(remaining)
                     continue
                 self._listening = True
-                timeout, reason = self._timeout(remaining)
+                timeout = self._timeout(remaining)
+            signalled = False
             try:
                 signalled = block(timeout) if timeout >= MIN_BLOCK_S else False
             finally:
                 with self._changed:
                     self._listening = False
+                    self._found_empty = self._found_empty and not signalled
+                    look = signalled or self._claim_timed_receive()
                     self._changed.notify()
-            if signalled or reason != "deadline":
+            if look:
                 found = self._attempt(attempt)
                 if found:
                     return found
 
-    def _timeout(self, remaining: float) -> tuple[float, str]:
-        """How long the listener may block, and what ends it: ``deadline`` (the caller's), ``due``, ``safety``
-        or ``cap``. Call with the condition held."""
-        bounds = [(remaining, "deadline"), (MAX_BLOCK_S, "cap")]
-        bounds.append((self._last_attempt + SAFETY_S - time.monotonic(), "safety"))
+    def _may_have_changed(self) -> bool:
+        """Whether a receive could find something the last empty one did not."""
+        with self._changed:
+            return not self._found_empty or self._claim_timed_receive()
+
+    def _claim_timed_receive(self) -> bool:
+        """True for the first thread to see the due time or the safety interval pass since the last receive: it
+        receives, the others need not. Call with the condition held."""
+        now = time.monotonic()
+        due = self._next_due is not None and self._clock() >= self._next_due
+        if not due and now - self._last_attempt < SAFETY_S:
+            return False
+        self._last_attempt, self._next_due = now, None
+        return True
+
+    def _timeout(self, remaining: float) -> float:
+        """How long the listener may block: until the caller's deadline, the due time, the safety receive or the
+        cap, whichever comes first. Call with the condition held."""
+        bounds = [remaining, MAX_BLOCK_S, self._last_attempt + SAFETY_S - time.monotonic()]
         if self._next_due is not None:
-            bounds.append((self._next_due - self._clock(), "due"))
+            bounds.append(self._next_due - self._clock())
         return min(bounds)
 
     def _attempt(self, attempt: Attempt[T]) -> list[T]:
         found, next_due = attempt()
         with self._changed:
             self._last_attempt = time.monotonic()
+            self._found_empty = not found
             if not found:
                 self._next_due = next_due
         return found
