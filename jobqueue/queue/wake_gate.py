@@ -3,7 +3,8 @@
 A receiver that found nothing blocks on the server's wake signal (Redis: ``BZPOPMIN`` on the queue's wake flag)
 until a message may be receivable: the flag is set by whatever makes one ready sooner than a sleeper expects, and
 the block never outlasts the earliest time a delayed or in-flight message becomes receivable (``next_due``, learnt
-from the last empty receive), so delayed messages are taken on time. Only one thread of a process is on the
+from the last empty receive; a waiter that learnt an earlier one than the listener's wakes for it itself), so
+delayed messages are taken on time. Only one thread of a process is on the
 server at a time (the listener); the others wait on a condition without a command, and one of them takes over
 the listening when the listener leaves. An idle worker therefore costs about one blocking command per
 ``wait_s`` and one receive per :data:`SAFETY_S`, whatever its thread count.
@@ -65,20 +66,23 @@ class WakeGate(Generic[T]):
             if remaining <= 0:
                 return []
             with self._changed:
-                if self._listening:
-                    self._changed.wait(remaining)
-                    continue
-                self._listening = True
-                timeout = self._timeout(remaining)
-            signalled = False
-            try:
-                signalled = block(timeout) if timeout >= MIN_BLOCK_S else False
-            finally:
-                with self._changed:
-                    self._listening = False
-                    self._found_empty = self._found_empty and not signalled
-                    look = signalled or self._claim_timed_receive()
-                    self._changed.notify()
+                listen = not self._listening
+                if listen:
+                    self._listening = True
+                    timeout = self._timeout(remaining)
+                else:  # the listener may sleep past a due time learnt since it blocked: wake for that here
+                    self._changed.wait(self._timeout(remaining))
+                    look = self._claim_timed_receive()
+            if listen:
+                signalled = False
+                try:
+                    signalled = block(timeout) if timeout >= MIN_BLOCK_S else False
+                finally:
+                    with self._changed:
+                        self._listening = False
+                        self._found_empty = self._found_empty and not signalled
+                        look = signalled or self._claim_timed_receive()
+                        self._changed.notify()
             if look:
                 found = self._attempt(attempt)
                 if found:
