@@ -24,6 +24,7 @@ FULL = [
     ["bench.nudge_latency"],
     ["bench.webhook_latency", "--tasks", "60", "--job-s", "4"],
     ["bench.webhook_latency", "--tasks", "20", "--job-s", "20", "--real-time"],
+    ["bench.redis_cost"],
 ]
 SMOKE = [
     ["bench.queue_throughput", "--messages", "300"],
@@ -32,6 +33,7 @@ SMOKE = [
     ["bench.two_workers", "--tasks", "3"],
     ["bench.nudge_latency", "--trials", "2", "--lag-s", "0.5", "--wait-s", "1"],
     ["bench.webhook_latency", "--tasks", "4"],
+    ["bench.redis_cost", "--tasks", "5", "--idle-s", "1"],
 ]
 
 

@@ -45,11 +45,12 @@ FAST_POLL = "poll = { first_s = 0.2, base_s = 0.2, factor = 1.0, max_s = 0.5, qu
 EMULATOR_KNOBS = {"job_s": 0.2, "queue_s": 0.05, "concurrency": 100_000, "seed": 7}
 
 
-def fast_pipelines(folder: Path) -> Path:
-    """A copy of the packaged ``pipelines.toml`` whose polls start after 0.2 s (for ``RELAY_PIPELINES``)."""
+def fast_pipelines(folder: Path, poll: str = FAST_POLL) -> Path:
+    """A copy of the packaged ``pipelines.toml`` whose polls follow ``poll`` (default: start after 0.2 s), for
+    ``RELAY_PIPELINES``."""
     from relay_core.pipelines import PACKAGED
 
-    text = re.sub(r"^poll = \{[^}]*\}$", FAST_POLL, PACKAGED.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    text = re.sub(r"^poll = \{[^}]*\}$", poll, PACKAGED.read_text(encoding="utf-8"), flags=re.MULTILINE)
     path = Path(folder) / "pipelines-fast.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -65,11 +66,14 @@ def worker_command(*args: str) -> list[str]:
 class WorkerProcess:
     """One ``scf-relay worker --json`` subprocess; its JSON log lines go to ``log_path``."""
 
-    def __init__(self, log_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, log_path: Path, *args: str, env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> None:
+        """``command`` replaces ``scf-relay worker --json <args>`` as the whole command line."""
         self.log_path = Path(log_path)
         self._log_file = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            worker_command(*args),
+            command if command is not None else worker_command(*args),
             env=env if env is not None else os.environ.copy(),
             stdout=subprocess.PIPE,
             stderr=self._log_file,

@@ -3,13 +3,15 @@
 URL: ``redis://[:password@]host:port/db?prefix=relay&retention_s=2592000`` (``rediss://`` for TLS). Every key
 starts with ``prefix``; the key layout is documented in the header of ``save.lua`` beside this module, the
 only script. Task hashes expire ``retention_s`` after their last write, so the ledger does not grow forever;
-readers of an index drop the members whose hash has expired. A save names its three keys, but index readers
+readers of an index drop the members whose hash has expired. A vendor-task entry expires ``retention_s`` after the
+vendor task id was recorded (saves that keep the id do not rewrite it). A save names its three keys, but index readers
 build task keys from ids, so use a single-node Redis (not Cluster).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import cast
@@ -33,6 +35,10 @@ redis.call('HSET', KEYS[1], 'version', ARGV[2], 'estimate', ARGV[3])
 return 1
 """
 PRUNE_BATCH = 500
+#: how long (monotonic s) a record this ledger read or wrote may vouch for the stored indexes of its version, and
+#: how many such records it keeps (the versions of a task's record only repeat after it expired, days later)
+_KNOWN_S = 60.0
+_KNOWN_MAX = 4096
 
 
 @contextlib.contextmanager
@@ -51,6 +57,14 @@ def _text(value: bytes | str) -> str:
 def _score(value: float | None) -> str:
     """An index score for ``save.lua``: ``""`` leaves the index; ``repr`` keeps every bit of the float."""
     return "" if value is None else repr(float(value))
+
+
+_UNKNOWN = object()
+
+
+def _index_score(value: float | None, stored: object) -> str:
+    """:func:`_score`, or ``"="`` (no index write) when the stored version is known to have the same one."""
+    return "=" if stored is not _UNKNOWN and stored == value else _score(value)
 
 
 def split_url(url: str) -> tuple[str, str, int]:
@@ -75,6 +89,7 @@ class RedisLedger(Ledger):
         self.prefix = prefix
         self._client = client
         self._owns_client = False
+        self._known: dict[str, tuple[float, TaskRecord]] = {}  # task id -> (read or written at, record)
         source = resources.files("jobqueue.ledger").joinpath("save.lua").read_text(encoding="utf-8")
         with _translated():
             self._save_script = client.register_script(source)
@@ -115,24 +130,47 @@ class RedisLedger(Ledger):
     def _load(self, task_id: str) -> TaskRecord | None:
         with _translated():
             version, raw = self._client.hmget(self._task_key(task_id), ["version", "record"])
-        return TaskRecord.from_json(raw, int(version)) if raw is not None and version is not None else None
+        if raw is None or version is None:
+            return None
+        record = TaskRecord.from_json(raw, int(version))
+        self._remember(record)
+        return record
 
     def _save(self, record: TaskRecord, expected_version: int) -> bool:
+        """The compare-and-set of ``save.lua``. Index entries the stored version already has are not written again:
+        when this ledger read or wrote version ``expected_version`` moments ago, a score (or vendor id) equal to
+        that version's is passed as unchanged (the compare-and-set proves the stored record is that version)."""
+        previous = self._recent(record.task_id, expected_version)
         keys = [self._task_key(record.task_id), self._deadlines_key, self._unreported_key]
         vendor_key = record.vendor_key()
-        if vendor_key is not None:
+        if vendor_key is not None and (previous is None or previous.vendor_key() != vendor_key):
             keys.append(self._vendor_key(vendor_key))
         args: list[str | int] = [
             record.task_id,
             str(expected_version),
             str(record.version),
             record.to_json(),
-            _score(record.open_deadline()),
-            _score(record.unreported_since()),
+            _index_score(record.open_deadline(), previous.open_deadline() if previous else _UNKNOWN),
+            _index_score(record.unreported_since(), previous.unreported_since() if previous else _UNKNOWN),
             self.retention_s,
         ]
         with _translated():
-            return int(self._save_script(keys=keys, args=args)) == 1
+            saved = int(self._save_script(keys=keys, args=args)) == 1
+        if saved:
+            self._remember(record)
+        return saved
+
+    def _remember(self, record: TaskRecord) -> None:
+        if len(self._known) >= _KNOWN_MAX:
+            self._known.clear()
+        self._known[record.task_id] = (time.monotonic(), record)
+
+    def _recent(self, task_id: str, version: int) -> TaskRecord | None:
+        """The record of ``task_id`` at ``version`` if this ledger read or wrote it within :data:`_KNOWN_S`."""
+        known = self._known.get(task_id)
+        if known is None or known[1].version != version or time.monotonic() - known[0] > _KNOWN_S:
+            return None
+        return known[1]
 
     def _open_by_deadline(self, before: float, limit: int) -> list[TaskRecord]:
         return self._indexed(self._deadlines_key, before, limit, TaskRecord.open_deadline)

@@ -9,7 +9,8 @@
 --   {prefix}:unreported      zset of the ids of tasks with an outcome not yet reported, score = when the
 --                            outcome was recorded (the pending-report index).
 --   {prefix}:vendor:{vendor_task_id}  string: the id of the task that recorded this vendor task id (the
---                            vendor-task index); TTL retention_s like the hash. Readers check the record.
+--                            vendor-task index); TTL retention_s from when the id was recorded (a save that
+--                            keeps the id may leave it alone). Readers check the record.
 --   {prefix}:estimate:{pipeline}  hash (version, estimate JSON): a pipeline's runtime estimate, written by
 --                            RedisLedger._save_estimate's own compare-and-set, not by this script.
 -- Index members whose hash expired are dropped by readers (RedisLedger._drop_expired), not here.
@@ -17,13 +18,14 @@
 -- KEYS[1]  {prefix}:task:{task_id}
 -- KEYS[2]  {prefix}:deadlines
 -- KEYS[3]  {prefix}:unreported
--- KEYS[4]  {prefix}:vendor:{vendor_task_id}, only when the record has a vendor task id
+-- KEYS[4]  {prefix}:vendor:{vendor_task_id}, only when the record has a vendor task id (the caller may leave
+--          it out when the expected version already had that id)
 -- ARGV[1]  task_id
 -- ARGV[2]  expected version ("0": the hash must not exist yet)
 -- ARGV[3]  new version (expected + 1, computed by the caller)
 -- ARGV[4]  record JSON
--- ARGV[5]  deadlines score, or "" to leave that index
--- ARGV[6]  unreported score, or "" to leave that index
+-- ARGV[5]  deadlines score, "" to leave that index, or "=" when the expected version has the same (no write)
+-- ARGV[6]  unreported score, "" to leave that index, or "=" when the expected version has the same (no write)
 -- ARGV[7]  retention_s (TTL of the hash)
 --
 -- Returns 1 when written, 0 when the stored version differs (nothing is written). Versions are compared
@@ -38,12 +40,12 @@ redis.call('HSET', task, 'version', version, 'record', record)
 redis.call('EXPIRE', task, retention_s)
 if deadline_score == '' then
   redis.call('ZREM', deadlines, task_id)
-else
+elseif deadline_score ~= '=' then
   redis.call('ZADD', deadlines, deadline_score, task_id)
 end
 if unreported_score == '' then
   redis.call('ZREM', unreported, task_id)
-else
+elseif unreported_score ~= '=' then
   redis.call('ZADD', unreported, unreported_score, task_id)
 end
 if KEYS[4] then

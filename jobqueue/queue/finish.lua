@@ -11,6 +11,10 @@
 --   KEYS[7] inflight    ZSET  ids received and not yet deleted, score = their visibility deadline
 --   KEYS[8] dead        HASH  message id -> JSON {"body", "reason", "receive_count"} of a dead letter
 --   KEYS[9] dead_order  ZSET  dead letter ids, score = time they died (oldest first)
+--   KEYS[10] wake       ZSET  at most one member, "ready": a receiver blocked in BZPOPMIN wakes when it appears.
+--                       Set whenever a message may have become receivable sooner than a sleeping receiver expects
+--                       (sent or put back ready, or sent delayed before every other delayed one); a stale one costs
+--                       one empty receive.
 -- A live message id is in exactly one of ready / delayed / inflight. Times come from the client's clock
 -- (the caller passes "now"), as decimal strings used verbatim as scores.
 --
@@ -21,7 +25,7 @@
 --
 -- A receipt stays current until the next receive replaces it, so a worker that outran its visibility
 -- timeout may still finish the message as long as nobody else received it meanwhile (it may already be
--- back on the ready list, hence the LREM).
+-- back on the ready list, hence the LREM when it is no longer in flight).
 
 local receipt, now, reason = ARGV[1], ARGV[2], ARGV[3]
 local id = string.match(receipt, '^([^.]+)%.')
@@ -35,8 +39,9 @@ if reason ~= '' then
     redis.call('HSET', KEYS[8], id, cjson.encode(entry))
     redis.call('ZADD', KEYS[9], now, id)
 end
-redis.call('ZREM', KEYS[7], id)
-redis.call('LREM', KEYS[5], 0, id)
+if redis.call('ZREM', KEYS[7], id) == 0 then  -- no longer in flight: back on the ready list
+    redis.call('LREM', KEYS[5], 0, id)
+end
 redis.call('HDEL', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
 redis.call('HDEL', KEYS[3], id)

@@ -1,4 +1,4 @@
-"""The ``wait_s`` loop shared by the backends that have no server-side long poll (SQLite, Redis).
+"""The ``wait_s`` loop of a backend that has no server-side long poll (SQLite; Redis blocks: see ``wake_gate``).
 
 The wait is measured on the monotonic clock, never on a queue's injectable clock, so a test that freezes
 the queue's clock still gets a bounded wait.

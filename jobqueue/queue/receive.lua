@@ -10,6 +10,10 @@
 --   KEYS[7] inflight    ZSET  ids received and not yet deleted, score = their visibility deadline
 --   KEYS[8] dead        HASH  message id -> JSON {"body", "reason", "receive_count"} of a dead letter
 --   KEYS[9] dead_order  ZSET  dead letter ids, score = time they died (oldest first)
+--   KEYS[10] wake       ZSET  at most one member, "ready": a receiver blocked in BZPOPMIN wakes when it appears.
+--                       Set whenever a message may have become receivable sooner than a sleeping receiver expects
+--                       (sent or put back ready, or sent delayed before every other delayed one); a stale one costs
+--                       one empty receive.
 -- A live message id is in exactly one of ready / delayed / inflight. Times come from the client's clock
 -- (the caller passes "now"), as decimal strings used verbatim as scores.
 --
@@ -21,10 +25,14 @@
 -- ARGV[6..5+N] one random token per message, made into its receipt "<id>.<token>"
 --
 -- First every delayed message that is due and every in-flight message whose deadline passed goes back
--- onto the ready list (at most 1000 of each per call; the rest follow on the next call). Then ids are
--- popped oldest first: one already received max_receive_count times becomes a dead letter with the
--- reason instead of being returned; the others get count + 1, a new receipt and the deadline.
--- Returns an array of {id, body, receipt, receive_count, enqueued_at}.
+-- onto the ready list (at most 1000 of each per call; the rest follow on the next call); the head of each
+-- set is looked at first, so nothing more is read while nothing is due. Then up to N ids are popped oldest
+-- first: one already received max_receive_count times becomes a dead letter with the reason instead of being
+-- returned; the others get count + 1, a new receipt and the deadline. When N were popped and more are ready,
+-- the wake flag is set so that another blocked receiver takes them; a queue found empty drops a stale flag.
+-- Returns {messages, next_due}: messages an array of {id, body, receipt, receive_count, enqueued_at};
+-- next_due, only when no message is returned, the earliest time a delayed or in-flight message becomes
+-- receivable (a score string), or false when there is none: how long an empty receiver may sleep.
 
 local now = ARGV[1]
 local deadline = ARGV[2]
@@ -32,12 +40,19 @@ local wanted = tonumber(ARGV[3])
 local max_receive_count = tonumber(ARGV[4])
 local reason_template = ARGV[5]
 
+-- the score of the first member of zset after moving its due members to the ready list (nil: empty)
 local function promote_due(zset)
-    local due = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, 1000)
-    for _, id in ipairs(due) do
-        redis.call('ZREM', zset, id)
-        redis.call('LPUSH', KEYS[5], id)
+    local first = redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')
+    if not first[2] or tonumber(first[2]) > tonumber(now) then
+        return first[2]
     end
+    local due = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, 1000)
+    redis.call('ZREM', zset, unpack(due))
+    redis.call('LPUSH', KEYS[5], unpack(due))
+    if #due == 1000 then
+        return now
+    end
+    return redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')[2]
 end
 
 local function bury(id, body, count)
@@ -50,28 +65,36 @@ local function bury(id, body, count)
     redis.call('HDEL', KEYS[4], id)
 end
 
-promote_due(KEYS[6])
-promote_due(KEYS[7])
+local next_delayed = promote_due(KEYS[6])
+local next_expiry = promote_due(KEYS[7])
 
 local out = {}
-while #out < wanted do
-    local id = redis.call('RPOP', KEYS[5])
-    if not id then
-        break
-    end
+local popped = redis.call('RPOP', KEYS[5], wanted) or {}
+for _, id in ipairs(popped) do
     local body = redis.call('HGET', KEYS[1], id)
     if body then
-        local count = tonumber(redis.call('HGET', KEYS[3], id) or '0')
-        if count >= max_receive_count then
-            bury(id, body, count)
+        local count = redis.call('HINCRBY', KEYS[3], id, 1)
+        if count > max_receive_count then
+            bury(id, body, count - 1)
         else
-            count = count + 1
             local receipt = id .. '.' .. ARGV[5 + #out + 1]
-            redis.call('HSET', KEYS[3], id, count)
             redis.call('HSET', KEYS[4], id, receipt)
             redis.call('ZADD', KEYS[7], deadline, id)
             out[#out + 1] = {id, body, receipt, count, redis.call('HGET', KEYS[2], id)}
         end
     end
 end
-return out
+if #popped == wanted and redis.call('LLEN', KEYS[5]) > 0 then
+    redis.call('ZADD', KEYS[10], 0, 'ready')
+end
+if #out > 0 then
+    return {out, false}
+end
+if not next_delayed and not next_expiry and #popped < wanted then  -- an empty queue: no flag can be due
+    redis.call('DEL', KEYS[10])
+end
+local next_due = next_delayed
+if next_expiry and (not next_due or tonumber(next_expiry) < tonumber(next_due)) then
+    next_due = next_expiry
+end
+return {out, next_due or false}

@@ -11,6 +11,11 @@ died) come from this process's clock (``clock``, default :func:`time.time`), pas
 Nothing is held in worker memory: a delayed message is a sorted-set entry, a received one stays in the
 in-flight set until it is deleted, and the next receive after its deadline puts it back (with a higher
 receive count), so a worker dying between receive and delete loses nothing.
+
+Waiting (``wait_s``): an empty receive blocks on the queue's wake flag (``BZPOPMIN``) instead of polling, until
+a send or release signals a ready message or the next delayed or in-flight message falls due; one thread per
+queue object blocks, the others wait in-process (:mod:`jobqueue.queue.wake_gate`). Needs Redis 6.2 or later
+(``RPOP`` with a count, fractional blocking timeouts).
 """
 
 from __future__ import annotations
@@ -39,13 +44,24 @@ from jobqueue.queue.base import (
     StatsSource,
     exceeded_reason,
 )
-from jobqueue.queue.polling import poll_until_some
+from jobqueue.queue.wake_gate import WakeGate
 from jobqueue.urls import redis_url
 
 DEFAULT_PREFIX = "relay"
 DEFAULT_QUEUE = "jobs"
 #: the order of KEYS every script receives (see the header of any ``*.lua`` file)
-KEY_NAMES = ("bodies", "enqueued", "counts", "receipts", "ready", "delayed", "inflight", "dead", "dead_order")
+KEY_NAMES = (
+    "bodies",
+    "enqueued",
+    "counts",
+    "receipts",
+    "ready",
+    "delayed",
+    "inflight",
+    "dead",
+    "dead_order",
+    "wake",
+)
 _SCRIPTS = ("send", "receive", "finish", "release", "redrive", "remove_dead")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _REDRIVE_CHUNK = 100
@@ -82,6 +98,7 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
         self._scripts = {
             name: client.register_script((folder / f"{name}.lua").read_text(encoding="utf-8")) for name in _SCRIPTS
         }
+        self._wake_gate: WakeGate[Received] = WakeGate(clock)
 
     @classmethod
     def from_url(cls, url: str, *, max_receive_count: int = 5, clock: Clock = time.time) -> RedisQueue:
@@ -114,7 +131,10 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
         return ids
 
     def _receive(self, max_messages: int, visibility_timeout_s: float, wait_s: float) -> list[Received]:
-        return poll_until_some(lambda: self._receive_now(max_messages, visibility_timeout_s), wait_s)
+        """Blocks on the wake flag between receives (:mod:`jobqueue.queue.wake_gate`), never by polling."""
+        return self._wake_gate.receive(
+            lambda: self._receive_now(max_messages, visibility_timeout_s), self._block, wait_s
+        )
 
     def delete(self, receipt: str) -> bool:
         return self._run("finish", receipt, _score(self._clock()), "") == 1
@@ -222,10 +242,11 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
             self._client.close()
 
     # -- internals -----------------------------------------------------------------------------
-    def _receive_now(self, max_messages: int, visibility_timeout_s: float) -> list[Received]:
+    def _receive_now(self, max_messages: int, visibility_timeout_s: float) -> tuple[list[Received], float | None]:
+        """One receive script: the messages, and when there are none, when the next one becomes receivable."""
         now = self._clock()
         tokens = [secrets.token_urlsafe(12) for _ in range(max_messages)]
-        rows = self._run(
+        rows, next_due = self._run(
             "receive",
             _score(now),
             _score(now + visibility_timeout_s),
@@ -234,7 +255,13 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
             _exceeded_template(self.max_receive_count),
             *tokens,
         )
-        return [Received(mid, body, receipt, int(n), float(enqueued)) for mid, body, receipt, n, enqueued in rows]
+        received = [Received(mid, body, receipt, int(n), float(enqueued)) for mid, body, receipt, n, enqueued in rows]
+        return received, float(next_due) if next_due else None
+
+    def _block(self, timeout_s: float) -> bool:
+        """Sleep on the wake flag up to ``timeout_s`` seconds; True when it was set (and is now taken)."""
+        with self._translated_errors():
+            return self._client.bzpopmin(self._key("wake"), timeout=round(timeout_s, 3)) is not None
 
     def _run(self, script: str, *args: object) -> Any:
         with self._translated_errors():

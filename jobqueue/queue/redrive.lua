@@ -10,6 +10,10 @@
 --   KEYS[7] inflight    ZSET  ids received and not yet deleted, score = their visibility deadline
 --   KEYS[8] dead        HASH  message id -> JSON {"body", "reason", "receive_count"} of a dead letter
 --   KEYS[9] dead_order  ZSET  dead letter ids, score = time they died (oldest first)
+--   KEYS[10] wake       ZSET  at most one member, "ready": a receiver blocked in BZPOPMIN wakes when it appears.
+--                       Set whenever a message may have become receivable sooner than a sleeping receiver expects
+--                       (sent or put back ready, or sent delayed before every other delayed one); a stale one costs
+--                       one empty receive.
 -- A live message id is in exactly one of ready / delayed / inflight. Times come from the client's clock
 -- (the caller passes "now"), as decimal strings used verbatim as scores.
 --
@@ -33,5 +37,8 @@ for i = 2, #ARGV do
         redis.call('ZREM', KEYS[9], id)
         moved[#moved + 1] = id
     end
+end
+if #moved > 0 then
+    redis.call('ZADD', KEYS[10], 0, 'ready')
 end
 return moved

@@ -1,0 +1,38 @@
+"""A Redis ledger write touches only what changed: the indexes of the version it replaces are not written again.
+
+Counted on a redis-server of the test's own (``INFO commandstats`` counts every client of a server).
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from bench.private_redis import command_calls, delta, private_redis
+from jobqueue.ledger.redis import RedisLedger
+from relay_core.domain import Outcome, Status
+
+pytestmark = pytest.mark.redis
+NOW = 1_700_000_000.0
+
+
+def test_a_hop_that_keeps_the_indexes_writes_only_the_record_and_a_changed_index_is_still_written():
+    with private_redis() as url:
+        server = redis.Redis.from_url(url, decode_responses=True)
+        with RedisLedger.from_url(f"{url}?prefix=w") as ledger, RedisLedger.from_url(f"{url}?prefix=w") as other:
+            ledger.claim_submit("t1", "tok", 60, deadline_at=NOW + 600, now=NOW)
+            ledger.mark_sending("t1", "tok", NOW)
+            ledger.record_submission("t1", "tok", "vendor-1", NOW)
+            before = command_calls(server)
+            assert ledger.advance("t1", 0, NOW + 1)
+            writes = delta(command_calls(server), before)
+            assert {k: v for k, v in writes.items() if k in ("zadd", "zrem", "set")} == {}
+            assert writes.get("hset") == 1
+
+            # another ledger object changes the record: this one's memory no longer matches the stored version
+            other.record_outcome("t1", Outcome(Status.DONE, result_keys=("k",)), NOW + 2)
+            ledger.advance("t1", 1, NOW + 3)
+            assert ledger.open_tasks(NOW + 10_000) == []
+            assert [r.task_id for r in ledger.unreported(NOW + 10_000)] == ["t1"]
+            assert ledger.by_vendor_task("vendor-1").task_id == "t1"
+        server.close()
