@@ -37,6 +37,8 @@ from vendors.errors import AmbiguousSubmit, VendorError
 
 log = logs.get("consumer.submit")
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
+#: an ambiguous submit re-reads its claim about this many times before its deadline, waiting for a webhook
+AMBIGUOUS_CHECKS = 10
 
 
 def run(msg: JobMessage, svc: Services) -> Decision:
@@ -117,7 +119,9 @@ def _await_webhook(msg: JobMessage, svc: Services, pipeline: Pipeline) -> Decisi
         raise OurFault(_AMBIGUOUS_HELP)
     if now >= msg.deadline_at:
         raise OurFault(f"{_AMBIGUOUS_HELP}; no webhook named a job before the deadline")
-    wait = until_deadline(first_poll_s(svc, pipeline, webhook=True), now, msg.deadline_at)
+    # the webhook's POLL hint is what resumes the task; this re-read only catches a hint that was never sent
+    every = max(first_poll_s(svc, pipeline, webhook=True), pipeline.deadline_s / AMBIGUOUS_CHECKS)
+    wait = until_deadline(every, now, msg.deadline_at)
     log.info("submit ambiguous: waiting for the vendor's webhook", extra={"wait_s": round(wait, 1)})
     return Continue(msg.next(), wait)
 
