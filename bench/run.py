@@ -23,6 +23,8 @@ FULL = [
     ["bench.two_workers"],
     ["bench.nudge_latency"],
     ["bench.webhook_latency", "--tasks", "60", "--job-s", "4"],
+    ["bench.peers"],
+    ["bench.charts"],
 ]
 SMOKE = [
     ["bench.queue_throughput", "--messages", "300"],
@@ -31,6 +33,8 @@ SMOKE = [
     ["bench.two_workers", "--tasks", "3"],
     ["bench.nudge_latency", "--trials", "2", "--lag-s", "0.5", "--wait-s", "1"],
     ["bench.webhook_latency", "--tasks", "4"],
+    ["bench.peers", "--smoke"],  # without the bench extra: scf-relay only, saying which peers it skipped
+    ["bench.charts"],
 ]
 
 
