@@ -1,7 +1,7 @@
 """scf-relay's Redis worker against Dramatiq and Celery on the same chain (issue 11): ``python -m bench.peers``.
 
     python -m bench.peers [--tasks 200,1000] [--runs 3] [--idle-s 30] [--systems scf-relay,dramatiq,celery]
-    python -m bench.peers --smoke      # 10 tasks, 1 run, 3 s idle; peers that are not installed are skipped
+    python -m bench.peers --smoke      # 5 tasks, 1 run, 2 s idle; peers that are not installed are skipped
 
 Every system runs 2 worker processes × 4 threads against the same RunningHub emulator (``model_pose12``: 4 s jobs,
 12 result files), the same signed-callback receiver (:class:`scf_relay.demo.receiver.ReportReceiver`) and the same

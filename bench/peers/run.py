@@ -28,7 +28,7 @@ RESULTS_PATH = RESULTS_DIR / "peers.json"
 CHART_PATH = RESULTS_DIR / "peers.png"
 BASELINE = "scf-relay"
 JOB_S = 4.0
-IDLE_SETTLE_S = 2.0  # after the workers are ready, before the idle window opens
+IDLE_SETTLE_S = 2.0  # after the workers are ready, before the idle window opens (at most half the window)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def run_once(cls: type[System], scenario: Scenario, redis_url: str, home: Path) 
 
 
 def _idle(client: Any, redis_url: str, idle_s: float) -> dict[str, Any]:
-    time.sleep(IDLE_SETTLE_S)
+    time.sleep(min(IDLE_SETTLE_S, idle_s / 2))
     with Monitor(redis_url) as monitor:
         before, started = commands_total(client), time.monotonic()
         time.sleep(idle_s)
@@ -230,7 +230,7 @@ def redis_for(url: str | None) -> Iterator[tuple[str, str]]:
 
 def scenarios_for(args: argparse.Namespace) -> list[Scenario]:
     if args.smoke:  # MONITOR rides along the one small run (slower, but smoke numbers are not recorded ones)
-        return [Scenario("n10", 10, JOB_S, idle_s=3.0, monitor=True)]
+        return [Scenario("n5", 5, JOB_S, idle_s=2.0, monitor=True)]
     sizes = [int(n) for n in args.tasks.split(",")]
     scenarios = [Scenario(f"n{n}", n, JOB_S, idle_s=args.idle_s if i == 0 else 0.0) for i, n in enumerate(sizes)]
     scenarios.append(Scenario("instant", max(sizes), 0.0))
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--monitor-tasks", type=int, default=50, help="tasks of the MONITOR pass (0: none)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated (default: all three)")
     parser.add_argument("--redis", default=None, help="redis://host:port/db to use instead of a private server")
-    parser.add_argument("--smoke", action="store_true", help="10 tasks, 1 run, 3 s idle; skips missing peers")
+    parser.add_argument("--smoke", action="store_true", help="5 tasks, 1 run, 2 s idle; skips missing peers")
     args = parser.parse_args(argv)
     runs = 1 if args.smoke else args.runs
 
