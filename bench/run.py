@@ -25,6 +25,8 @@ FULL = [
     ["bench.webhook_latency", "--tasks", "60", "--job-s", "4"],
     ["bench.webhook_latency", "--tasks", "20", "--job-s", "20", "--real-time"],
     ["bench.redis_cost"],
+    ["bench.peers"],
+    ["bench.charts"],
 ]
 SMOKE = [
     ["bench.queue_throughput", "--messages", "300"],
@@ -34,6 +36,8 @@ SMOKE = [
     ["bench.nudge_latency", "--trials", "2", "--lag-s", "0.5", "--wait-s", "1"],
     ["bench.webhook_latency", "--tasks", "4"],
     ["bench.redis_cost", "--tasks", "5", "--idle-s", "1"],
+    ["bench.peers", "--smoke"],  # without the bench extra: scf-relay only, saying which peers it skipped
+    ["bench.charts"],
 ]
 
 
