@@ -33,7 +33,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed-bench
-	$(BIN)/python -m bench.run --smoke
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .relay build *.egg-info

@@ -15,5 +15,5 @@ def test_bench_smoke_run_passes():
         [sys.executable, "-m", "bench.run", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for name in ("queue_throughput", "billed_time", "memory", "two_workers", "redis_cost"):
+    for name in ("queue_throughput", "billed_time", "memory", "two_workers", "redis_cost", "peers"):
         assert f"bench.{name}" in done.stdout
