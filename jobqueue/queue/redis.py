@@ -1,7 +1,10 @@
 """The self-hosted queue on Redis: every state change is one Lua script (``*.lua`` beside this file).
 
 URL: ``redis://[:password@]host:port/db?prefix=relay&queue=jobs`` (``rediss://`` for TLS). Every key of
-the queue starts with ``<prefix>:<queue>:``; the key layout is documented at the top of each script.
+the queue starts with ``<prefix>:<queue>:``; the key layout is documented at the top of each script. Each message
+is one hash (body, enqueue time, receive count, receipt), so deleting one is a single ``DEL``; the scripts build
+those keys from message ids, so use a single-node Redis (not Cluster). (Before, a message was spread over four
+hashes keyed by id; the change came before the first release and has no migration: drain the queue first.)
 
 Time: the scores (when a delayed message becomes ready, when a visibility timeout ends, when a message
 died) come from this process's clock (``clock``, default :func:`time.time`), passed to the scripts as
@@ -51,10 +54,7 @@ DEFAULT_PREFIX = "relay"
 DEFAULT_QUEUE = "jobs"
 #: the order of KEYS every script receives (see the header of any ``*.lua`` file)
 KEY_NAMES = (
-    "bodies",
-    "enqueued",
-    "counts",
-    "receipts",
+    "msg:",  # not a key: the common start of the message hashes ("msg:<id>")
     "ready",
     "delayed",
     "inflight",
@@ -198,7 +198,10 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
             pipe.zrange(self._key("delayed"), 0, 0)
             ready, delayed_due, delayed, expired, in_flight, dead, next_ready, next_delayed = pipe.execute()
             heads = [mid for mid in (next_ready, *next_delayed) if mid]
-            times = self._client.hmget(self._key("enqueued"), heads) if heads else []
+            pipe = self._client.pipeline(transaction=False)
+            for mid in heads:
+                pipe.hget(self._message_key(mid), "enqueued")
+            times = pipe.execute() if heads else []
         known = [float(t) for t in times if t is not None]
         return QueueStats(
             ready=ready + delayed_due + expired,
@@ -228,12 +231,12 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
             order = order[:limit]
             ids = [mid for mid, _, _ in order]
             pipe = self._client.pipeline(transaction=True)
-            for name in ("bodies", "enqueued", "counts"):
-                pipe.hmget(self._key(name), ids)
-            bodies, enqueued, counts = pipe.execute() if ids else ([], [], [])
+            for mid in ids:
+                pipe.hmget(self._message_key(mid), ["body", "enqueued", "count"])
+            rows = pipe.execute() if ids else []
         return [
             Peeked(mid, body, state, at, int(count or 0), float(when or 0.0))
-            for (mid, state, at), body, when, count in zip(order, bodies, enqueued, counts, strict=True)
+            for (mid, state, at), (body, when, count) in zip(order, rows, strict=True)
             if body is not None
         ]
 
@@ -269,6 +272,10 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
 
     def _key(self, name: str) -> str:
         return self.keys[KEY_NAMES.index(name)]
+
+    def _message_key(self, message_id: str) -> str:
+        """The hash of one message: body, enqueued, count, receipt (see the scripts' key layout)."""
+        return self.keys[0] + message_id
 
     @contextlib.contextmanager
     def _translated_errors(self) -> Iterator[None]:
