@@ -89,6 +89,8 @@ __all__ = [
 DEFAULT_RETENTION_S = 30 * 86400
 MAX_TRIES = 50  # compare-and-set attempts per call; each lost one means another write to the same task won
 R = TypeVar("R")
+#: a write made together with other state: ``(record to store or None for none, expected version) -> stored``
+Commit = Callable[[TaskRecord | None, int], bool]
 
 
 class Ledger(abc.ABC):
@@ -160,27 +162,38 @@ class Ledger(abc.ABC):
         return self._record_cache.get(task_id) if self._record_cache is not None else None
 
     # -- the one way every write goes ------------------------------------------------------------
-    def _apply(self, task_id: str, rule: Callable[[TaskRecord | None], tuple[TaskRecord | None, R]]) -> R:
+    def _apply(
+        self,
+        task_id: str,
+        rule: Callable[[TaskRecord | None], tuple[TaskRecord | None, R]],
+        commit: Commit | None = None,
+    ) -> R:
         """Load → rule → compare-and-set, again on a lost race; ``BackendUnavailable`` after ``MAX_TRIES``.
 
         With a record cache the first try runs the rule on the cached record, if any, instead of loading: a change
         is safe (the compare-and-set on the cached version fails if the record moved on; the entry is then dropped
         and the next try loads), but an answer without a change is only returned once it was computed from a real
-        load, since a stale record could give a wrong read-only answer."""
+        load, since a stale record could give a wrong read-only answer.
+
+        ``commit`` (default: :meth:`_save`) writes a change as ``commit(record, expected_version)``, and is called
+        once as ``commit(None, current_version)`` when the rule changes nothing: a backend that writes the record
+        together with other state (see :meth:`advance_with`) does the rest then."""
         current = self._cached(task_id)
         from_cache = current is not None
         for _ in range(MAX_TRIES):
             if not from_cache:
                 current = self._seen(self._load(task_id))
             changed, result = rule(current)
-            if changed is None:
-                if not from_cache:
-                    return result
-                from_cache = False  # confirm on a real load
-                continue
             expected = current.version if current is not None else 0
+            if changed is None:
+                if from_cache:
+                    from_cache = False  # confirm on a real load
+                    continue
+                if commit is not None:
+                    commit(None, expected)
+                return result
             stored = replace(changed, version=expected + 1)
-            if self._save(stored, expected):
+            if (commit or self._save)(stored, expected):
                 self._seen(stored)
                 return result
             if from_cache and self._record_cache is not None:
@@ -228,6 +241,13 @@ class Ledger(abc.ABC):
     def advance(self, task_id: str, seq: int, now: float) -> bool:
         """Raise the handled seq to ``seq``; ``True`` when it rose (it never lowers)."""
         return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now))
+
+    def advance_with(self, task_id: str, seq: int, now: float, commit: Commit) -> bool:
+        """:meth:`advance`, its write made by ``commit`` so that other state changes in the same atomic step:
+        ``commit(record, expected_version)`` stores ``record`` by compare-and-set as :meth:`_save` does (and
+        returns ``False``, having changed nothing at all, when the stored version differs); when the seq does not
+        rise, ``commit(None, version)`` is called once to make the other changes alone."""
+        return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now), commit)
 
     def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float, user_id: str | None = None) -> Hop:
         """Admit one runner for hop ``seq``: ``RUN`` (lease taken for ``lease_s``), ``BUSY`` or ``STALE``; and

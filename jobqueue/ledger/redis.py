@@ -83,6 +83,11 @@ def _index_score(value: float | None, stored: object) -> str:
     return "=" if stored is not _UNKNOWN and stored == value else _score(value)
 
 
+def _address(client: redis.Redis) -> tuple[object, ...]:
+    kwargs = client.connection_pool.connection_kwargs
+    return tuple(kwargs.get(name) for name in ("host", "port", "path", "db"))
+
+
 def split_url(url: str) -> tuple[str, str, int]:
     """``redis://h:p/db?prefix=x&retention_s=n`` → (URL for redis-py without both, prefix, retention_s)."""
     client_url, ours = redis_url(url, "RELAY_LEDGER", frozenset({"prefix", "retention_s"}))
@@ -149,9 +154,15 @@ class RedisLedger(Ledger):
         return TaskRecord.from_json(stored[1], stored[0]) if stored is not None else None
 
     def _save(self, record: TaskRecord, expected_version: int) -> bool:
-        """The compare-and-set of ``save.lua``. Index entries the stored version already has are not written again:
-        when this ledger read or wrote version ``expected_version`` moments ago (its record cache), a score (or vendor
-        id) equal to that version's is passed as unchanged (the compare-and-set proves the stored record is that
+        keys, args = self.save_request(record, expected_version)
+        with _translated():
+            return int(self._save_script(keys=keys, args=args)) == 1
+
+    def save_request(self, record: TaskRecord, expected_version: int) -> tuple[list[str], list[str | int]]:
+        """KEYS and ARGV of ``save.lua``, the compare-and-set of :meth:`_save` (also run inside a larger script, see
+        :mod:`jobqueue.redis_hop`). Index entries the stored version already has are not written again: when this
+        ledger read or wrote version ``expected_version`` moments ago (its record cache), a score (or vendor id)
+        equal to that version's is passed as unchanged (the compare-and-set proves the stored record is that
         version)."""
         previous = self._cached(record.task_id)
         if previous is not None and previous.version != expected_version:
@@ -169,8 +180,11 @@ class RedisLedger(Ledger):
             _index_score(record.unreported_since(), previous.unreported_since() if previous else _UNKNOWN),
             self.retention_s,
         ]
-        with _translated():
-            return int(self._save_script(keys=keys, args=args)) == 1
+        return keys, args
+
+    def same_server(self, client: redis.Redis) -> bool:
+        """Whether ``client`` talks to the same Redis server and database as this ledger."""
+        return _address(client) == _address(self._client)
 
     def _open_by_deadline(self, before: float, limit: int) -> list[TaskRecord]:
         return self._indexed(self._deadlines_key, before, limit, TaskRecord.open_deadline)

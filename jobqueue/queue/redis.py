@@ -124,11 +124,25 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
 
     # -- data plane ----------------------------------------------------------------------------
     def _send_many(self, bodies: list[str], delay_s: float) -> list[str]:
+        ids, args = self.send_request(bodies, delay_s)
+        self._run("send", *args)
+        return ids
+
+    def send_request(self, bodies: list[str], delay_s: float) -> tuple[list[str], list[str]]:
+        """New message ids and the ARGV of ``send.lua`` for ``bodies`` (at most ``max_batch``, a checked delay)."""
         ids = [uuid.uuid4().hex for _ in bodies]
         now = self._clock()
         pairs = [value for message_id, body in zip(ids, bodies, strict=True) for value in (message_id, body)]
-        self._run("send", _score(now), _score(now + delay_s), *pairs)
-        return ids
+        return ids, [_score(now), _score(now + delay_s), *pairs]
+
+    def finish_request(self, receipt: str, reason: str = "") -> list[str]:
+        """The ARGV of ``finish.lua``: delete (``reason`` empty) or dead-letter the message of ``receipt``."""
+        return [receipt, _score(self._clock()), reason]
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client (for a script that moves this queue together with other keys on its server)."""
+        return self._client
 
     def _receive(self, max_messages: int, visibility_timeout_s: float, wait_s: float) -> list[Received]:
         """Blocks on the wake flag between receives (:mod:`jobqueue.queue.wake_gate`), never by polling."""
@@ -137,7 +151,7 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
         )
 
     def delete(self, receipt: str) -> bool:
-        return self._run("finish", receipt, _score(self._clock()), "") == 1
+        return self._run("finish", *self.finish_request(receipt)) == 1
 
     def release(self, receipt: str) -> bool:
         return self._run("release", receipt) == 1
@@ -145,7 +159,7 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
     def dead_letter(self, received: Received, reason: str) -> bool:
         if not reason:
             raise ValueError("a dead letter needs a reason")
-        return self._run("finish", received.receipt, _score(self._clock()), reason) == 1
+        return self._run("finish", *self.finish_request(received.receipt, reason)) == 1
 
     # -- operator plane ------------------------------------------------------------------------
     def _list_dead(self, limit: int) -> list[DeadLetter]:
