@@ -69,7 +69,7 @@ def _handle(msg: JobMessage, svc: Services) -> Decision:
     if hop.state is HopState.BUSY:  # a duplicate of a hop another runner is doing right now
         log.info("hop busy elsewhere; deferred", extra={"retry_after_s": round(hop.retry_after_s, 1)})
         return Defer(msg, hop.retry_after_s + 1)
-    record = svc.ledger.get(msg.task_id)
+    record = hop.record  # as stored with the lease: no second read
     if record is not None and record.outcome is not None and msg.stage is not Stage.REPORT:
         if record.reported_at is None:  # a run died between recording the outcome and sending REPORT
             log.warning("task has an unreported outcome; reporting it")

@@ -3,7 +3,8 @@
 Every order below keeps one rule: until the current message is deleted, a crash (SIGKILL, an SCF time or memory
 limit) leaves that message in the queue, and its redelivery finds enough in the ledger to drive the task on.
 
-``Continue``      send the successor → record the hop (``seq``) as handled → delete the message.
+``Continue``      send the successor → record the hop (``seq``) as handled → delete the message. Where the queue and
+                  the ledger share one Redis (``Services.hop_commit``) the three are one atomic script instead.
 ``Finish``        record the outcome (the first recorded one wins) with the REPORT hop it owes → send REPORT →
                   record the hop → delete. A crash between the outcome and the REPORT send is healed by dispatch:
                   a redelivered hop of a task whose outcome is recorded but not reported decides ``Finish``
@@ -52,6 +53,12 @@ def apply(svc: Services, received: Received, msg: JobMessage | None, decision: D
         return
     if msg is None:
         raise ValueError("only a dead letter can lack a parsed message")
+    if isinstance(decision, Continue) and svc.hop_commit is not None:
+        message, delay = _successor(svc, decision.message, decision.delay_s)
+        svc.hop_commit.continue_hop(received, msg.task_id, msg.seq, message.dumps(), delay, svc.clock())
+        _boundary("successor_sent")
+        _boundary("hop_recorded")
+        return
     forward(svc, msg, decision)
     _boundary("hop_recorded")
     svc.queue.delete(received.receipt)
@@ -94,8 +101,14 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
 
 def send_successor(svc: Services, message: JobMessage, delay_s: float) -> None:
     """Send ``message``; a delay longer than the queue allows becomes hops (``not_before``)."""
+    message, delay = _successor(svc, message, delay_s)
+    svc.queue.send(message.dumps(), delay)
+
+
+def _successor(svc: Services, message: JobMessage, delay_s: float) -> tuple[JobMessage, float]:
+    """``message`` and its delay as sent: a delay longer than the queue allows becomes hops (``not_before``)."""
     delay = max(0.0, delay_s)
     if delay > svc.queue.max_delay_s:
         message = message.model_copy(update={"not_before": svc.clock() + delay})
         delay = svc.queue.max_delay_s
-    svc.queue.send(message.dumps(), delay)
+    return message, delay

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from consumer.callback import BackendReporter
+from jobqueue.hop_commit import HopCommit
 from jobqueue.ledger.base import Ledger
 from jobqueue.queue.base import Queue
 from moderation.base import Auditor
@@ -43,6 +44,8 @@ class Services:
     pipelines: PipelineFile
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
+    #: the ``Continue`` effect in one atomic step, where the queue and the ledger share a store (else ``None``)
+    hop_commit: HopCommit | None = None
 
     @property
     def output_bucket(self) -> str:
@@ -73,6 +76,7 @@ def build_services(settings: RelaySettings, *, clock: Callable[[], float] = time
     is the consumer's and the queue's time source (tests run whole flows in virtual time through it)."""
     from consumer.fetch import ResultFetcher
     from jobqueue import open_ledger, open_queue
+    from jobqueue.hop_commit import open_hop_commit
     from moderation import open_auditor
     from objectstore import open_store
     from vendors.runninghub import RunningHubClient
@@ -84,10 +88,13 @@ def build_services(settings: RelaySettings, *, clock: Callable[[], float] = time
         require(settings.webhook_secret.get_secret_value(), "RELAY_WEBHOOK_SECRET", "RELAY_WEBHOOK_BASE_URL is set")
     pipelines = load_pipelines(settings.pipelines)
     store = open_store(settings.store_url())
+    queue = open_queue(settings.queue_url(), max_receive_count=settings.max_receive_count, clock=clock)
+    ledger = open_ledger(settings.ledger_url())
     return Services(
         settings=settings,
-        queue=open_queue(settings.queue_url(), max_receive_count=settings.max_receive_count, clock=clock),
-        ledger=open_ledger(settings.ledger_url()),
+        queue=queue,
+        ledger=ledger,
+        hop_commit=open_hop_commit(queue, ledger),
         store=store,
         vendors={"runninghub": RunningHubClient(settings.runninghub_base_url, api_key)},
         auditor=open_auditor(settings.auditor, store=store, settings=settings),

@@ -69,6 +69,7 @@ from jobqueue.ledger.record import (
     Webhook,
     WebhookState,
 )
+from jobqueue.ledger.record_cache import RecordCache
 from relay_core.domain import Outcome
 
 __all__ = [
@@ -88,6 +89,8 @@ __all__ = [
 DEFAULT_RETENTION_S = 30 * 86400
 MAX_TRIES = 50  # compare-and-set attempts per call; each lost one means another write to the same task won
 R = TypeVar("R")
+#: a write made together with other state: ``(record to store or None for none, expected version) -> stored``
+Commit = Callable[[TaskRecord | None, int], bool]
 
 
 class Ledger(abc.ABC):
@@ -95,6 +98,7 @@ class Ledger(abc.ABC):
 
     def __init__(self, *, retention_s: int = DEFAULT_RETENTION_S) -> None:
         self.retention_s = retention_s
+        self._record_cache: RecordCache | None = None
 
     # -- primitives: all a backend implements ----------------------------------------------------
     @abc.abstractmethod
@@ -140,17 +144,61 @@ class Ledger(abc.ABC):
         """Drop what is older than ``before`` (records created before it, or stale index entries where the
         store expires records itself); returns how many were dropped."""
 
+    # -- the record cache (optional) ---------------------------------------------------------------
+    def use_record_cache(self, cache: RecordCache | None) -> None:
+        """Let writes start from the record this object last read or wrote (``None``: always load first).
+
+        Only ever optimistic (see :meth:`_apply`): a stale cached record never changes an answer, it costs one
+        lost compare-and-set. Worth it where a load is a network round trip (Redis enables it by default)."""
+        self._record_cache = cache
+
+    def _seen(self, record: TaskRecord | None) -> TaskRecord | None:
+        """Note ``record`` (just loaded or stored) in the record cache; returns it."""
+        if record is not None and self._record_cache is not None:
+            self._record_cache.put(record)
+        return record
+
+    def _cached(self, task_id: str) -> TaskRecord | None:
+        return self._record_cache.get(task_id) if self._record_cache is not None else None
+
     # -- the one way every write goes ------------------------------------------------------------
-    def _apply(self, task_id: str, rule: Callable[[TaskRecord | None], tuple[TaskRecord | None, R]]) -> R:
-        """Load → rule → compare-and-set, again on a lost race; ``BackendUnavailable`` after ``MAX_TRIES``."""
+    def _apply(
+        self,
+        task_id: str,
+        rule: Callable[[TaskRecord | None], tuple[TaskRecord | None, R]],
+        commit: Commit | None = None,
+    ) -> R:
+        """Load → rule → compare-and-set, again on a lost race; ``BackendUnavailable`` after ``MAX_TRIES``.
+
+        With a record cache the first try runs the rule on the cached record, if any, instead of loading: a change
+        is safe (the compare-and-set on the cached version fails if the record moved on; the entry is then dropped
+        and the next try loads), but an answer without a change is only returned once it was computed from a real
+        load, since a stale record could give a wrong read-only answer.
+
+        ``commit`` (default: :meth:`_save`) writes a change as ``commit(record, expected_version)``, and is called
+        once as ``commit(None, current_version)`` when the rule changes nothing: a backend that writes the record
+        together with other state (see :meth:`advance_with`) does the rest then."""
+        current = self._cached(task_id)
+        from_cache = current is not None
         for _ in range(MAX_TRIES):
-            current = self._load(task_id)
+            if not from_cache:
+                current = self._seen(self._load(task_id))
             changed, result = rule(current)
-            if changed is None:
-                return result
             expected = current.version if current is not None else 0
-            if self._save(replace(changed, version=expected + 1), expected):
+            if changed is None:
+                if from_cache:
+                    from_cache = False  # confirm on a real load
+                    continue
+                if commit is not None:
+                    commit(None, expected)
                 return result
+            stored = replace(changed, version=expected + 1)
+            if (commit or self._save)(stored, expected):
+                self._seen(stored)
+                return result
+            if from_cache and self._record_cache is not None:
+                self._record_cache.forget(task_id)
+            from_cache = False
         raise BackendUnavailable(f"ledger: task {task_id!r} kept changing under {MAX_TRIES} tries; retry later")
 
     # -- submit claim ----------------------------------------------------------------------------
@@ -194,11 +242,26 @@ class Ledger(abc.ABC):
         """Raise the handled seq to ``seq``; ``True`` when it rose (it never lowers)."""
         return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now))
 
+    def advance_with(self, task_id: str, seq: int, now: float, commit: Commit) -> bool:
+        """:meth:`advance`, its write made by ``commit`` so that other state changes in the same atomic step:
+        ``commit(record, expected_version)`` stores ``record`` by compare-and-set as :meth:`_save` does (and
+        returns ``False``, having changed nothing at all, when the stored version differs); when the seq does not
+        rise, ``commit(None, version)`` is called once to make the other changes alone."""
+        return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now), commit)
+
     def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float, user_id: str | None = None) -> Hop:
         """Admit one runner for hop ``seq``: ``RUN`` (lease taken for ``lease_s``), ``BUSY`` or ``STALE``; and
         ``FOREIGN`` when the task belongs to a user other than ``user_id`` (the first user to run a hop of a task
-        owns it; nothing is written for a foreign message)."""
-        return self._apply(task_id, lambda cur: rules.begin_hop(cur, task_id, seq, lease_s, now, user_id))
+        owns it; nothing is written for a foreign message). The answer carries the record it was decided on
+        (``Hop.record``: for ``RUN`` the one stored with the lease), as fresh as a :meth:`get` just before."""
+
+        def rule(current: TaskRecord | None) -> tuple[TaskRecord | None, Hop]:
+            changed, hop = rules.begin_hop(current, task_id, seq, lease_s, now, user_id)
+            if changed is not None:  # as it will be stored
+                changed = replace(changed, version=(current.version if current is not None else 0) + 1)
+            return changed, replace(hop, record=changed if changed is not None else current)
+
+        return self._apply(task_id, rule)
 
     def release_hop(self, task_id: str, seq: int, now: float, *, parked: bool = False) -> None:
         """Drop the lease of hop ``seq`` (it ended without a successor); no effect on another hop's lease.
@@ -261,8 +324,8 @@ class Ledger(abc.ABC):
 
     # -- reading and upkeep ----------------------------------------------------------------------
     def get(self, task_id: str) -> TaskRecord | None:
-        """The task's record, ``None`` for an unknown (or expired) task."""
-        return self._load(task_id)
+        """The task's record, ``None`` for an unknown (or expired) task: always a real load, never the cache."""
+        return self._seen(self._load(task_id))
 
     def open_tasks(self, deadline_before: float, limit: int = 100) -> list[TaskRecord]:
         """Tasks without an outcome whose known deadline is before ``deadline_before``, oldest first."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from relay_core.domain import Outcome
@@ -78,8 +78,12 @@ class VendorDone:
 
 @dataclass(frozen=True)
 class Hop:
+    """The answer of ``begin_hop``. ``record``: the task's record as the answer saw it (for ``RUN``, as stored with
+    the lease), so the runner need not read it again; ``None`` for a task without one."""
+
     state: HopState
     retry_after_s: float = 0.0
+    record: TaskRecord | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,22 @@
-"""The task ledger in Redis: one hash per task, two index zsets, every write one Lua compare-and-set.
+"""The task ledger in Redis: one string per task, two index zsets, every write one Lua compare-and-set.
 
 URL: ``redis://[:password@]host:port/db?prefix=relay&retention_s=2592000`` (``rediss://`` for TLS). Every key
-starts with ``prefix``; the key layout is documented in the header of ``save.lua`` beside this module, the
-only script. Task hashes expire ``retention_s`` after their last write, so the ledger does not grow forever;
-readers of an index drop the members whose hash has expired. A vendor-task entry expires ``retention_s`` after the
-vendor task id was recorded (saves that keep the id do not rewrite it). A save names its three keys, but index readers
-build task keys from ids, so use a single-node Redis (not Cluster).
+starts with ``prefix``; the key layout is documented in the header of ``save.lua`` beside this module. A task's
+record is one string ``<version>|<record JSON>``, so a load is one ``GET`` and a save one ``GET`` and one
+``SET ... EX`` inside the script. (Before this layout a task was a hash with ``version`` and ``record`` fields; the
+change came before the first release and has no migration: a ledger written by the older layout must be emptied.)
+Task records expire ``retention_s`` after their last write, so the ledger does not grow forever; readers of an index
+drop the members whose record has expired. A vendor-task entry expires ``retention_s`` after the vendor task id was
+recorded (saves that keep the id do not rewrite it). A save names its keys, but index readers build task keys from
+ids, so use a single-node Redis (not Cluster).
+
+Writes start from the record this object last read or wrote (a :class:`~jobqueue.ledger.record_cache.RecordCache`,
+see :meth:`Ledger._apply`): a step's writes to a task then cost one round trip each instead of two.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import cast
@@ -19,6 +24,7 @@ from typing import cast
 from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.ledger.base import DEFAULT_RETENTION_S, Ledger
 from jobqueue.ledger.record import RuntimeEstimate, TaskRecord
+from jobqueue.ledger.record_cache import RecordCache
 from jobqueue.urls import redis_url
 
 try:
@@ -27,18 +33,20 @@ except ImportError as exc:  # pragma: no cover - the [redis] extra is part of ev
     raise QueueConfigError("RELAY_LEDGER: redis:// needs the Redis client: pip install 'scf-relay[redis]'") from exc
 
 DEFAULT_PREFIX = "relay"
-#: compare-and-set of a runtime estimate hash: KEYS[1] the hash; ARGV expected version ("0": absent), new
-#: version, estimate JSON. Returns 1 when written.
+#: compare-and-set of a runtime estimate, stored as one string ``<version>|<estimate JSON>``: KEYS[1] its key;
+#: ARGV expected version ("0": absent), new version, estimate JSON. Returns 1 when written.
 _SAVE_ESTIMATE = """
-if (redis.call('HGET', KEYS[1], 'version') or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'estimate', ARGV[3])
+local stored = redis.call('GET', KEYS[1])
+if (stored and string.match(stored, '^(%d+)|') or '0') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2] .. '|' .. ARGV[3])
 return 1
 """
 PRUNE_BATCH = 500
-#: how long (monotonic s) a record this ledger read or wrote may vouch for the stored indexes of its version, and
-#: how many such records it keeps (the versions of a task's record only repeat after it expired, days later)
-_KNOWN_S = 60.0
-_KNOWN_MAX = 4096
+#: how long (monotonic s) a record this ledger read or wrote is the first guess of a write (and vouches for the
+#: index entries of its version), and how many it keeps; a record read moments ago cannot have expired and started
+#: again at the same version (records live ``retention_s`` after their last write)
+RECORD_CACHE_S = 10.0
+RECORD_CACHE_MAX = 4096
 
 
 @contextlib.contextmanager
@@ -62,9 +70,22 @@ def _score(value: float | None) -> str:
 _UNKNOWN = object()
 
 
+def _versioned(raw: str | bytes | None) -> tuple[int, str] | None:
+    """``<version>|<json>`` → (version, json); ``None`` for a missing key."""
+    if raw is None:
+        return None
+    version, _, data = _text(raw).partition("|")
+    return int(version), data
+
+
 def _index_score(value: float | None, stored: object) -> str:
     """:func:`_score`, or ``"="`` (no index write) when the stored version is known to have the same one."""
     return "=" if stored is not _UNKNOWN and stored == value else _score(value)
+
+
+def _address(client: redis.Redis) -> tuple[object, ...]:
+    kwargs = client.connection_pool.connection_kwargs
+    return tuple(kwargs.get(name) for name in ("host", "port", "path", "db"))
 
 
 def split_url(url: str) -> tuple[str, str, int]:
@@ -89,7 +110,7 @@ class RedisLedger(Ledger):
         self.prefix = prefix
         self._client = client
         self._owns_client = False
-        self._known: dict[str, tuple[float, TaskRecord]] = {}  # task id -> (read or written at, record)
+        self.use_record_cache(RecordCache(ttl_s=min(RECORD_CACHE_S, retention_s / 2), max_entries=RECORD_CACHE_MAX))
         source = resources.files("jobqueue.ledger").joinpath("save.lua").read_text(encoding="utf-8")
         with _translated():
             self._save_script = client.register_script(source)
@@ -129,18 +150,23 @@ class RedisLedger(Ledger):
     # -- primitives ------------------------------------------------------------------------------
     def _load(self, task_id: str) -> TaskRecord | None:
         with _translated():
-            version, raw = self._client.hmget(self._task_key(task_id), ["version", "record"])
-        if raw is None or version is None:
-            return None
-        record = TaskRecord.from_json(raw, int(version))
-        self._remember(record)
-        return record
+            stored = _versioned(self._client.get(self._task_key(task_id)))
+        return TaskRecord.from_json(stored[1], stored[0]) if stored is not None else None
 
     def _save(self, record: TaskRecord, expected_version: int) -> bool:
-        """The compare-and-set of ``save.lua``. Index entries the stored version already has are not written again:
-        when this ledger read or wrote version ``expected_version`` moments ago, a score (or vendor id) equal to
-        that version's is passed as unchanged (the compare-and-set proves the stored record is that version)."""
-        previous = self._recent(record.task_id, expected_version)
+        keys, args = self.save_request(record, expected_version)
+        with _translated():
+            return int(self._save_script(keys=keys, args=args)) == 1
+
+    def save_request(self, record: TaskRecord, expected_version: int) -> tuple[list[str], list[str | int]]:
+        """KEYS and ARGV of ``save.lua``, the compare-and-set of :meth:`_save` (also run inside a larger script, see
+        :mod:`jobqueue.redis_hop`). Index entries the stored version already has are not written again: when this
+        ledger read or wrote version ``expected_version`` moments ago (its record cache), a score (or vendor id)
+        equal to that version's is passed as unchanged (the compare-and-set proves the stored record is that
+        version)."""
+        previous = self._cached(record.task_id)
+        if previous is not None and previous.version != expected_version:
+            previous = None
         keys = [self._task_key(record.task_id), self._deadlines_key, self._unreported_key]
         vendor_key = record.vendor_key()
         if vendor_key is not None and (previous is None or previous.vendor_key() != vendor_key):
@@ -154,23 +180,11 @@ class RedisLedger(Ledger):
             _index_score(record.unreported_since(), previous.unreported_since() if previous else _UNKNOWN),
             self.retention_s,
         ]
-        with _translated():
-            saved = int(self._save_script(keys=keys, args=args)) == 1
-        if saved:
-            self._remember(record)
-        return saved
+        return keys, args
 
-    def _remember(self, record: TaskRecord) -> None:
-        if len(self._known) >= _KNOWN_MAX:
-            self._known.clear()
-        self._known[record.task_id] = (time.monotonic(), record)
-
-    def _recent(self, task_id: str, version: int) -> TaskRecord | None:
-        """The record of ``task_id`` at ``version`` if this ledger read or wrote it within :data:`_KNOWN_S`."""
-        known = self._known.get(task_id)
-        if known is None or known[1].version != version or time.monotonic() - known[0] > _KNOWN_S:
-            return None
-        return known[1]
+    def same_server(self, client: redis.Redis) -> bool:
+        """Whether ``client`` talks to the same Redis server and database as this ledger."""
+        return _address(client) == _address(self._client)
 
     def _open_by_deadline(self, before: float, limit: int) -> list[TaskRecord]:
         return self._indexed(self._deadlines_key, before, limit, TaskRecord.open_deadline)
@@ -188,8 +202,8 @@ class RedisLedger(Ledger):
 
     def _load_estimate(self, pipeline: str) -> RuntimeEstimate | None:
         with _translated():
-            version, raw = self._client.hmget(self._estimate_key(pipeline), ["version", "estimate"])
-        return RuntimeEstimate.from_json(pipeline, raw, int(version)) if raw is not None and version else None
+            stored = _versioned(self._client.get(self._estimate_key(pipeline)))
+        return RuntimeEstimate.from_json(pipeline, stored[1], stored[0]) if stored is not None else None
 
     def _save_estimate(self, estimate: RuntimeEstimate, expected_version: int) -> bool:
         args = [str(expected_version), str(estimate.version), estimate.to_json()]
@@ -197,7 +211,7 @@ class RedisLedger(Ledger):
             return int(self._save_estimate_script(keys=[self._estimate_key(estimate.pipeline)], args=args)) == 1
 
     def _prune(self, before: float) -> int:
-        """Hashes expire by their TTL; this drops the index members whose hash is gone (``before`` unused)."""
+        """Records expire by their TTL; this drops the index members whose record is gone (``before`` unused)."""
         dropped = 0
         for index in (self._deadlines_key, self._unreported_key):
             with _translated():
@@ -216,7 +230,7 @@ class RedisLedger(Ledger):
         self, index: str, before: float, limit: int, score: Callable[[TaskRecord], float | None]
     ) -> list[TaskRecord]:
         """Up to ``limit`` live records of ``index`` with a score below ``before``, lowest first; members whose
-        hash expired are dropped on the way, records that changed since the index was read are skipped."""
+        record expired are dropped on the way, records that changed since the index was read are skipped."""
         found: list[TaskRecord] = []
         offset = 0
         while len(found) < limit:
@@ -229,21 +243,22 @@ class RedisLedger(Ledger):
                     break
                 with self._client.pipeline(transaction=False) as pipe:
                     for task_id in ids:
-                        pipe.hmget(self._task_key(task_id), ["version", "record"])
+                        pipe.get(self._task_key(task_id))
                     rows = pipe.execute()
             expired = []
-            for task_id, (version, raw) in zip(ids, rows, strict=True):
-                if raw is None:
+            for task_id, raw in zip(ids, rows, strict=True):
+                stored = _versioned(raw)
+                if stored is None:
                     expired.append(task_id)
                     continue
-                record = TaskRecord.from_json(raw, int(version))
+                record = TaskRecord.from_json(stored[1], stored[0])
                 if (value := score(record)) is not None and value < before:
                     found.append(record)
             offset += len(ids) - self._drop_expired(index, expired)
         return found
 
     def _drop_expired(self, index: str, task_ids: list[str]) -> int:
-        """Remove from ``index`` those of ``task_ids`` whose hash does not exist, checked and removed in one
+        """Remove from ``index`` those of ``task_ids`` whose record does not exist, checked and removed in one
         WATCH/MULTI transaction so a task saved again meanwhile keeps its entry. Returns how many went."""
         if not task_ids:
             return 0

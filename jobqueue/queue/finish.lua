@@ -2,21 +2,22 @@
 -- delete it, or (given a reason) move it to the dead letters with that reason.
 --
 -- Key layout (one queue; every key starts with "<prefix>:<queue>:"), passed to every script as KEYS:
---   KEYS[1] bodies      HASH  message id -> body
---   KEYS[2] enqueued    HASH  message id -> enqueue time (unix seconds)
---   KEYS[3] counts      HASH  message id -> times received so far (absent = 0)
---   KEYS[4] receipts    HASH  message id -> receipt of its latest receive ("<id>.<token>")
---   KEYS[5] ready       LIST  ids receivable now: LPUSH in, RPOP out (oldest first)
---   KEYS[6] delayed     ZSET  ids sent with a delay and never received, score = time they become ready
---   KEYS[7] inflight    ZSET  ids received and not yet deleted, score = their visibility deadline
---   KEYS[8] dead        HASH  message id -> JSON {"body", "reason", "receive_count"} of a dead letter
---   KEYS[9] dead_order  ZSET  dead letter ids, score = time they died (oldest first)
---   KEYS[10] wake       ZSET  at most one member, "ready": a receiver blocked in BZPOPMIN wakes when it appears.
+--   KEYS[1] msg:        the common start of the message hashes: message <id> is the HASH KEYS[1] .. id, fields
+--                       body, enqueued (unix seconds), count (times received so far; absent = 0) and receipt (of
+--                       its latest receive, "<id>.<token>"; absent until the first receive). One key per message,
+--                       so finishing one is a single DEL. (Pre-release layout change: these were four hashes keyed
+--                       by message id; there is no migration.)
+--   KEYS[2] ready       LIST  ids receivable now: LPUSH in, RPOP out (oldest first)
+--   KEYS[3] delayed     ZSET  ids sent with a delay and never received, score = time they become ready
+--   KEYS[4] inflight    ZSET  ids received and not yet deleted, score = their visibility deadline
+--   KEYS[5] dead        HASH  message id -> JSON {"body", "reason", "receive_count"} of a dead letter
+--   KEYS[6] dead_order  ZSET  dead letter ids, score = time they died (oldest first)
+--   KEYS[7] wake        ZSET  at most one member, "ready": a receiver blocked in BZPOPMIN wakes when it appears.
 --                       Set whenever a message may have become receivable sooner than a sleeping receiver expects
 --                       (sent or put back ready, or sent delayed before every other delayed one); a stale one costs
 --                       one empty receive.
--- A live message id is in exactly one of ready / delayed / inflight. Times come from the client's clock
--- (the caller passes "now"), as decimal strings used verbatim as scores.
+-- A live message id is in exactly one of ready / delayed / inflight, and has its hash. Times come from the client's
+-- clock (the caller passes "now"), as decimal strings used verbatim as scores.
 --
 -- ARGV[1]      receipt "<id>.<token>"
 -- ARGV[2]      now (unix seconds; the dead letter's time)
@@ -29,21 +30,25 @@
 
 local receipt, now, reason = ARGV[1], ARGV[2], ARGV[3]
 local id = string.match(receipt, '^([^.]+)%.')
-if not id or redis.call('HGET', KEYS[4], id) ~= receipt then
+if not id then
     return 0
 end
-
-if reason ~= '' then
-    local count = tonumber(redis.call('HGET', KEYS[3], id) or '0')
-    local entry = {body = redis.call('HGET', KEYS[1], id), reason = reason, receive_count = count}
-    redis.call('HSET', KEYS[8], id, cjson.encode(entry))
-    redis.call('ZADD', KEYS[9], now, id)
+local msg = KEYS[1] .. id
+if reason == '' then
+    if redis.call('HGET', msg, 'receipt') ~= receipt then
+        return 0
+    end
+else
+    local stored = redis.call('HMGET', msg, 'receipt', 'body', 'count')
+    if stored[1] ~= receipt then
+        return 0
+    end
+    local entry = {body = stored[2], reason = reason, receive_count = tonumber(stored[3] or '0')}
+    redis.call('HSET', KEYS[5], id, cjson.encode(entry))
+    redis.call('ZADD', KEYS[6], now, id)
 end
-if redis.call('ZREM', KEYS[7], id) == 0 then  -- no longer in flight: back on the ready list
-    redis.call('LREM', KEYS[5], 0, id)
+if redis.call('ZREM', KEYS[4], id) == 0 then  -- no longer in flight: back on the ready list
+    redis.call('LREM', KEYS[2], 0, id)
 end
-redis.call('HDEL', KEYS[1], id)
-redis.call('HDEL', KEYS[2], id)
-redis.call('HDEL', KEYS[3], id)
-redis.call('HDEL', KEYS[4], id)
+redis.call('DEL', msg)
 return 1

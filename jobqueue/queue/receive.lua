@@ -1,21 +1,22 @@
 -- receive.lua: hand out up to N ready messages, hidden until a visibility deadline, atomically.
 --
 -- Key layout (one queue; every key starts with "<prefix>:<queue>:"), passed to every script as KEYS:
---   KEYS[1] bodies      HASH  message id -> body
---   KEYS[2] enqueued    HASH  message id -> enqueue time (unix seconds)
---   KEYS[3] counts      HASH  message id -> times received so far (absent = 0)
---   KEYS[4] receipts    HASH  message id -> receipt of its latest receive ("<id>.<token>")
---   KEYS[5] ready       LIST  ids receivable now: LPUSH in, RPOP out (oldest first)
---   KEYS[6] delayed     ZSET  ids sent with a delay and never received, score = time they become ready
---   KEYS[7] inflight    ZSET  ids received and not yet deleted, score = their visibility deadline
---   KEYS[8] dead        HASH  message id -> JSON {"body", "reason", "receive_count"} of a dead letter
---   KEYS[9] dead_order  ZSET  dead letter ids, score = time they died (oldest first)
---   KEYS[10] wake       ZSET  at most one member, "ready": a receiver blocked in BZPOPMIN wakes when it appears.
+--   KEYS[1] msg:        the common start of the message hashes: message <id> is the HASH KEYS[1] .. id, fields
+--                       body, enqueued (unix seconds), count (times received so far; absent = 0) and receipt (of
+--                       its latest receive, "<id>.<token>"; absent until the first receive). One key per message,
+--                       so finishing one is a single DEL. (Pre-release layout change: these were four hashes keyed
+--                       by message id; there is no migration.)
+--   KEYS[2] ready       LIST  ids receivable now: LPUSH in, RPOP out (oldest first)
+--   KEYS[3] delayed     ZSET  ids sent with a delay and never received, score = time they become ready
+--   KEYS[4] inflight    ZSET  ids received and not yet deleted, score = their visibility deadline
+--   KEYS[5] dead        HASH  message id -> JSON {"body", "reason", "receive_count"} of a dead letter
+--   KEYS[6] dead_order  ZSET  dead letter ids, score = time they died (oldest first)
+--   KEYS[7] wake        ZSET  at most one member, "ready": a receiver blocked in BZPOPMIN wakes when it appears.
 --                       Set whenever a message may have become receivable sooner than a sleeping receiver expects
 --                       (sent or put back ready, or sent delayed before every other delayed one); a stale one costs
 --                       one empty receive.
--- A live message id is in exactly one of ready / delayed / inflight. Times come from the client's clock
--- (the caller passes "now"), as decimal strings used verbatim as scores.
+-- A live message id is in exactly one of ready / delayed / inflight, and has its hash. Times come from the client's
+-- clock (the caller passes "now"), as decimal strings used verbatim as scores.
 --
 -- ARGV[1]      now (unix seconds)
 -- ARGV[2]      visibility deadline: now + visibility timeout
@@ -48,7 +49,7 @@ local function promote_due(zset)
     end
     local due = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, 1000)
     redis.call('ZREM', zset, unpack(due))
-    redis.call('LPUSH', KEYS[5], unpack(due))
+    redis.call('LPUSH', KEYS[2], unpack(due))
     if #due == 1000 then
         return now
     end
@@ -57,41 +58,45 @@ end
 
 local function bury(id, body, count)
     local entry = {body = body, reason = string.format(reason_template, count), receive_count = count}
-    redis.call('HSET', KEYS[8], id, cjson.encode(entry))
-    redis.call('ZADD', KEYS[9], now, id)
-    redis.call('HDEL', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('HDEL', KEYS[3], id)
-    redis.call('HDEL', KEYS[4], id)
+    redis.call('HSET', KEYS[5], id, cjson.encode(entry))
+    redis.call('ZADD', KEYS[6], now, id)
+    redis.call('DEL', KEYS[1] .. id)
 end
 
-local next_delayed = promote_due(KEYS[6])
-local next_expiry = promote_due(KEYS[7])
+local next_delayed = promote_due(KEYS[3])
+local next_expiry = promote_due(KEYS[4])
 
 local out = {}
-local popped = redis.call('RPOP', KEYS[5], wanted) or {}
+local hidden = {}  -- deadline, id pairs for one ZADD
+local popped = redis.call('RPOP', KEYS[2], wanted) or {}
 for _, id in ipairs(popped) do
-    local body = redis.call('HGET', KEYS[1], id)
+    local msg = KEYS[1] .. id
+    local stored = redis.call('HMGET', msg, 'body', 'enqueued', 'count')
+    local body = stored[1]
     if body then
-        local count = redis.call('HINCRBY', KEYS[3], id, 1)
+        local count = tonumber(stored[3] or '0') + 1
         if count > max_receive_count then
             bury(id, body, count - 1)
         else
             local receipt = id .. '.' .. ARGV[5 + #out + 1]
-            redis.call('HSET', KEYS[4], id, receipt)
-            redis.call('ZADD', KEYS[7], deadline, id)
-            out[#out + 1] = {id, body, receipt, count, redis.call('HGET', KEYS[2], id)}
+            redis.call('HSET', msg, 'count', count, 'receipt', receipt)
+            hidden[#hidden + 1] = deadline
+            hidden[#hidden + 1] = id
+            out[#out + 1] = {id, body, receipt, count, stored[2]}
         end
     end
 end
-if #popped == wanted and redis.call('LLEN', KEYS[5]) > 0 then
-    redis.call('ZADD', KEYS[10], 0, 'ready')
+if #hidden > 0 then
+    redis.call('ZADD', KEYS[4], unpack(hidden))
+end
+if #popped == wanted and redis.call('LLEN', KEYS[2]) > 0 then
+    redis.call('ZADD', KEYS[7], 0, 'ready')
 end
 if #out > 0 then
     return {out, false}
 end
 if not next_delayed and not next_expiry and #popped < wanted then  -- an empty queue: no flag can be due
-    redis.call('DEL', KEYS[10])
+    redis.call('DEL', KEYS[7])
 end
 local next_due = next_delayed
 if next_expiry and (not next_due or tonumber(next_expiry) < tonumber(next_due)) then

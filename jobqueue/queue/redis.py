@@ -1,7 +1,10 @@
 """The self-hosted queue on Redis: every state change is one Lua script (``*.lua`` beside this file).
 
 URL: ``redis://[:password@]host:port/db?prefix=relay&queue=jobs`` (``rediss://`` for TLS). Every key of
-the queue starts with ``<prefix>:<queue>:``; the key layout is documented at the top of each script.
+the queue starts with ``<prefix>:<queue>:``; the key layout is documented at the top of each script. Each message
+is one hash (body, enqueue time, receive count, receipt), so deleting one is a single ``DEL``; the scripts build
+those keys from message ids, so use a single-node Redis (not Cluster). (Before, a message was spread over four
+hashes keyed by id; the change came before the first release and has no migration: drain the queue first.)
 
 Time: the scores (when a delayed message becomes ready, when a visibility timeout ends, when a message
 died) come from this process's clock (``clock``, default :func:`time.time`), passed to the scripts as
@@ -51,10 +54,7 @@ DEFAULT_PREFIX = "relay"
 DEFAULT_QUEUE = "jobs"
 #: the order of KEYS every script receives (see the header of any ``*.lua`` file)
 KEY_NAMES = (
-    "bodies",
-    "enqueued",
-    "counts",
-    "receipts",
+    "msg:",  # not a key: the common start of the message hashes ("msg:<id>")
     "ready",
     "delayed",
     "inflight",
@@ -124,11 +124,25 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
 
     # -- data plane ----------------------------------------------------------------------------
     def _send_many(self, bodies: list[str], delay_s: float) -> list[str]:
+        ids, args = self.send_request(bodies, delay_s)
+        self._run("send", *args)
+        return ids
+
+    def send_request(self, bodies: list[str], delay_s: float) -> tuple[list[str], list[str]]:
+        """New message ids and the ARGV of ``send.lua`` for ``bodies`` (at most ``max_batch``, a checked delay)."""
         ids = [uuid.uuid4().hex for _ in bodies]
         now = self._clock()
         pairs = [value for message_id, body in zip(ids, bodies, strict=True) for value in (message_id, body)]
-        self._run("send", _score(now), _score(now + delay_s), *pairs)
-        return ids
+        return ids, [_score(now), _score(now + delay_s), *pairs]
+
+    def finish_request(self, receipt: str, reason: str = "") -> list[str]:
+        """The ARGV of ``finish.lua``: delete (``reason`` empty) or dead-letter the message of ``receipt``."""
+        return [receipt, _score(self._clock()), reason]
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client (for a script that moves this queue together with other keys on its server)."""
+        return self._client
 
     def _receive(self, max_messages: int, visibility_timeout_s: float, wait_s: float) -> list[Received]:
         """Blocks on the wake flag between receives (:mod:`jobqueue.queue.wake_gate`), never by polling."""
@@ -137,7 +151,7 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
         )
 
     def delete(self, receipt: str) -> bool:
-        return self._run("finish", receipt, _score(self._clock()), "") == 1
+        return self._run("finish", *self.finish_request(receipt)) == 1
 
     def release(self, receipt: str) -> bool:
         return self._run("release", receipt) == 1
@@ -145,7 +159,7 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
     def dead_letter(self, received: Received, reason: str) -> bool:
         if not reason:
             raise ValueError("a dead letter needs a reason")
-        return self._run("finish", received.receipt, _score(self._clock()), reason) == 1
+        return self._run("finish", *self.finish_request(received.receipt, reason)) == 1
 
     # -- operator plane ------------------------------------------------------------------------
     def _list_dead(self, limit: int) -> list[DeadLetter]:
@@ -198,7 +212,10 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
             pipe.zrange(self._key("delayed"), 0, 0)
             ready, delayed_due, delayed, expired, in_flight, dead, next_ready, next_delayed = pipe.execute()
             heads = [mid for mid in (next_ready, *next_delayed) if mid]
-            times = self._client.hmget(self._key("enqueued"), heads) if heads else []
+            pipe = self._client.pipeline(transaction=False)
+            for mid in heads:
+                pipe.hget(self._message_key(mid), "enqueued")
+            times = pipe.execute() if heads else []
         known = [float(t) for t in times if t is not None]
         return QueueStats(
             ready=ready + delayed_due + expired,
@@ -228,12 +245,12 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
             order = order[:limit]
             ids = [mid for mid, _, _ in order]
             pipe = self._client.pipeline(transaction=True)
-            for name in ("bodies", "enqueued", "counts"):
-                pipe.hmget(self._key(name), ids)
-            bodies, enqueued, counts = pipe.execute() if ids else ([], [], [])
+            for mid in ids:
+                pipe.hmget(self._message_key(mid), ["body", "enqueued", "count"])
+            rows = pipe.execute() if ids else []
         return [
             Peeked(mid, body, state, at, int(count or 0), float(when or 0.0))
-            for (mid, state, at), body, when, count in zip(order, bodies, enqueued, counts, strict=True)
+            for (mid, state, at), (body, when, count) in zip(order, rows, strict=True)
             if body is not None
         ]
 
@@ -269,6 +286,10 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
 
     def _key(self, name: str) -> str:
         return self.keys[KEY_NAMES.index(name)]
+
+    def _message_key(self, message_id: str) -> str:
+        """The hash of one message: body, enqueued, count, receipt (see the scripts' key layout)."""
+        return self.keys[0] + message_id
 
     @contextlib.contextmanager
     def _translated_errors(self) -> Iterator[None]:

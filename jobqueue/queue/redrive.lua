@@ -1,21 +1,22 @@
 -- redrive.lua: send dead letters back to the queue, ready now with the receive count reset, atomically.
 --
 -- Key layout (one queue; every key starts with "<prefix>:<queue>:"), passed to every script as KEYS:
---   KEYS[1] bodies      HASH  message id -> body
---   KEYS[2] enqueued    HASH  message id -> enqueue time (unix seconds)
---   KEYS[3] counts      HASH  message id -> times received so far (absent = 0)
---   KEYS[4] receipts    HASH  message id -> receipt of its latest receive ("<id>.<token>")
---   KEYS[5] ready       LIST  ids receivable now: LPUSH in, RPOP out (oldest first)
---   KEYS[6] delayed     ZSET  ids sent with a delay and never received, score = time they become ready
---   KEYS[7] inflight    ZSET  ids received and not yet deleted, score = their visibility deadline
---   KEYS[8] dead        HASH  message id -> JSON {"body", "reason", "receive_count"} of a dead letter
---   KEYS[9] dead_order  ZSET  dead letter ids, score = time they died (oldest first)
---   KEYS[10] wake       ZSET  at most one member, "ready": a receiver blocked in BZPOPMIN wakes when it appears.
+--   KEYS[1] msg:        the common start of the message hashes: message <id> is the HASH KEYS[1] .. id, fields
+--                       body, enqueued (unix seconds), count (times received so far; absent = 0) and receipt (of
+--                       its latest receive, "<id>.<token>"; absent until the first receive). One key per message,
+--                       so finishing one is a single DEL. (Pre-release layout change: these were four hashes keyed
+--                       by message id; there is no migration.)
+--   KEYS[2] ready       LIST  ids receivable now: LPUSH in, RPOP out (oldest first)
+--   KEYS[3] delayed     ZSET  ids sent with a delay and never received, score = time they become ready
+--   KEYS[4] inflight    ZSET  ids received and not yet deleted, score = their visibility deadline
+--   KEYS[5] dead        HASH  message id -> JSON {"body", "reason", "receive_count"} of a dead letter
+--   KEYS[6] dead_order  ZSET  dead letter ids, score = time they died (oldest first)
+--   KEYS[7] wake        ZSET  at most one member, "ready": a receiver blocked in BZPOPMIN wakes when it appears.
 --                       Set whenever a message may have become receivable sooner than a sleeping receiver expects
 --                       (sent or put back ready, or sent delayed before every other delayed one); a stale one costs
 --                       one empty receive.
--- A live message id is in exactly one of ready / delayed / inflight. Times come from the client's clock
--- (the caller passes "now"), as decimal strings used verbatim as scores.
+-- A live message id is in exactly one of ready / delayed / inflight, and has its hash. Times come from the client's
+-- clock (the caller passes "now"), as decimal strings used verbatim as scores.
 --
 -- ARGV[1]      now (unix seconds; the new enqueue time)
 -- ARGV[2..]    ids of dead letters
@@ -25,20 +26,17 @@ local now = ARGV[1]
 local moved = {}
 for i = 2, #ARGV do
     local id = ARGV[i]
-    local entry = redis.call('HGET', KEYS[8], id)
-    if entry and redis.call('HEXISTS', KEYS[1], id) == 0 then
+    local entry = redis.call('HGET', KEYS[5], id)
+    if entry and redis.call('EXISTS', KEYS[1] .. id) == 0 then
         local dead = cjson.decode(entry)
-        redis.call('HSET', KEYS[1], id, dead.body)
-        redis.call('HSET', KEYS[2], id, now)
-        redis.call('HDEL', KEYS[3], id)
-        redis.call('HDEL', KEYS[4], id)
-        redis.call('LPUSH', KEYS[5], id)
-        redis.call('HDEL', KEYS[8], id)
-        redis.call('ZREM', KEYS[9], id)
+        redis.call('HSET', KEYS[1] .. id, 'body', dead.body, 'enqueued', now)
+        redis.call('LPUSH', KEYS[2], id)
+        redis.call('HDEL', KEYS[5], id)
+        redis.call('ZREM', KEYS[6], id)
         moved[#moved + 1] = id
     end
 end
 if #moved > 0 then
-    redis.call('ZADD', KEYS[10], 0, 'ready')
+    redis.call('ZADD', KEYS[7], 0, 'ready')
 end
 return moved

@@ -171,7 +171,7 @@ def test_redis_keys_follow_the_documented_layout_under_the_prefix(redis_ledger):
         f"{prefix}:task:t2",
         f"{prefix}:unreported",
     ]
-    assert client.hgetall(f"{prefix}:task:t1") == {"version": "1", "record": ledger.get("t1").to_json()}
+    assert client.get(f"{prefix}:task:t1") == "1|" + ledger.get("t1").to_json()
 
 
 def _expire_now(client, key: str) -> None:

@@ -525,3 +525,43 @@ def test_a_runtime_estimate_starts_at_its_first_observation_and_stays_in_bounds(
     stored = ledger.runtime_estimate("p")
     assert stored is not None and stored.estimate_s == 8 and stored.samples == 4
     assert ledger.runtime_estimate("other") is None
+
+
+# -- the record cache: an optimisation that never changes an answer ---------------------------------------------
+def test_begin_hop_carries_the_record_it_was_decided_on(ledger):
+    assert ledger.begin_hop("t1", 0, 30, NOW, "u1") == Hop(HopState.RUN)  # the answer compares without it
+    ran = ledger.begin_hop("t1", 1, 30, NOW + 1, "u1")
+    assert ran.state is HopState.RUN and ran.record == ledger.get("t1")
+    assert (ran.record.hop_seq, ran.record.hop_until, ran.record.user_id) == (1, NOW + 31, "u1")
+    ledger.advance("t1", 1, NOW + 2)
+    stale = ledger.begin_hop("t1", 1, 30, NOW + 3, "u1")
+    assert stale.state is HopState.STALE and stale.record == ledger.get("t1")
+    assert ledger.begin_hop("new", 0, 30, NOW, "u1").record == ledger.get("new")
+
+
+def test_a_record_changed_behind_a_cached_copy_still_gets_the_right_answers(make_ledger):
+    """Two ledger objects on one store, each with a record cache; ``b`` writes behind ``a``'s back. ``a``'s
+    answers, read-only ones and changes alike, are those of the stored record, and its changes keep ``b``'s."""
+    from jobqueue.ledger.record_cache import RecordCache
+
+    a, b = make_ledger(), make_ledger()
+    a.use_record_cache(RecordCache(ttl_s=3600))
+    b.use_record_cache(RecordCache(ttl_s=3600))
+    assert a.begin_hop("t1", 0, 30, NOW).state is HopState.RUN  # a holds: hop 0 leased, nothing handled
+
+    b.advance("t1", 0, NOW + 1)
+    assert b.begin_hop("t1", 1, 30, NOW + 2).state is HopState.RUN
+    # a's copy says hop 0 is leased (BUSY, a read-only answer); the store says it was handled
+    assert a.begin_hop("t1", 0, 30, NOW + 3).state is HopState.STALE
+
+    b.advance("t1", 1, NOW + 4)
+    assert a.advance("t1", 1, NOW + 5) is False  # a's copy (seq 0) would say it rose
+
+    b.record_outcome("t1", DONE, NOW + 6)
+    assert a.record_outcome("t1", FAILED, NOW + 7) == DONE  # a's copy has no outcome: the first still wins
+
+    b.mark_reported("t1", NOW + 8)
+    assert a.advance("t1", 2, NOW + 9) is True  # a change made on a stale copy is made again on the stored record
+    stored = b.get("t1")
+    assert (stored.seq, stored.outcome, stored.reported_at) == (2, DONE, NOW + 8)
+    assert a.get("t1") == stored

@@ -82,7 +82,7 @@ def test_every_key_is_under_prefix_and_queue_name(redis_url):
 def test_url_defaults_and_bad_names():
     queue = RedisQueue.from_url("redis://127.0.0.1:6379/15")
     assert (queue.prefix, queue.queue) == ("relay", "jobs")
-    assert queue.keys[0] == "relay:jobs:bodies"
+    assert queue.keys[0] == "relay:jobs:msg:"  # the start of every message hash
     queue.close()
     with pytest.raises(QueueConfigError):
         RedisQueue.from_url("redis://127.0.0.1:6379/15?prefix=bad%20prefix")
