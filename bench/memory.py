@@ -2,11 +2,11 @@
 
     python -m bench.memory [--sizes-mb 8,64,256] [--json]
 
-A loopback HTTP server generates each result on the fly (a JPEG header, then zeros), and the consumer's
-``ResultFetcher`` streams it into the local store with the same size and type checks collect uses; then the
-stored object is streamed back the way the submit step spools an input. ``tracemalloc`` measures the peak of
-each run; the ratio of the largest file's peak to the smallest's shows whether memory follows file size
-(1.0 = flat). Results go to ``bench/results/memory.json``.
+A loopback HTTP server (:mod:`bench.result_server`) generates each result on the fly (a JPEG header, then
+zeros), and the consumer's ``ResultFetcher`` streams it into the local store with the same size and type checks
+collect uses; then the stored object is streamed back the way the submit step spools an input. ``tracemalloc``
+measures the peak of each run; the ratio of the largest file's peak to the smallest's shows whether memory follows
+file size (1.0 = flat). Results go to ``bench/results/memory.json``.
 """
 
 from __future__ import annotations
@@ -19,23 +19,10 @@ import tracemalloc
 from pathlib import Path
 
 from bench import RESULTS_DIR
+from bench.result_server import CHUNK, result_app
 from vendors.emulator.serving import LoopbackWsgiServer
 
 RESULTS_PATH = RESULTS_DIR / "memory.json"
-CHUNK = 1024 * 1024
-JPEG_HEAD = b"\xff\xd8\xff\xe0" + b"\0" * 12
-
-
-def _generator(environ, start_response):
-    """``GET /<size>``: a JPEG head, then zeros, streamed a MiB at a time."""
-    size = int(environ["PATH_INFO"].rsplit("/", 1)[-1])
-    start_response("200 OK", [("content-length", str(size))])
-    yield JPEG_HEAD
-    left = size - len(JPEG_HEAD)
-    zeros = b"\0" * CHUNK
-    while left > 0:
-        yield zeros[: min(CHUNK, left)]
-        left -= CHUNK
 
 
 def measure(size_bytes: int, base_url: str, root: Path) -> dict:
@@ -74,7 +61,7 @@ def measure(size_bytes: int, base_url: str, root: Path) -> dict:
 
 
 def run(sizes_mb: list[int]) -> dict:
-    with LoopbackWsgiServer(_generator, name="bench-memory") as server, tempfile.TemporaryDirectory() as tmp:
+    with LoopbackWsgiServer(result_app, name="bench-memory") as server, tempfile.TemporaryDirectory() as tmp:
         rows = [measure(mb * CHUNK, server.base_url, Path(tmp)) for mb in sizes_mb]
     small, large = rows[0], rows[-1]
     return {
