@@ -1,4 +1,4 @@
-"""The local-filesystem object store: bucket ``B``, key ``K`` lives at ``ROOT/B/K``.
+"""The local-filesystem object store: bucket ``B``, key ``K`` lives at ``ROOT/B/K``, one file per object.
 
 Used by the demo and the tests (``file:///abs/root?bucket=relay-local``); a real implementation of the
 :class:`~objectstore.base.ObjectStore` contract, not a mock.
@@ -9,19 +9,29 @@ Layout and choices:
   ever shows a partial file) and ``os.replace``-s it over the object at the end, so a reader sees the old object
   or the new one, never a part. The temp file is removed when the chunks (or the disk) fail; one left by a
   killed process is swept when a store opens the root and finds it older than :data:`INCOMING_MAX_AGE_S`.
-  ``overwrite=False`` commits with ``os.link`` instead,
-  which fails if the name exists (atomic; it needs a filesystem with hard links). Data is not fsync-ed: a
-  power cut may lose the newest object, never expose half of one.
-* Each object has a sidecar ``.<name>.meta`` (JSON: etag, content type, and the size/mtime/inode of the data
-  file it describes). The etag (md5 hex) is computed while writing, so ``head`` is one small read. When the
-  sidecar is missing or describes another file (an object dropped in by hand, or an overwrite between its
-  rename and its sidecar's), ``head`` recomputes the md5 by streaming the file (on every call: only hand-made
-  files pay this) and reports ``application/octet-stream``, so the etag is always the md5 of the bytes.
+  ``overwrite=False`` commits with ``os.link`` instead, which fails if the name exists (atomic; it needs a
+  filesystem with hard links). Data is not fsync-ed: a power cut may lose the newest object, never expose half
+  of one.
+* An object's metadata (etag = the md5 hex computed while writing, content type, and the size and mtime of the
+  bytes it describes) is a user extended attribute of its data file, :data:`XATTR`, set on the temp file before
+  the commit: the rename that publishes the bytes publishes their metadata with them, so an object is one file
+  and ``head`` is a ``stat`` and a ``getxattr``. Where the filesystem takes no user xattrs (probed when the store
+  opens: ramfs, some network filesystems; tmpfs, ext4, xfs, btrfs and overlayfs take them), each object gets a
+  sidecar ``.<name>.meta`` instead (JSON with the same fields plus the inode, written after the commit, temp
+  file + rename). Sidecars are read in either mode (a root written by an earlier version of this store).
+* When the metadata is missing or describes other bytes (a file dropped in or edited by hand: its size or mtime
+  differs), ``head`` recomputes the md5 by streaming the file (on every call: only hand-made files pay this) and
+  reports ``application/octet-stream``, so the etag is always the md5 of the bytes. ``copy(if_etag=...)``
+  compares the md5 of the bytes it actually copies, never only the recorded one.
 * Names matching ``.<anything>.meta`` / ``.<anything>.tmp`` are this store's own: ``list`` skips them and a
-  key with such a segment is refused (:class:`InvalidKey`). ``delete`` removes the sidecar before the object,
-  so a crash in between leaves an object without a sidecar (``head`` recomputes), never an orphan sidecar.
-* Every path is resolved (symlinks included) and refused unless it stays under ``ROOT/<bucket>``. The check
-  runs before each operation; it does not defend against a concurrent attacker swapping in symlinks.
+  key with such a segment is refused (:class:`InvalidKey`). ``delete`` removes a sidecar (if there is one)
+  before the object, so a crash in between leaves an object without a sidecar (``head`` recomputes), never an
+  orphan sidecar.
+* Paths are built lexically: :func:`~objectstore.base.check_key` refuses empty, ``.``, ``..`` and absolute
+  segments, so ``ROOT/B/K`` is under ``ROOT/B`` by construction (``ROOT`` is resolved once, when the store
+  opens). What remains is symlinks: the store makes none and follows none. Each operation ``lstat``-s the bucket
+  directory and the key's directories, and reads open the object with ``O_NOFOLLOW``; a symlink on the way is
+  refused (:class:`InvalidKey`). This does not defend against a concurrent attacker swapping in symlinks.
 * A key cannot be both an object and a "directory" of other keys (``a/b`` and ``a/b/c``), unlike COS;
   such a write raises :class:`StoreError`.
 """
@@ -29,10 +39,12 @@ Layout and choices:
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import errno
+import itertools
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -41,6 +53,7 @@ from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from objectstore.base import ObjectInfo, ObjectStore, check_key, iter_file
+from objectstore.checksum import StreamMd5
 from objectstore.errors import (
     InvalidKey,
     ObjectChanged,
@@ -53,9 +66,12 @@ from objectstore.errors import (
 DEFAULT_BUCKET = "relay-local"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _INTERNAL_NAME = re.compile(r"^\..+\.(meta|tmp)$")
+_INTERNAL_SEGMENT = re.compile(r"(^|/)\.[^/]+\.(meta|tmp)(/|$)")
 INCOMING = ".incoming"  # temp files of writes in progress, under the root, outside every bucket
 INCOMING_MAX_AGE_S = 3600.0
+XATTR = "user.relay.meta"  # "1 <etag> <size> <mtime_ns> <content type>"
 _DEFAULT_TYPE = "application/octet-stream"
+_temp_numbers = itertools.count()  # with the pid, names temp files (no random name to draw per write)
 
 
 def check_bucket(bucket: str) -> str:
@@ -75,14 +91,20 @@ def _io(what: str) -> Iterator[None]:
 
 
 class LocalStore(ObjectStore):
-    def __init__(self, root: Path | str, default_bucket: str = DEFAULT_BUCKET) -> None:
+    def __init__(
+        self, root: Path | str, default_bucket: str = DEFAULT_BUCKET, *, use_xattrs: bool | None = None
+    ) -> None:
+        """``use_xattrs``: keep metadata in an xattr (``True``) or a sidecar (``False``); ``None`` probes the
+        filesystem of ``root``."""
         super().__init__(check_bucket(default_bucket))
         with _io(f"cannot create store root {root}"):
             Path(root).mkdir(parents=True, exist_ok=True)
             (Path(root) / INCOMING).mkdir(exist_ok=True)
         self.root = Path(root).resolve()
-        self._incoming = self.root / INCOMING
-        self.swept = sweep_incoming(self._incoming, INCOMING_MAX_AGE_S)
+        self._root = str(self.root)
+        self._incoming = f"{self._root}/{INCOMING}"
+        self.swept = sweep_incoming(Path(self._incoming), INCOMING_MAX_AGE_S)
+        self.use_xattrs = user_xattrs_work(self._incoming) if use_xattrs is None else use_xattrs
 
     @classmethod
     def from_url(cls, url: str) -> LocalStore:
@@ -101,68 +123,84 @@ class LocalStore(ObjectStore):
             raise ConfigError(f"RELAY_STORE: {exc}") from None
 
     def __repr__(self) -> str:
-        return f"LocalStore(root={str(self.root)!r}, default_bucket={self.default_bucket!r})"
+        return f"LocalStore(root={self._root!r}, default_bucket={self.default_bucket!r})"
 
     # -- paths -------------------------------------------------------------------------------
-    def _bucket_dir(self, bucket: str) -> Path:
-        return self.root / check_bucket(bucket)
-
-    def _path(self, bucket: str, key: str) -> Path:
-        """The data file of an object, refused unless it resolves inside the bucket directory."""
+    def _path(self, bucket: str, key: str) -> str:
+        """The data file of an object, refused if the key is unsafe or a symlink leads on from the bucket."""
         check_key(key)
-        if any(_INTERNAL_NAME.match(part) for part in key.split("/")):
+        if _INTERNAL_SEGMENT.search(key):
             raise InvalidKey(f"object key {key!r} uses a name the local store reserves (.*.meta / .*.tmp)")
-        return self._inside(bucket, self._bucket_dir(bucket) / key)
-
-    def _inside(self, bucket: str, path: Path) -> Path:
-        """``path`` if, symlinks resolved, it is still under ``ROOT/<bucket>`` (ROOT is resolved already)."""
-        bucket_dir = self._bucket_dir(bucket)
-        resolved = path.resolve()
-        if resolved != bucket_dir and bucket_dir not in resolved.parents:
-            raise InvalidKey(f"path of {path.relative_to(self.root)} leaves the store root (symlink?)")
-        return path
+        bucket_dir = f"{self._root}/{check_bucket(bucket)}"
+        self._refuse_symlinks(bucket_dir, key.split("/")[:-1], f"{bucket}/{key}")
+        return f"{bucket_dir}/{key}"
 
     @staticmethod
-    def _sidecar(path: Path) -> Path:
-        return path.with_name(f".{path.name}.meta")
+    def _refuse_symlinks(bucket_dir: str, directories: list[str], what: str) -> None:
+        """Raise :class:`InvalidKey` if the bucket directory or one of ``directories`` below it (in order) is a
+        symlink; the walk stops where the path ends (nothing exists below a missing name)."""
+        path = bucket_dir
+        for name in itertools.chain((None,), directories):
+            if name is not None:
+                path = f"{path}/{name}"
+            try:
+                mode = os.lstat(path).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot look up {what}: {exc.strerror}") from exc
+            if stat.S_ISLNK(mode):
+                raise InvalidKey(f"path of {what} leaves the store root (a symlink; the local store follows none)")
+            if not stat.S_ISDIR(mode):  # an object where a directory would be: the operation itself finds out
+                return
 
     # -- reads -------------------------------------------------------------------------------
     def open_read(self, bucket: str, key: str) -> BinaryIO:
-        path = self._path(bucket, key)
+        return self._open(self._path(bucket, key), f"{bucket}/{key}")
+
+    @staticmethod
+    def _open(path: str, what: str) -> BinaryIO:
         try:
-            return open(path, "rb")  # noqa: SIM115 - the caller owns the stream
+            return open(path, "rb", opener=_open_no_follow)  # noqa: SIM115 - the caller owns the stream
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise ObjectNotFound(f"no object {bucket}/{key}") from None
+            raise ObjectNotFound(f"no object {what}") from None
         except OSError as exc:
-            raise StoreUnavailable(f"cannot open {bucket}/{key}: {exc.strerror}") from exc
+            if exc.errno == errno.ELOOP:
+                raise InvalidKey(f"{what} is a symlink; the local store follows none") from None
+            raise StoreUnavailable(f"cannot open {what}: {exc.strerror}") from exc
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         return self._info(bucket, key, self._path(bucket, key))
 
-    def _info(self, bucket: str, key: str, path: Path) -> ObjectInfo | None:
+    def _info(self, bucket: str, key: str, path: str) -> ObjectInfo | None:
         try:
-            stat = path.stat()
+            status = os.stat(path, follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if not path.is_file():
-            return None
-        meta = self._read_sidecar(path)
-        if meta.get("stamp") != _stamp(stat):  # no sidecar, or it describes an older file
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot look up {bucket}/{key}: {exc.strerror}") from exc
+        if not stat.S_ISREG(status.st_mode):
+            if stat.S_ISLNK(status.st_mode):
+                raise InvalidKey(f"{bucket}/{key} is a symlink; the local store follows none")
+            return None  # a directory: a prefix of other keys
+        recorded = (self._xattr_meta(path, status) if self.use_xattrs else None) or _sidecar_meta(path, status)
+        if recorded is None:  # dropped in or edited by hand: the bytes are the only truth
             try:
-                with open(path, "rb") as stream:
-                    meta = {"etag": _md5_of(iter_file(stream))}  # the content type is unknown
-            except FileNotFoundError:  # deleted since the stat
+                with self._open(path, f"{bucket}/{key}") as stream:
+                    recorded = _md5_of(iter_file(stream)), _DEFAULT_TYPE  # the content type is unknown
+            except ObjectNotFound:  # deleted since the stat
                 return None
-            except OSError as exc:
-                raise StoreUnavailable(f"cannot read {bucket}/{key}: {exc.strerror}") from exc
-        return ObjectInfo(bucket, key, stat.st_size, meta["etag"], meta.get("content_type") or _DEFAULT_TYPE)
+        etag, content_type = recorded
+        return ObjectInfo(bucket, key, status.st_size, etag, content_type or _DEFAULT_TYPE)
 
-    def _read_sidecar(self, path: Path) -> dict:
+    @staticmethod
+    def _xattr_meta(path: str, status: os.stat_result) -> tuple[str, str] | None:
+        """(etag, content type) from the file's xattr if it describes these bytes, else ``None``."""
         try:
-            meta = json.loads(self._sidecar(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return meta if isinstance(meta, dict) else {}
+            raw = os.getxattr(path, XATTR, follow_symlinks=False)
+        except OSError:  # no such attribute (a hand-made file), or none at all on this file
+            return None
+        return _decode_xattr(raw, status)
 
     def list(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
         """Objects whose key starts with ``prefix`` (any string, not only whole segments), in key order.
@@ -170,14 +208,14 @@ class LocalStore(ObjectStore):
         The prefix is checked at the call (not at the first ``next``), like every other argument.
         """
         directory, _, _ = prefix.rpartition("/")
+        bucket_dir = f"{self._root}/{check_bucket(bucket)}"
         if directory:
             check_key(directory)
-            start = self._inside(bucket, self._bucket_dir(bucket) / directory)
-        else:
-            start = self._bucket_dir(bucket)
-        return self._listing(bucket, prefix, start, f"{directory}/" if directory else "")
+            self._refuse_symlinks(bucket_dir, directory.split("/"), f"{bucket}/{directory}/")
+            return self._listing(bucket, prefix, f"{bucket_dir}/{directory}", f"{directory}/")
+        return self._listing(bucket, prefix, bucket_dir, "")
 
-    def _listing(self, bucket: str, prefix: str, start: Path, key_prefix: str) -> Iterator[ObjectInfo]:
+    def _listing(self, bucket: str, prefix: str, start: str, key_prefix: str) -> Iterator[ObjectInfo]:
         for key, path in _walk_sorted(start, key_prefix):
             if key.startswith(prefix):
                 info = self._info(bucket, key, path)
@@ -195,42 +233,60 @@ class LocalStore(ObjectStore):
         content_type: str = _DEFAULT_TYPE,
         overwrite: bool = True,
     ) -> ObjectInfo:
-        path = self._path(bucket, key)
-        fd, tmp_name = self._create_temp(path)
-        out = os.fdopen(fd, "wb")
-        digest = hashlib.md5(usedforsecurity=False)
+        return self._write(self._path(bucket, key), bucket, key, chunks, content_type, overwrite)
+
+    def _write(
+        self, path: str, bucket: str, key: str, chunks: Iterable[bytes], content_type: str, overwrite: bool
+    ) -> ObjectInfo:
         what = f"cannot write {bucket}/{key}"
+        fd, tmp_name = self._create_temp(key.rpartition("/")[2], what)
+        out = os.fdopen(fd, "wb")
+        digest = StreamMd5()
         try:
+            put = out.write
             for chunk in chunks:  # the caller's exceptions pass through untranslated
                 digest.update(chunk)
-                with _io(what):
-                    out.write(chunk)
+                try:
+                    put(chunk)
+                except OSError as exc:
+                    raise StoreUnavailable(f"{what}: {exc.strerror or exc}") from exc
+            etag = digest.hexdigest()
             with _io(what):
+                out.flush()
+                status = os.fstat(fd)
+                tagged = self.use_xattrs and _set_xattr(fd, etag, content_type, status)
                 out.close()
-                stat = os.stat(tmp_name)
                 _commit(tmp_name, path, overwrite, f"{bucket}/{key}")
         except BaseException:
+            digest.close()
             with contextlib.suppress(OSError):
                 out.close()
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
             raise
-        etag = digest.hexdigest()
-        self._write_sidecar(path, {"etag": etag, "content_type": content_type, "stamp": _stamp(stat)})
-        return ObjectInfo(bucket, key, stat.st_size, etag, content_type)
+        if not tagged:
+            self._write_sidecar(path, etag, content_type, status)
+        return ObjectInfo(bucket, key, status.st_size, etag, content_type)
 
-    def _create_temp(self, path: Path) -> tuple[int, str]:
-        """A temp file in ``ROOT/.incoming`` (same filesystem as the object, so the commit is a rename)."""
-        try:
-            return tempfile.mkstemp(dir=self._incoming, prefix=f"{path.name}.", suffix=".tmp")
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot create a temp file for {path.name}: {exc.strerror}") from exc
+    def _create_temp(self, name: str, what: str) -> tuple[int, str]:
+        """A new temp file in ``ROOT/.incoming`` (same filesystem as the objects, so the commit is a rename)."""
+        pid = os.getpid()
+        for _ in range(100):  # a name is taken only by a leftover of a dead process that had our pid
+            tmp_name = f"{self._incoming}/{name[:64]}.{pid}.{next(_temp_numbers)}.tmp"
+            try:
+                return os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp_name
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise StoreUnavailable(f"{what}: cannot create a temp file: {exc.strerror}") from exc
+        raise StoreUnavailable(f"{what}: no free temp file name in {self._incoming}")
 
-    def _write_sidecar(self, path: Path, meta: dict) -> None:
+    def _write_sidecar(self, path: str, etag: str, content_type: str, status: os.stat_result) -> None:
         """Best effort: a missing or stale sidecar only makes ``head`` recompute the md5."""
-        sidecar = self._sidecar(path)
+        meta = {"etag": etag, "content_type": content_type, "stamp": _stamp(status)}
+        sidecar = _sidecar_of(path)
         with contextlib.suppress(OSError, StoreUnavailable):
-            fd, tmp_name = tempfile.mkstemp(dir=self._incoming, prefix=f"{sidecar.name}.", suffix=".tmp")
+            fd, tmp_name = self._create_temp(sidecar.rpartition("/")[2], "sidecar")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as out:
                     json.dump(meta, out)
@@ -243,36 +299,37 @@ class LocalStore(ObjectStore):
     def copy(self, bucket: str, src_key: str, dst_key: str, *, if_etag: str | None = None) -> ObjectInfo:
         """Streamed through this process; with ``if_etag`` the md5 of the bytes actually copied is compared at
         the end, before the copy is committed, so a source replaced at any moment is never published."""
-        src_info = self.head(bucket, src_key)
+        src = self._path(bucket, src_key)
+        src_info = self._info(bucket, src_key, src)
         if src_info is None:
             raise ObjectNotFound(f"no object {bucket}/{src_key}")
-        self._path(bucket, dst_key)  # refuse a bad destination before reading anything
+        dst = self._path(bucket, dst_key)  # refuse a bad destination before reading anything
         if if_etag is not None and src_info.etag != if_etag:
             raise ObjectChanged(f"{bucket}/{src_key} is not the version {if_etag}")
-        with self.open_read(bucket, src_key) as stream:
+        with self._open(src, f"{bucket}/{src_key}") as stream:
             chunks = iter_file(stream)
             if if_etag is not None:
                 chunks = _md5_checked(chunks, if_etag, f"{bucket}/{src_key}")
-            return self.write(bucket, dst_key, chunks, size=src_info.size, content_type=src_info.content_type)
+            return self._write(dst, bucket, dst_key, chunks, src_info.content_type, overwrite=True)
 
     def delete(self, bucket: str, key: str) -> None:
-        """Remove the sidecar, then the object (absent is fine), then prune the emptied directories."""
+        """Remove a sidecar, then the object (absent is fine), then prune the emptied directories."""
         path = self._path(bucket, key)
-        for victim in (self._sidecar(path), path):
+        for victim in (_sidecar_of(path), path):
             try:
-                victim.unlink()
+                os.unlink(victim)
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 pass  # already absent (or the key is only a "directory" of other keys)
             except OSError as exc:
                 raise StoreUnavailable(f"cannot delete {bucket}/{key}: {exc.strerror}") from exc
-        bucket_dir = self._bucket_dir(bucket)
-        for parent in path.parents:
-            if parent == bucket_dir or bucket_dir not in parent.parents:
-                break
+        bucket_dir = f"{self._root}/{bucket}"
+        parent = path.rpartition("/")[0]
+        while len(parent) > len(bucket_dir):
             try:
-                parent.rmdir()
+                os.rmdir(parent)
             except OSError:  # not empty (or already gone): stop pruning
                 break
+            parent = parent.rpartition("/")[0]
 
     def vendor_url(self, bucket: str, key: str, expires_s: int = 3600) -> str:
         self._path(bucket, key)  # a bad key is InvalidKey here as in every other backend
@@ -282,19 +339,76 @@ class LocalStore(ObjectStore):
         )
 
 
-def _stamp(stat: os.stat_result) -> list[int]:
+def user_xattrs_work(directory: str) -> bool:
+    """Whether a file made in ``directory`` takes a user extended attribute (probed with a temp file)."""
+    if not hasattr(os, "setxattr"):  # not Linux
+        return False
+    try:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".probe.", suffix=".tmp")
+    except OSError:
+        return False
+    try:
+        os.setxattr(fd, XATTR, b"probe")
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def _open_no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def _set_xattr(fd: int, etag: str, content_type: str, status: os.stat_result) -> bool:
+    """Record the metadata on the temp file; ``False`` if the filesystem refuses (then a sidecar does it)."""
+    value = f"1 {etag} {status.st_size} {status.st_mtime_ns} {content_type}".encode()
+    try:
+        os.setxattr(fd, XATTR, value)
+    except OSError:  # no user xattrs here after all, or a value over the filesystem's limit
+        return False
+    return True
+
+
+def _decode_xattr(raw: bytes, status: os.stat_result) -> tuple[str, str] | None:
+    """(etag, content type) if ``raw`` is our record of exactly these bytes (same size and mtime)."""
+    try:
+        version, etag, size, mtime_ns, content_type = raw.decode().split(" ", 4)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if version != "1" or size != str(status.st_size) or mtime_ns != str(status.st_mtime_ns):
+        return None
+    return etag, content_type
+
+
+def _sidecar_of(path: str) -> str:
+    directory, _, name = path.rpartition("/")
+    return f"{directory}/.{name}.meta"
+
+
+def _sidecar_meta(path: str, status: os.stat_result) -> tuple[str, str] | None:
+    """(etag, content type) from a sidecar if it describes exactly this file, else ``None``."""
+    try:
+        with open(_sidecar_of(path), encoding="utf-8") as source:
+            meta = json.load(source)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("stamp") != _stamp(status) or not isinstance(meta.get("etag"), str):
+        return None
+    return meta["etag"], str(meta.get("content_type") or "")
+
+
+def _stamp(status: os.stat_result) -> list[int]:
     """What identifies one version of a data file (JSON-friendly, compared to the sidecar's copy)."""
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    return [status.st_size, status.st_mtime_ns, status.st_ino]
 
 
-def _commit(tmp_name: str, path: Path, overwrite: bool, what: str) -> None:
-    """Move the finished temp file to ``path`` (replacing, or only if nothing is there); the directory is made
-    again if a concurrent delete pruned it in between."""
+def _commit(tmp_name: str, path: str, overwrite: bool, what: str) -> None:
+    """Move the finished temp file to ``path`` (replacing, or only if nothing is there); the key's directories
+    are made when missing (first object under them, or a concurrent delete pruned them in between)."""
     for attempt in range(3):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise StoreUnavailable(f"cannot write {what}: a parent of the key is an object") from None
         try:
             if overwrite:
                 os.replace(tmp_name, path)
@@ -304,6 +418,12 @@ def _commit(tmp_name: str, path: Path, overwrite: bool, what: str) -> None:
         except FileNotFoundError:
             if attempt == 2:
                 raise
+        except NotADirectoryError:
+            raise StoreUnavailable(f"cannot write {what}: a parent of the key is an object") from None
+        try:
+            os.makedirs(path.rpartition("/")[0], exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreUnavailable(f"cannot write {what}: a parent of the key is an object") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -322,12 +442,12 @@ def sweep_incoming(incoming: Path, older_than_s: float) -> int:
     return removed
 
 
-def _link_new(tmp_name: str, path: Path, what: str) -> None:
+def _link_new(tmp_name: str, path: str, what: str) -> None:
     """Commit the temp file as ``path`` only if nothing is there (a hard link never replaces its target)."""
     try:
         os.link(tmp_name, path)
     except FileExistsError:
-        if path.is_dir():
+        if os.path.isdir(path):
             raise StoreUnavailable(f"cannot write {what}: the key is a prefix of other keys") from None
         raise ObjectExists(f"{what} exists and is not overwritten") from None
     with contextlib.suppress(OSError):  # the object is committed; a leftover temp name is only clutter
@@ -336,22 +456,30 @@ def _link_new(tmp_name: str, path: Path, what: str) -> None:
 
 def _md5_checked(chunks: Iterable[bytes], etag: str, what: str) -> Iterator[bytes]:
     """``chunks`` passed on; raises :class:`ObjectChanged` after the last one unless their md5 is ``etag``."""
-    digest = hashlib.md5(usedforsecurity=False)
-    for chunk in chunks:
-        digest.update(chunk)
-        yield chunk
+    digest = StreamMd5()
+    try:
+        for chunk in chunks:
+            digest.update(chunk)
+            yield chunk
+    except BaseException:
+        digest.close()
+        raise
     if digest.hexdigest() != etag:
         raise ObjectChanged(f"{what} changed while it was copied (expected version {etag})")
 
 
 def _md5_of(chunks: Iterable[bytes]) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    for chunk in chunks:
-        digest.update(chunk)
+    digest = StreamMd5()
+    try:
+        for chunk in chunks:
+            digest.update(chunk)
+    except BaseException:
+        digest.close()
+        raise
     return digest.hexdigest()
 
 
-def _walk_sorted(directory: Path, key_prefix: str) -> Iterator[tuple[str, Path]]:
+def _walk_sorted(directory: str, key_prefix: str) -> Iterator[tuple[str, str]]:
     """``(key, path)`` of every data file under ``directory`` in key order, skipping the store's own files.
 
     Entries are sorted by name, with ``/`` appended to directory names: that is exactly the order of the
@@ -365,6 +493,6 @@ def _walk_sorted(directory: Path, key_prefix: str) -> Iterator[tuple[str, Path]]
     dirs = {e.name for e in entries if e.is_dir(follow_symlinks=False)}
     for entry in sorted(entries, key=lambda e: e.name + "/" if e.name in dirs else e.name):
         if entry.name in dirs:
-            yield from _walk_sorted(Path(entry.path), f"{key_prefix}{entry.name}/")
+            yield from _walk_sorted(entry.path, f"{key_prefix}{entry.name}/")
         elif entry.is_file(follow_symlinks=False):
-            yield f"{key_prefix}{entry.name}", Path(entry.path)
+            yield f"{key_prefix}{entry.name}", entry.path

@@ -16,11 +16,17 @@ from objectstore.local import LocalStore
 
 
 def _local(tmp_path: Path) -> ObjectStore:
+    """Metadata in an xattr of each data file where the filesystem takes them (probed), else in sidecars."""
     return LocalStore.from_url(f"file://{tmp_path / 'store'}?bucket=contract-bucket")
 
 
+def _local_sidecar(tmp_path: Path) -> ObjectStore:
+    """The fallback for filesystems without user xattrs: metadata in a ``.<name>.meta`` sidecar per object."""
+    return LocalStore(tmp_path / "store", "contract-bucket", use_xattrs=False)
+
+
 def _local_leftovers(store: ObjectStore) -> list[str]:
-    """Every file under the root that is not an object's data file or sidecar."""
+    """Temp files anywhere under the root (data files and sidecars are not leftovers)."""
     assert isinstance(store, LocalStore)
     return sorted(
         str(path.relative_to(store.root))
@@ -45,10 +51,12 @@ def _cos_leftovers(store: ObjectStore) -> list[str]:
 
 STORES: dict[str, Callable[[Path], ObjectStore]] = {
     "local": _local,
+    "local-sidecar": _local_sidecar,
     "cos": _cos,
 }
 
 LEFTOVERS: dict[str, Callable[[ObjectStore], list[str]]] = {
     "local": _local_leftovers,
+    "local-sidecar": _local_leftovers,
     "cos": _cos_leftovers,
 }

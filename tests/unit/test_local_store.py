@@ -1,21 +1,36 @@
-"""LocalStore specifics beyond the shared contract: URL, layout, sidecars, symlink escapes, pruning."""
+"""LocalStore specifics beyond the shared contract: URL, layout, metadata (xattr or sidecar), symlink escapes,
+pruning."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 
 import pytest
 
 from objectstore import open_store
 from objectstore.errors import InvalidKey, ObjectChanged, ObjectExists, StoreError, StoreUnsupported
-from objectstore.local import LocalStore
+from objectstore.local import XATTR, LocalStore
 from relay_core.errors import ConfigError
 
 
-@pytest.fixture
-def store(tmp_path) -> LocalStore:
-    return LocalStore(tmp_path / "root", "bkt")
+def _xattrs_here(directory) -> bool:
+    """An independent probe: does a file in ``directory`` take a user xattr?"""
+    with tempfile.NamedTemporaryFile(dir=directory) as probe:
+        try:
+            os.setxattr(probe.fileno(), "user.test-probe", b"1")
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(params=["xattr", "sidecar"])
+def store(request, tmp_path) -> LocalStore:
+    """Both ways of keeping metadata (the xattr one only where this filesystem takes user xattrs)."""
+    if request.param == "xattr" and not _xattrs_here(tmp_path):
+        pytest.skip(f"the filesystem of {tmp_path} takes no user xattrs: the sidecar variant covers it")
+    return LocalStore(tmp_path / "root", "bkt", use_xattrs=request.param == "xattr")
 
 
 def test_from_url(tmp_path):
@@ -40,14 +55,50 @@ def test_bad_bucket_names(store, bucket):
         store.head(bucket, "k")
 
 
-def test_layout_and_sidecars_stay_out_of_listings(store):
-    store.put_bytes("bkt", "input/u/t/a.jpg", b"abc", content_type="image/jpeg")
+def test_layout_one_data_file_per_object_and_metadata_out_of_listings(store):
+    info = store.put_bytes("bkt", "input/u/t/a.jpg", b"abc", content_type="image/jpeg")
     assert (store.root / "bkt/input/u/t/a.jpg").read_bytes() == b"abc"
-    assert (store.root / "bkt/input/u/t/.a.jpg.meta").is_file()
+    sidecar = store.root / "bkt/input/u/t/.a.jpg.meta"
+    if store.use_xattrs:  # one file per object: the metadata travels on the data file
+        assert sorted(p.name for p in (store.root / "bkt/input/u/t").iterdir()) == ["a.jpg"]
+        recorded = os.getxattr(store.root / "bkt/input/u/t/a.jpg", XATTR).decode()
+        assert recorded.split(" ")[1] == info.etag == hashlib.md5(b"abc").hexdigest()
+        assert recorded.endswith(" image/jpeg")
+    else:
+        assert sidecar.is_file()
+    assert list((store.root / ".incoming").iterdir()) == []
     assert [i.key for i in store.list("bkt", "")] == ["input/u/t/a.jpg"]
     for key in ("input/u/t/.a.jpg.meta", "x/.y.tmp", ".d.meta/z"):
         with pytest.raises(InvalidKey, match="reserves"):
             store.put_bytes("bkt", key, b"v")
+
+
+def test_the_store_keeps_metadata_in_xattrs_where_the_filesystem_takes_them(tmp_path):
+    assert LocalStore(tmp_path / "root", "bkt").use_xattrs is _xattrs_here(tmp_path)
+
+
+def test_an_xattr_the_filesystem_refuses_falls_back_to_a_sidecar(tmp_path):
+    """A value over every filesystem's xattr limit (64 KiB): that object's metadata goes to a sidecar."""
+    if not _xattrs_here(tmp_path):
+        pytest.skip(f"the filesystem of {tmp_path} takes no user xattrs")
+    store = LocalStore(tmp_path / "root", "bkt", use_xattrs=True)
+    huge_type = "application/x-" + "v" * 70_000
+    store.put_bytes("bkt", "k/odd", b"bytes", content_type=huge_type)
+    assert (store.root / "bkt/k/.odd.meta").is_file()
+    assert store.head("bkt", "k/odd").content_type == huge_type
+    store.delete("bkt", "k/odd")
+    assert not (store.root / "bkt/k").exists()
+
+
+def test_sidecars_of_an_earlier_store_are_still_read_and_deleted(tmp_path):
+    if not _xattrs_here(tmp_path):
+        pytest.skip(f"the filesystem of {tmp_path} takes no user xattrs")
+    LocalStore(tmp_path, "bkt", use_xattrs=False).put_bytes("bkt", "k/old.png", b"png", content_type="image/png")
+    store = LocalStore(tmp_path, "bkt")  # the same root, opened by a store that writes xattrs
+    assert store.use_xattrs
+    assert store.head("bkt", "k/old.png").content_type == "image/png"
+    store.delete("bkt", "k/old.png")
+    assert not (tmp_path / "bkt/k").exists()  # the sidecar went too, so the directory was pruned
 
 
 def test_head_recomputes_the_etag_of_files_dropped_in_by_hand(store):
@@ -78,6 +129,23 @@ def test_symlinks_out_of_the_root_are_refused(store, tmp_path):
         store.list("bkt", "evil/")
     assert sorted(p.name for p in outside.iterdir()) == ["secret"]
     assert list(store.list("bkt", "")) == []  # the walk does not follow the link
+
+
+def test_an_object_that_is_a_symlink_is_refused_and_not_listed(store, tmp_path):
+    (tmp_path / "secret").write_bytes(b"secret")
+    store.put_bytes("bkt", "k/inside", b"inside")
+    os.symlink(tmp_path / "secret", store.root / "bkt/k/out")
+    os.symlink(store.root / "bkt/k/inside", store.root / "bkt/k/alias")
+    for key in ("k/out", "k/alias"):
+        with pytest.raises(InvalidKey, match="symlink"):
+            store.open_read("bkt", key)
+        with pytest.raises(InvalidKey, match="symlink"):
+            store.head("bkt", key)
+        with pytest.raises(InvalidKey, match="symlink"):
+            store.copy("bkt", key, "k/copied")
+    assert [i.key for i in store.list("bkt", "")] == ["k/inside"]
+    store.delete("bkt", "k/out")  # removes the link itself, never what it points to
+    assert (tmp_path / "secret").read_bytes() == b"secret"
 
 
 def test_a_bucket_directory_that_is_a_symlink_is_refused(store, tmp_path):
@@ -113,12 +181,12 @@ def test_vendor_url_names_the_fix(store):
         store.vendor_url("bkt", "input/u/t/a.jpg")
 
 
-def test_copy_if_etag_checks_the_bytes_it_copies_not_the_sidecar(store):
-    """Bytes changed in place under a sidecar that still claims the judged etag: the copy is refused."""
+def test_copy_if_etag_checks_the_bytes_it_copies_not_the_recorded_etag(store):
+    """Bytes changed in place under metadata that still claims the judged etag: the copy is refused."""
     judged = store.put_bytes("bkt", "staging/u/t/a.jpg", b"judged bytes")
     path = store.root / "bkt/staging/u/t/a.jpg"
     stat = path.stat()
-    with open(path, "r+b") as data:  # same inode, same size, mtime put back: the sidecar looks current
+    with open(path, "r+b") as data:  # same inode, same size, mtime put back: the metadata looks current
         data.write(b"BLOCKED")
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert store.head("bkt", "staging/u/t/a.jpg").etag == judged.etag
@@ -173,7 +241,7 @@ def test_a_write_killed_midway_leaves_nothing_under_the_bucket_and_is_swept_late
 
 
 def test_a_delete_cut_short_never_leaves_an_orphan_sidecar(tmp_path):
-    store = LocalStore(tmp_path, "relay-1")
+    store = LocalStore(tmp_path, "relay-1", use_xattrs=False)
     store.put_bytes("relay-1", "staging/u1/t1/a.jpg", b"\xff\xd8\xff" + b"x" * 100, "image/jpeg")
     sidecar = tmp_path / "relay-1" / "staging/u1/t1/.a.jpg.meta"
     assert sidecar.exists()
