@@ -15,5 +15,7 @@ def test_bench_smoke_run_passes():
         [sys.executable, "-m", "bench.run", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for name in ("queue_throughput", "billed_time", "memory", "two_workers", "redis_cost", "peers"):
+    for name in (
+        "queue_throughput", "billed_time", "memory", "relay_speed", "store_ops", "two_workers", "redis_cost", "peers"
+    ):
         assert f"bench.{name}" in done.stdout
