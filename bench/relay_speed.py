@@ -12,9 +12,10 @@ set the pace), each in a fresh interpreter per run, in rotated order (plain, rel
   checks, pinned connection, deadline, size limit, type sniffing, md5 etag, atomic commit.
 
 Reported: MB/s of each run (the transfer only; interpreter start and imports are outside the clock), the
-medians, ``relay / plain`` (target of issue 11: ≥ 0.8), the child's peak RSS and its growth during the
-transfer (``ru_maxrss``), and the ``tracemalloc`` peak of one extra traced run of each path (tracing slows a run
-down, so those runs are not timed). Results go to ``bench/results/relay_speed.json``.
+medians, ``relay / plain`` (target of issue 11: ≥ 0.8), the CPU seconds per GiB (all threads: the relay's md5
+runs in a helper thread, so it needs the second core to be free to keep up), the child's peak RSS and its growth
+during the transfer (``ru_maxrss``), and the ``tracemalloc`` peak of one extra traced run of each path (tracing
+slows a run down, so those runs are not timed). Results go to ``bench/results/relay_speed.json``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ _BUCKET = "relay-bench"
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _cpu_s() -> float:
+    """CPU time of this process, every thread, user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _plain(url: str, directory: Path) -> tuple[float, int]:
@@ -87,7 +94,9 @@ def run_one(path: str, url: str, directory: Path, trace: bool) -> dict[str, Any]
     before = _rss_mib()
     if trace:
         tracemalloc.start()
+    cpu_before = _cpu_s()
     elapsed, size = (_plain if path == "plain" else _relay)(url, directory)
+    cpu = _cpu_s() - cpu_before
     traced_peak = tracemalloc.get_traced_memory()[1] if trace else None
     tracemalloc.stop()
     after = _rss_mib()
@@ -96,6 +105,7 @@ def run_one(path: str, url: str, directory: Path, trace: bool) -> dict[str, Any]
         "bytes": size,
         "seconds": round(elapsed, 4),
         "mb_per_s": round(size / CHUNK / elapsed, 1),
+        "cpu_s_per_gib": round(cpu / (size / CHUNK / 1024), 2),
         "peak_rss_mib": round(after, 1),
         "rss_growth_mib": round(after - before, 1),
         "tracemalloc_peak_mib": None if traced_peak is None else round(traced_peak / CHUNK, 2),
@@ -134,6 +144,7 @@ def run(mb: int, runs: int, parent_dir: Path) -> dict[str, Any]:
         rows = [row for row in timed if row["path"] == path]
         summary[path] = {
             "median_mb_per_s": round(statistics.median(r["mb_per_s"] for r in rows), 1),
+            "median_cpu_s_per_gib": round(statistics.median(r["cpu_s_per_gib"] for r in rows), 2),
             "runs_mb_per_s": [r["mb_per_s"] for r in rows],
             "max_peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
             "max_rss_growth_mib": max(r["rss_growth_mib"] for r in rows),
@@ -176,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in PATHS:
             row = result["summary"][path]
             print(
-                f"{path:5}: median {row['median_mb_per_s']} MB/s (runs {row['runs_mb_per_s']}), peak RSS "
+                f"{path:5}: median {row['median_mb_per_s']} MB/s (runs {row['runs_mb_per_s']}), "
+                f"{row['median_cpu_s_per_gib']} CPU s/GiB, peak RSS "
                 f"{row['max_peak_rss_mib']} MiB (+{row['max_rss_growth_mib']} during the transfer), "
                 f"tracemalloc peak {row['tracemalloc_peak_mib']} MiB"
             )

@@ -9,6 +9,11 @@ URL's, because httpx builds both from the URL, not from the socket.
 Every socket operation (connect, TLS handshake, each read and write) gets at most the time left until the
 backend's deadline: httpx's own timeouts are per operation, so a host sending one byte a second would
 otherwise keep a download alive for ever.
+
+Plain TCP reads take up to :data:`READ_BYTES` (1 MiB) at a time where httpcore asks for 64 KiB: a large body
+then passes through h11, the size check, the md5 and the file write in up to 16 times fewer pieces (about 12%
+less CPU per GiB, ``python -m bench.relay_speed``); h11 keeps whatever it did not need yet in its own buffer, as
+it does for any read. TLS reads are left as asked: one returns one TLS record (16 KiB at most) anyway.
 """
 
 from __future__ import annotations
@@ -24,16 +29,21 @@ import httpx
 
 from consumer.fetch_guard import IPAddress
 
+READ_BYTES = 1024 * 1024
+
 
 class _DeadlineStream(httpcore.NetworkStream):
     """A stream whose every operation is bounded by the time left until ``deadline`` (``time.monotonic``)."""
 
-    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float, read_bytes: int = 0) -> None:
+        """``read_bytes``: read up to that much whenever less is asked for (0: as asked)."""
         self._stream = stream
         self._deadline = deadline
+        self._read_bytes = read_bytes
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _bounded(timeout, self._deadline, httpcore.ReadTimeout))
+        bounded = _bounded(timeout, self._deadline, httpcore.ReadTimeout)
+        return self._stream.read(max(max_bytes, self._read_bytes), bounded)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._stream.write(buffer, _bounded(timeout, self._deadline, httpcore.WriteTimeout))
@@ -87,7 +97,7 @@ class PinnedBackend(httpcore.NetworkBackend):
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
                 continue
-            return _DeadlineStream(stream, self.deadline)
+            return _DeadlineStream(stream, self.deadline, READ_BYTES)
         raise failure
 
     def connect_unix_socket(

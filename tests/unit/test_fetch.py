@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+
+import httpcore
 import pytest
 
 from consumer.fetch import FetchFailed, FetchRejected, ResultFetcher
+from consumer.fetch_net import READ_BYTES
 from objectstore.local import LocalStore
 from vendors.emulator.media import make_jpeg, make_png
 from vendors.emulator.serving import LoopbackWsgiServer, status_line
@@ -40,6 +45,35 @@ def test_streams_a_good_result_into_the_store(server, store):
     info, kind = fetch(f"{server}/ok.jpg", store)
     assert kind == "jpeg" and info.size == len(make_jpeg(3))
     assert store.get_bytes("b", "k/out.jpg") == make_jpeg(3)
+
+
+def test_a_large_result_is_read_a_mib_at_a_time_and_stored_whole(server, store, monkeypatch):
+    """Past the md5's in-line bytes (its helper thread takes over) and in reads of up to 1 MiB."""
+    body = make_jpeg(3) + os.urandom(20 * 1024 * 1024)
+    ROUTES["/big.jpg"] = (200, {}, body)
+    asked: list[int] = []
+    connect_tcp = httpcore.SyncBackend.connect_tcp
+
+    class Recording(httpcore.NetworkStream):
+        def __init__(self, stream: httpcore.NetworkStream) -> None:
+            self._stream = stream
+
+        def read(self, max_bytes, timeout=None):
+            asked.append(max_bytes)
+            return self._stream.read(max_bytes, timeout)
+
+        def write(self, buffer, timeout=None):
+            self._stream.write(buffer, timeout)
+
+        def close(self):
+            self._stream.close()
+
+    monkeypatch.setattr(httpcore.SyncBackend, "connect_tcp", lambda *a, **k: Recording(connect_tcp(*a, **k)))
+    info, _ = fetch(f"{server}/big.jpg", store, max_bytes=len(body))
+    assert asked and set(asked) == {READ_BYTES}
+    assert (info.size, info.etag) == (len(body), hashlib.md5(body).hexdigest())
+    assert store.head("b", "k/out.jpg").etag == info.etag
+    assert store.get_bytes("b", "k/out.jpg") == body
 
 
 @pytest.mark.parametrize(
