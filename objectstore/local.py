@@ -236,8 +236,17 @@ class LocalStore(ObjectStore):
         return self._write(self._path(bucket, key), bucket, key, chunks, content_type, overwrite)
 
     def _write(
-        self, path: str, bucket: str, key: str, chunks: Iterable[bytes], content_type: str, overwrite: bool
+        self,
+        path: str,
+        bucket: str,
+        key: str,
+        chunks: Iterable[bytes],
+        content_type: str,
+        overwrite: bool,
+        source_etag: tuple[str, str] | None = None,
     ) -> ObjectInfo:
+        """``source_etag``: (etag, what) the bytes must have, else :class:`ObjectChanged` and nothing is
+        committed (a copy's check, on the md5 the write computes anyway)."""
         what = f"cannot write {bucket}/{key}"
         fd, tmp_name = self._create_temp(key.rpartition("/")[2], what)
         out = os.fdopen(fd, "wb")
@@ -251,6 +260,9 @@ class LocalStore(ObjectStore):
                 except OSError as exc:
                     raise StoreUnavailable(f"{what}: {exc.strerror or exc}") from exc
             etag = digest.hexdigest()
+            if source_etag is not None and etag != source_etag[0]:
+                expected, source = source_etag
+                raise ObjectChanged(f"{source} changed while it was copied (expected version {expected})")
             with _io(what):
                 out.flush()
                 status = os.fstat(fd)
@@ -307,10 +319,8 @@ class LocalStore(ObjectStore):
         if if_etag is not None and src_info.etag != if_etag:
             raise ObjectChanged(f"{bucket}/{src_key} is not the version {if_etag}")
         with self._open(src, f"{bucket}/{src_key}") as stream:
-            chunks = iter_file(stream)
-            if if_etag is not None:
-                chunks = _md5_checked(chunks, if_etag, f"{bucket}/{src_key}")
-            return self._write(dst, bucket, dst_key, chunks, src_info.content_type, overwrite=True)
+            checked = None if if_etag is None else (if_etag, f"{bucket}/{src_key}")
+            return self._write(dst, bucket, dst_key, iter_file(stream), src_info.content_type, True, checked)
 
     def delete(self, bucket: str, key: str) -> None:
         """Remove a sidecar, then the object (absent is fine), then prune the emptied directories."""
@@ -452,20 +462,6 @@ def _link_new(tmp_name: str, path: str, what: str) -> None:
         raise ObjectExists(f"{what} exists and is not overwritten") from None
     with contextlib.suppress(OSError):  # the object is committed; a leftover temp name is only clutter
         os.unlink(tmp_name)
-
-
-def _md5_checked(chunks: Iterable[bytes], etag: str, what: str) -> Iterator[bytes]:
-    """``chunks`` passed on; raises :class:`ObjectChanged` after the last one unless their md5 is ``etag``."""
-    digest = StreamMd5()
-    try:
-        for chunk in chunks:
-            digest.update(chunk)
-            yield chunk
-    except BaseException:
-        digest.close()
-        raise
-    if digest.hexdigest() != etag:
-        raise ObjectChanged(f"{what} changed while it was copied (expected version {etag})")
 
 
 def _md5_of(chunks: Iterable[bytes]) -> str:
