@@ -40,7 +40,7 @@ from consumer.fetch_net import PinnedBackend, PinnedTransport
 from objectstore.base import ObjectInfo, ObjectStore
 from relay_core.filetypes import CONTENT_TYPES, HEAD_BYTES, sniff
 
-__all__ = ["FetchFailed", "FetchRejected", "ResultFetcher", "content_type_of"]
+__all__ = ["FetchFailed", "FetchRejected", "FetchSession", "ResultFetcher", "content_type_of"]
 
 MAX_REDIRECTS = 3
 DEFAULT_DEADLINE_S = 300.0
@@ -94,6 +94,11 @@ class ResultFetcher:
         literal = ip_literal(host)
         return host == "localhost" if literal is None else loopback_or_private(literal)
 
+    def session(self, deadline_s: float | None = None) -> FetchSession:
+        """Several downloads under one deadline (default: the fetcher's), sharing what they can: each host is
+        resolved and vetted once, and connections are kept alive between downloads. Use as a context manager."""
+        return FetchSession(self, self.deadline_s if deadline_s is None else deadline_s)
+
     def copy_to_store(
         self,
         url: str,
@@ -106,64 +111,83 @@ class ResultFetcher:
         deadline_s: float | None = None,
         overwrite: bool = True,
     ) -> tuple[ObjectInfo, str]:
-        """Stream ``url`` into ``bucket/key``; returns the stored info and the sniffed type.
+        """One download in its own :meth:`session`: see :meth:`FetchSession.copy_to_store`."""
+        with self.session(deadline_s) as session:
+            return session.copy_to_store(url, store, bucket, key, max_bytes=max_bytes, types=types, overwrite=overwrite)
 
-        The write is atomic in the store, so a rejected or failed download leaves nothing behind. The whole
-        download, store write included, ends within ``deadline_s`` (default: the fetcher's) or raises
-        :class:`FetchFailed`. ``overwrite=False`` never replaces an object (the store raises ``ObjectExists``).
-        """
-        budget = self.deadline_s if deadline_s is None else deadline_s
-        backend = PinnedBackend(time.monotonic() + budget)
-        with httpx.Client(
-            transport=PinnedTransport(backend, self._ssl_context),
-            timeout=self._timeout,
+    def close(self) -> None:
+        """Nothing to release: every session has its own connections, closed when it ends."""
+
+
+class FetchSession:
+    """Downloads under one deadline (:meth:`ResultFetcher.session`): each host is vetted (resolved, every address
+    checked) once and its connections go only to those addresses and are kept alive for the next download, so
+    the results of one vendor job, which usually come from one host, cost one resolution and one connection."""
+
+    def __init__(self, fetcher: ResultFetcher, deadline_s: float) -> None:
+        self._fetcher = fetcher
+        self.budget_s = deadline_s
+        self._backend = PinnedBackend(time.monotonic() + deadline_s)
+        self._client = httpx.Client(
+            transport=PinnedTransport(self._backend, fetcher._ssl_context),
+            timeout=fetcher._timeout,
             follow_redirects=False,
             trust_env=False,
-        ) as client:
-            try:
-                response = self._open(client, backend, url)
-                try:
-                    return self._store(response, store, bucket, key, max_bytes, types, overwrite)
-                finally:
-                    response.close()
-            except httpx.HTTPError as exc:
-                if time.monotonic() >= backend.deadline:
-                    raise FetchFailed(f"result download took longer than {budget:.0f} s") from None
-                raise FetchFailed(f"download interrupted: {type(exc).__name__}") from None
+        )
+        self._vetted: dict[tuple[str, int], list[IPAddress]] = {}
 
-    def _store(
+    def __enter__(self) -> FetchSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def copy_to_store(
         self,
-        response: httpx.Response,
+        url: str,
         store: ObjectStore,
         bucket: str,
         key: str,
+        *,
         max_bytes: int,
         types: tuple[str, ...],
-        overwrite: bool,
+        overwrite: bool = True,
     ) -> tuple[ObjectInfo, str]:
-        encoding = response.headers.get("content-encoding", "").strip().lower()
-        if encoding not in ("", "identity"):
-            raise FetchRejected(f"result is sent with Content-Encoding {encoding[:40]!r}; only identity is accepted")
-        declared = response.headers.get("content-length", "")
-        size = int(declared) if declared.isdigit() else None
-        if size is not None and size > max_bytes:
-            raise FetchRejected(f"result is {size} bytes, over the limit of {max_bytes}")
-        chunks = response.iter_raw()
-        head = _read_head(chunks)
-        kind = sniff(head)
-        if kind not in types:
-            raise FetchRejected(f"result is {kind or 'of an unknown type'}, expected one of {list(types)}")
-        body = _limited(itertools.chain([head], chunks), max_bytes)
-        info = store.write(bucket, key, body, size=size, content_type=content_type_of(kind), overwrite=overwrite)
-        return info, kind
+        """Stream ``url`` into ``bucket/key``; returns the stored info and the sniffed type.
 
-    def _open(self, client: httpx.Client, backend: PinnedBackend, url: str) -> httpx.Response:
+        The write is atomic in the store, so a rejected or failed download leaves nothing behind. The download,
+        store write included, ends by the session's deadline or raises :class:`FetchFailed`.
+        ``overwrite=False`` never replaces an object (the store raises ``ObjectExists``).
+        """
+        try:
+            response = self._open(url)
+            try:
+                return _store(response, store, bucket, key, max_bytes, types, overwrite)
+            finally:
+                response.close()
+        except httpx.HTTPError as exc:
+            if time.monotonic() >= self._backend.deadline:
+                raise FetchFailed(f"result download took longer than {self.budget_s:.0f} s") from None
+            raise FetchFailed(f"download interrupted: {type(exc).__name__}") from None
+
+    def _vet(self, url: str) -> ResultTarget:
+        """Check ``url`` (its host resolved and vetted once per session) and pin the host to its addresses."""
+        target = parse_result_url(url, allow_http=self._fetcher.allow_private)
+        where = (target.host, target.port)
+        if where not in self._vetted:
+            _, self._vetted[where] = self._fetcher._vet(url)
+            self._backend.pin(target.host, target.port, self._vetted[where])
+        return target
+
+    def _open(self, url: str) -> httpx.Response:
         """The streamed 200 response for ``url`` (the caller closes it), following checked redirects."""
         for _ in range(MAX_REDIRECTS + 1):
-            target, addresses = self._vet(url)
-            backend.pin(target.host, target.port, addresses)
-            request = client.build_request("GET", url, headers={"Accept-Encoding": "identity"})
-            response = client.send(request, stream=True)
+            self._vet(url)
+            request = self._client.build_request("GET", url, headers={"Accept-Encoding": "identity"})
+            response = self._client.send(request, stream=True)
             if response.is_redirect and "location" in response.headers:
                 response.close()
                 url = urljoin(url, response.headers["location"])
@@ -177,8 +201,31 @@ class ResultFetcher:
             return response
         raise FetchRejected(f"more than {MAX_REDIRECTS} redirects")
 
-    def close(self) -> None:
-        """Nothing to release: every download has its own connections, closed when it ends."""
+
+def _store(
+    response: httpx.Response,
+    store: ObjectStore,
+    bucket: str,
+    key: str,
+    max_bytes: int,
+    types: tuple[str, ...],
+    overwrite: bool,
+) -> tuple[ObjectInfo, str]:
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise FetchRejected(f"result is sent with Content-Encoding {encoding[:40]!r}; only identity is accepted")
+    declared = response.headers.get("content-length", "")
+    size = int(declared) if declared.isdigit() else None
+    if size is not None and size > max_bytes:
+        raise FetchRejected(f"result is {size} bytes, over the limit of {max_bytes}")
+    chunks = response.iter_raw()
+    head = _read_head(chunks)
+    kind = sniff(head)
+    if kind not in types:
+        raise FetchRejected(f"result is {kind or 'of an unknown type'}, expected one of {list(types)}")
+    body = _limited(itertools.chain([head], chunks), max_bytes)
+    info = store.write(bucket, key, body, size=size, content_type=content_type_of(kind), overwrite=overwrite)
+    return info, kind
 
 
 def _read_head(chunks: Iterator[bytes]) -> bytes:

@@ -50,31 +50,30 @@ def run(msg: JobMessage, svc: Services) -> Decision:
     if len(status.outputs) > spec.count:
         log.warning("vendor returned extra outputs; keeping the first", extra={"returned": len(status.outputs)})
     total = 0
-    for n, output in enumerate(status.outputs[: spec.count], start=1):
-        key = staging_key(msg.user_id, msg.task_id, spec.file_name(n))
-        staged = _staged(svc, key, spec)
-        if staged is None:
-            left = ends_at - time.monotonic()
-            if left <= 0:  # the retry keeps what is staged and downloads the rest
-                raise FetchFailed("no time left in this hop's lease to download the result")
-            try:
-                staged = svc.fetcher.copy_to_store(
-                    output.url,
-                    svc.store,
-                    svc.output_bucket,
-                    key,
-                    max_bytes=spec.max_bytes,
-                    types=spec.types,
-                    deadline_s=left,
-                    overwrite=False,
-                )
-            except ObjectExists:  # another runner of this hop staged it first: keep theirs
-                staged = _staged(svc, key, spec)
-                if staged is None:
-                    raise StoreUnavailable(f"staged result {key} existed, then vanished") from None
-        info, kind = staged
-        total += info.size
-        log.info("result staged", extra={"n": n, "key": key, "bytes": info.size, "type": kind})
+    with svc.fetcher.session(max(0.0, ends_at - time.monotonic())) as session:
+        for n, output in enumerate(status.outputs[: spec.count], start=1):
+            key = staging_key(msg.user_id, msg.task_id, spec.file_name(n))
+            staged = _staged(svc, key, spec)
+            if staged is None:
+                if time.monotonic() >= ends_at:  # the retry keeps what is staged and downloads the rest
+                    raise FetchFailed("no time left in this hop's lease to download the result")
+                try:
+                    staged = session.copy_to_store(
+                        output.url,
+                        svc.store,
+                        svc.output_bucket,
+                        key,
+                        max_bytes=spec.max_bytes,
+                        types=spec.types,
+                        overwrite=False,
+                    )
+                except ObjectExists:  # another runner of this hop staged it first: keep theirs
+                    staged = _staged(svc, key, spec)
+                    if staged is None:
+                        raise StoreUnavailable(f"staged result {key} existed, then vanished") from None
+            info, kind = staged
+            total += info.size
+            log.debug("result staged", extra={"n": n, "key": key, "bytes": info.size, "type": kind})
     log.info("results collected", extra={"count": spec.count, "bytes": total})
     return Continue(msg.next(Stage.AUDIT, audit_job_id=None))
 

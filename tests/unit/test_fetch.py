@@ -134,3 +134,25 @@ def test_server_errors_are_retryable_and_client_errors_are_not(server, store):
         fetch(f"{server}/missing", store)
     with pytest.raises(FetchFailed):
         fetch("http://127.0.0.1:9/refused.jpg", store)
+
+
+def test_a_session_vets_each_host_once_for_many_downloads(server, store):
+    import ipaddress
+
+    ROUTES["/a.jpg"] = (200, {}, make_jpeg(4))
+    ROUTES["/b.jpg"] = (200, {}, make_jpeg(5))
+    asked: list[str] = []
+
+    def resolve(host, port):
+        asked.append(host)
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    port = server.rsplit(":", 1)[1]
+    fetcher = ResultFetcher([], allow_private=True, resolve=resolve)
+    with fetcher.session(30) as session:
+        for name in ("a", "b"):
+            info, _ = session.copy_to_store(
+                f"http://localhost:{port}/{name}.jpg", store, "b", f"k/{name}.jpg", max_bytes=1 << 20, types=("jpeg",)
+            )
+            assert store.get_bytes("b", f"k/{name}.jpg") == make_jpeg(4 if name == "a" else 5)
+    assert asked == ["localhost"]  # resolved and checked once; both downloads went to that address
