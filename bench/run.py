@@ -29,6 +29,7 @@ FULL = [
     ["bench.redis_cost"],
     ["bench.peers"],
     ["bench.charts"],
+    ["bench.targets"],
 ]
 SMOKE = [
     ["bench.queue_throughput", "--messages", "300"],
@@ -42,6 +43,7 @@ SMOKE = [
     ["bench.redis_cost", "--tasks", "5", "--idle-s", "1"],
     ["bench.peers", "--smoke"],  # without the bench extra: scf-relay only, saying which peers it skipped
     ["bench.charts"],
+    ["bench.targets"],
 ]
 
 
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="small runs, seconds each")
     args = parser.parse_args(argv)
     failed = []
-    env = dict(os.environ)
+    env = {**os.environ, "BENCH_RUN_STARTED": str(time.time())}
     if args.smoke:  # smoke numbers are not the recorded ones
         env["BENCH_RESULTS_DIR"] = tempfile.mkdtemp(prefix="bench-smoke-")
     for command in SMOKE if args.smoke else FULL:
