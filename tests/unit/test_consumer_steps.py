@@ -109,6 +109,34 @@ def test_a_runner_killed_mid_submit_resumes_from_the_webhook(svc, vendor):
     assert vendor.count("submit") == 0
 
 
+def test_a_webhook_hint_racing_the_waiting_submit_on_one_hop_leaves_one_chain(svc, vendor):
+    """Both messages of an adopted task's next hop, run at once by two threads, 40 times: one goes on to POLL,
+    the other is deferred (busy) or dropped (stale); never two successors, never none."""
+    import threading
+
+    for n in range(40):
+        task, now = f"race{n}", svc.clock()
+        waiting = message(task_id=task, input=message().input)  # the ambiguous submit's waiting hop ...
+        svc.ledger.claim_submit(task, "a", 30, waiting.deadline_at, now, user_id="u1")
+        svc.ledger.mark_sending(task, "a", now, poll_message=waiting.next(Stage.POLL, polls=0).dumps())
+        svc.ledger.mark_ambiguous(task, "a", now)
+        svc.ledger.advance(task, 0, now)
+        waiting = waiting.next()  # ... at seq 1
+        note = svc.ledger.note_webhook(task, f"19000000000000{n:06}", now)
+        hint = parse(note.poll_message).model_copy(update={"seq": note.seq, "vendor_task_id": note.vendor_task_id})
+        vendor.statuses.append(VendorStatus(VendorState.RUNNING))
+        decisions: list[object] = []
+        threads = [threading.Thread(target=lambda m=m, out=decisions: out.append(run(svc, m))) for m in (waiting, hint)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        went_on = [d for d in decisions if isinstance(d, Continue)]
+        assert len(went_on) == 1 and went_on[0].message.stage is Stage.POLL, decisions
+        assert all(isinstance(d, (Defer, Drop)) for d in decisions if d is not went_on[0]), decisions
+    assert vendor.count("submit") == 0
+
+
 def test_of_two_vendor_jobs_the_first_finished_is_collected_and_the_other_cancelled(svc, vendor):
     now = svc.clock()
     svc.ledger.claim_submit("t1", "a", 30, now + 600, now)
