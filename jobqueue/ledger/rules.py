@@ -58,24 +58,18 @@ def claim_submit(
     state = record.submit_state
     if state is SubmitState.SUBMITTED:
         claim = Claim(ClaimState.SUBMITTED, vendor_task_id=record.vendor_task_id)
-    elif state is SubmitState.AMBIGUOUS and record.webhook_vendor_ids:
-        changes.update(_adoption(record, now))
-        claim = Claim(ClaimState.SUBMITTED, vendor_task_id=changes["vendor_task_id"])
-    elif state is SubmitState.AMBIGUOUS:
-        claim = Claim(ClaimState.AMBIGUOUS)
     elif state is SubmitState.LEASED and record.token != token and record.lease_until > now:
         claim = Claim(ClaimState.HELD, retry_after_s=record.lease_until - now)
     elif state is SubmitState.SENDING and record.lease_until > now:  # the holder may reach the vendor: wait
         claim = Claim(ClaimState.HELD, retry_after_s=record.lease_until - now)
-    elif state is SubmitState.SENDING and record.webhook_vendor_ids:  # its holder died; the vendor's webhook came
+    elif record.webhook_vendor_ids:  # a job of the task called back (ambiguous, holder dead, or operator reset)
         changes.update(_adoption(record, now))
         claim = Claim(ClaimState.SUBMITTED, vendor_task_id=changes["vendor_task_id"])
+    elif state is SubmitState.AMBIGUOUS:
+        claim = Claim(ClaimState.AMBIGUOUS)
     elif state is SubmitState.SENDING:  # its holder died mid-submit: never resubmit blindly
         changes.update(submit_state=SubmitState.AMBIGUOUS, lease_until=0.0)
         claim = Claim(ClaimState.AMBIGUOUS)
-    elif record.webhook_vendor_ids:  # unclaimed, yet a job of the task called back (after an operator's reset)
-        changes.update(_adoption(record, now))
-        claim = Claim(ClaimState.SUBMITTED, vendor_task_id=changes["vendor_task_id"])
     else:  # no claim, a lapsed lease of a preparing holder, or the holder renewing its own lease
         changes.update(submit_state=SubmitState.LEASED, token=token, lease_until=now + lease_s)
         claim = Claim(ClaimState.ACQUIRED)
