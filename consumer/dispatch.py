@@ -20,7 +20,7 @@ from consumer.services import Services
 from consumer.steps import audit, collect, poll, report, submit
 from consumer.steps.common import failed, timed_out
 from jobqueue.errors import PoisonMessage, QueueError
-from jobqueue.ledger.base import HopState
+from jobqueue.ledger.base import Hop, HopState
 from jobqueue.message import JobMessage, Stage, parse
 from moderation.errors import AuditJobFailed
 from relay_core import logs
@@ -47,15 +47,22 @@ def handle(body: str, svc: Services) -> tuple[JobMessage | None, Decision]:
     except PoisonMessage as exc:
         log.error("poison message", extra={"reason": str(exc)})
         return None, ToDeadLetter(f"poison: {exc}")
+    return msg, handle_message(msg, svc)
+
+
+def handle_message(msg: JobMessage, svc: Services, hop: Hop | None = None) -> Decision:
+    """Decide one parsed message; ``hop``: its hop was already begun (handed on in place, see
+    :mod:`consumer.effects`), so the not-yet-due and admission checks are skipped."""
     with logs.bind(task_id=msg.task_id, stage=msg.stage.value, seq=msg.seq, attempt=msg.attempt):
-        return msg, _handle(msg, svc)
+        return _handle(msg, svc, hop)
 
 
-def _handle(msg: JobMessage, svc: Services) -> Decision:
-    now = svc.clock()
-    if msg.not_before is not None and now < msg.not_before - 0.5:
-        return Continue(msg.next(attempt=msg.attempt, not_before=msg.not_before), msg.not_before - now)
-    hop = svc.ledger.begin_hop(msg.task_id, msg.seq, svc.settings.visibility_timeout_s, now, msg.user_id)
+def _handle(msg: JobMessage, svc: Services, hop: Hop | None) -> Decision:
+    if hop is None:
+        now = svc.clock()
+        if msg.not_before is not None and now < msg.not_before - 0.5:
+            return Continue(msg.next(attempt=msg.attempt, not_before=msg.not_before), msg.not_before - now)
+        hop = svc.ledger.begin_hop(msg.task_id, msg.seq, svc.settings.visibility_timeout_s, now, msg.user_id)
     if hop.state is HopState.FOREIGN:
         reason = (
             f"task {msg.task_id} belongs to another user; this upload by user {msg.user_id} was refused (never "

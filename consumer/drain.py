@@ -6,6 +6,10 @@ late), so each receive long-polls ``RELAY_RECEIVE_WAIT_S`` (never past the budge
 idle only after ``RELAY_IDLE_RECEIVES`` consecutive empty receives. The long-running worker calls it in a
 loop. Observers plug in through :class:`Hooks` (as Dramatiq middleware or arq's ``on_job_*``), never by
 wrapping the queue.
+
+A runner keeps a task whose next hop is due at once (poll → collect → audit → report) when the queue and the
+ledger allow it (:meth:`consumer.effects.apply`'s ``in_place``): at most :data:`IN_PLACE_HOPS` hops in a row, and
+only while the budget leaves room for another step and no stop was asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumer.decisions import Continue, Decision, Defer, ToDeadLetter
-from consumer.dispatch import handle
+from consumer.dispatch import handle, handle_message
 from consumer.effects import apply
 from consumer.services import Services
 from jobqueue.message import JobMessage
@@ -24,6 +28,8 @@ from jobqueue.queue.base import Received, Releasable
 from relay_core import logs
 
 log = logs.get("consumer.drain")
+#: most hops one received message runs in place, one after another (each hop is bounded; this bounds the chain)
+IN_PLACE_HOPS = 8
 
 
 @dataclass
@@ -58,6 +64,7 @@ class Hooks:
 @dataclass
 class DrainStats:
     received: int = 0
+    handed_on: int = 0  # hops run in place by the runner of the one before
     sent: int = 0
     acked: int = 0
     dead_lettered: int = 0
@@ -69,6 +76,7 @@ class DrainStats:
         steps = sorted(self.step_ms)
         return {
             "received": self.received,
+            "handed_on": self.handed_on,
             "sent": self.sent,
             "acked": self.acked,
             "dead_lettered": self.dead_lettered,
@@ -122,7 +130,7 @@ def drain(
             stats.received += 1
             if hooks.on_receive is not None:
                 hooks.on_receive(received)
-            process(svc, received, stats, hooks)
+            process(svc, received, stats, hooks, in_place=lambda: budget.remaining() > 2 * settings.step_margin_s)
     return stats
 
 
@@ -148,23 +156,54 @@ def _give_back(svc: Services, unstarted: list[Received]) -> None:
 
 
 def process(
-    svc: Services, received: Received, stats: DrainStats | None = None, hooks: Hooks = Hooks()
+    svc: Services,
+    received: Received,
+    stats: DrainStats | None = None,
+    hooks: Hooks = Hooks(),
+    *,
+    in_place: Callable[[], bool] = lambda: False,
 ) -> Decision | None:
-    """Decide one received message and apply the decision. Returns it (``None`` if applying it failed)."""
+    """Decide one received message and apply the decision, then run the hops handed on in place while
+    ``in_place()`` allows. Returns the last decision (``None`` if applying one failed)."""
     stats = stats if stats is not None else DrainStats()
     started = time.perf_counter()
     try:
         msg, decision = handle(received.body, svc)
-        apply(svc, received, msg, decision)
-    except Exception:  # noqa: BLE001 - queue/ledger faults: the message stays and comes back later
-        stats.errors += 1
-        log.exception(
-            "step could not be applied; message will be redelivered", extra={"message_id": received.message_id}
-        )
+    except Exception:  # noqa: BLE001 - a ledger fault: the message stays and comes back later
+        _failed(stats, received)
         return None
+    for hops in range(IN_PLACE_HOPS + 1):
+        try:
+            handed = apply(svc, received, msg, decision, in_place=hops < IN_PLACE_HOPS and in_place())
+        except Exception:  # noqa: BLE001 - queue/ledger faults: the message stays and comes back later
+            _failed(stats, received)
+            return None
+        _count(stats, hooks, msg, decision, started, handed_on=handed is not None)
+        if handed is None:
+            break
+        started = time.perf_counter()
+        msg, hop = handed
+        try:
+            decision = handle_message(msg, svc, hop)
+        except Exception:  # noqa: BLE001 - a ledger fault: the message (now this hop) comes back later
+            _failed(stats, received)
+            return None
+    return decision
+
+
+def _failed(stats: DrainStats, received: Received) -> None:
+    stats.errors += 1
+    log.exception("step could not be applied; message will be redelivered", extra={"message_id": received.message_id})
+
+
+def _count(
+    stats: DrainStats, hooks: Hooks, msg: JobMessage | None, decision: Decision, started: float, *, handed_on: bool
+) -> None:
     elapsed_ms = (time.perf_counter() - started) * 1000
     stats.step_ms.append(elapsed_ms)
-    if isinstance(decision, ToDeadLetter):
+    if handed_on:
+        stats.handed_on += 1
+    elif isinstance(decision, ToDeadLetter):
         stats.dead_lettered += 1
     elif isinstance(decision, (Continue, Defer)):
         stats.sent += 1
@@ -172,4 +211,3 @@ def process(
         stats.acked += 1
     if hooks.on_step is not None:
         hooks.on_step(msg, decision, elapsed_ms)
-    return decision

@@ -17,6 +17,13 @@ limit) leaves that message in the queue, and its redelivery finds enough in the 
 ``ToDeadLetter``  move the message to the dead-letter queue (atomic, same id and body) → release the hop's
                   lease so that a redrive runs at once, and park the task (the report sweep leaves it to an
                   operator).
+
+With a ``HopCommit`` (queue and ledger on one Redis), ``Reported`` and ``Drop`` are one atomic script each, and a
+successor due at once (a ``Continue`` without delay, or the REPORT of a ``Finish``) may be handed on in place when
+the caller allows it: one script records the outcome, records the hop, takes the successor's lease and gives the
+received message the successor's body; :func:`apply` then returns the successor for the same runner to run next.
+A crash from then on leaves the successor in the queue, where its lease makes a redelivery wait as for any
+runner that died.
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ from collections.abc import Callable
 
 from consumer.decisions import Continue, Decision, Defer, Drop, Finish, Reported, ToDeadLetter
 from consumer.services import Services
+from jobqueue.hop_commit import HopCommit
+from jobqueue.ledger.base import Hop, HopState
 from jobqueue.message import JobMessage, Stage
 from jobqueue.queue.base import Received
 from relay_core import logs
+from relay_core.domain import Outcome
 
 log = logs.get("consumer")
 
@@ -41,8 +51,12 @@ def _boundary(name: str) -> None:
         observer(name)
 
 
-def apply(svc: Services, received: Received, msg: JobMessage | None, decision: Decision) -> None:
-    """Carry out ``decision`` for the ``received`` message (``msg`` is None for a poison body)."""
+def apply(
+    svc: Services, received: Received, msg: JobMessage | None, decision: Decision, *, in_place: bool = False
+) -> tuple[JobMessage, Hop] | None:
+    """Carry out ``decision`` for the ``received`` message (``msg`` is None for a poison body). ``in_place``: a
+    successor due at once may be handed on in place; then it is returned, with its hop begun, for this runner to
+    run next (``received`` now carries it). Otherwise returns ``None``: the message is done with."""
     _boundary("decided")
     if isinstance(decision, ToDeadLetter):
         svc.queue.dead_letter(received, decision.reason)
@@ -50,18 +64,73 @@ def apply(svc: Services, received: Received, msg: JobMessage | None, decision: D
         _boundary("dead_lettered")
         if msg is not None and decision.park:
             svc.ledger.release_hop(msg.task_id, msg.seq, svc.clock(), parked=True)
-        return
+        return None
     if msg is None:
         raise ValueError("only a dead letter can lack a parsed message")
-    if isinstance(decision, Continue) and svc.hop_commit is not None:
-        message, delay = _successor(svc, decision.message, decision.delay_s)
-        svc.hop_commit.continue_hop(received, msg.task_id, msg.seq, message.dumps(), delay, svc.clock())
-        _boundary("successor_sent")
-        _boundary("hop_recorded")
-        return
+    commit = svc.hop_commit
+    if commit is not None:
+        handed = _hand_on(svc, commit, received, msg, decision) if in_place else None
+        if handed is not None or _commit_atomically(svc, commit, received, msg, decision):
+            return handed
     forward(svc, msg, decision)
     _boundary("hop_recorded")
     svc.queue.delete(received.receipt)
+    return None
+
+
+def _hand_on(
+    svc: Services, commit: HopCommit, received: Received, msg: JobMessage, decision: Decision
+) -> tuple[JobMessage, Hop] | None:
+    """Hand a successor due at once on in place (see the module docstring); ``None`` when there is none or its
+    hop cannot be admitted now (nothing was written then)."""
+    if isinstance(decision, Continue):
+        successor, delay = _successor(svc, decision.message, decision.delay_s)
+        if delay > 0:
+            return None
+        outcome = None
+    elif isinstance(decision, Finish):
+        successor, outcome = msg.next(Stage.REPORT, attempt=0), decision.outcome
+    else:
+        return None
+    if successor.seq != msg.seq + 1 or successor.task_id != msg.task_id:
+        return None
+    body = successor.dumps()
+    hop = commit.hand_on(
+        received,
+        msg.task_id,
+        msg.seq,
+        body,
+        svc.settings.visibility_timeout_s,
+        svc.clock(),
+        user_id=msg.user_id,
+        outcome=outcome,
+        report_message=body if outcome is not None else None,
+    )
+    if hop.state is not HopState.RUN:
+        return None
+    if outcome is not None:
+        _boundary("outcome_recorded")
+        _log_outcome(hop.record.outcome if hop.record is not None else None, outcome)
+    _boundary("successor_sent")
+    _boundary("hop_recorded")
+    return successor, hop
+
+
+def _commit_atomically(
+    svc: Services, commit: HopCommit, received: Received, msg: JobMessage, decision: Decision
+) -> bool:
+    """End the hop in one script where the decision has one (``Continue``, ``Reported``, ``Drop``)."""
+    now = svc.clock()
+    if isinstance(decision, Continue):
+        message, delay = _successor(svc, decision.message, decision.delay_s)
+        commit.continue_hop(received, msg.task_id, msg.seq, message.dumps(), delay, now)
+        _boundary("successor_sent")
+    elif isinstance(decision, Reported) or (isinstance(decision, Drop) and decision.note != "stale"):
+        commit.end_hop(received, msg.task_id, msg.seq, now, reported=isinstance(decision, Reported))
+    else:
+        return False
+    _boundary("hop_recorded")
+    return True
 
 
 def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
@@ -82,21 +151,20 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
             msg.task_id, decision.outcome, svc.clock(), user_id=msg.user_id, report_message=report.dumps()
         )
         _boundary("outcome_recorded")
-        if stored != decision.outcome:
-            log.warning("another outcome was recorded first; reporting that one", extra={"recorded": stored.status})
-        log.info(
-            "task outcome recorded",
-            extra={
-                "status": stored.status.value,
-                "error_reason": stored.error_reason,
-                "results": len(stored.result_keys),
-            },
-        )
+        _log_outcome(stored, decision.outcome)
         send_successor(svc, report, 0.0)
         _boundary("successor_sent")
     elif isinstance(decision, Reported):
         svc.ledger.mark_reported(msg.task_id, svc.clock())
     svc.ledger.advance(msg.task_id, msg.seq, svc.clock())
+
+
+def _log_outcome(stored: Outcome | None, decided: Outcome) -> None:
+    if stored is not None and stored != decided:
+        log.warning("another outcome was recorded first; reporting that one", extra={"recorded": stored.status})
+    if stored is not None:
+        extra = {"status": stored.status.value, "error_reason": stored.error_reason, "results": len(stored.result_keys)}
+        log.info("task outcome recorded", extra=extra)
 
 
 def send_successor(svc: Services, message: JobMessage, delay_s: float) -> None:

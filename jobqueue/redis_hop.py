@@ -1,15 +1,18 @@
-"""The atomic hop end (:mod:`jobqueue.hop_commit`) on one Redis: ``save.lua`` + ``send.lua`` + ``finish.lua`` in one.
+"""The atomic hop ends (:mod:`jobqueue.hop_commit`) on one Redis, each one script composed of the queue's and the
+ledger's own scripts.
 
-The script is composed from the three scripts themselves, each wrapped as a Lua function of its own ``KEYS`` and
-``ARGV`` (their key layouts and rules stay documented, and defined, in one place each):
+Each of ``save.lua``, ``send.lua``, ``finish.lua`` and ``renew.lua`` is wrapped as a Lua function of its own
+``KEYS`` and ``ARGV`` (their key layouts and rules stay documented, and defined, in one place each), and a short
+main program calls them in the order of the hop end:
 
-* KEYS: the queue's keys (as every queue script gets them), then ``save.lua``'s keys (none when the record does not
-  change);
-* ARGV: the count of ``send.lua``'s arguments, the count of ``finish.lua``'s, then those arguments, then
-  ``save.lua``'s.
+* continue: ledger compare-and-set, then send the successor and finish the received message;
+* hand on: check the receipt, ledger compare-and-set, then renew the received message with the successor's body;
+* end: ledger compare-and-set, then finish the received message.
 
-It runs the compare-and-set first; when that fails it returns 0 having written nothing, else it sends the successor,
-finishes the received message and returns 1.
+KEYS: the queue's keys (as every queue script gets them), then ``save.lua``'s keys (none when the record does not
+change). ARGV: the number of argument groups of the queue's functions, each group's length, those groups in the
+order above, then ``save.lua``'s arguments. A lost compare-and-set returns 0 having written nothing (the ledger's
+retry loop then runs the rule again).
 """
 
 from __future__ import annotations
@@ -19,48 +22,65 @@ from importlib import resources
 import redis
 
 from jobqueue.errors import BackendUnavailable
-from jobqueue.ledger.record import TaskRecord
+from jobqueue.ledger.base import Commit
+from jobqueue.ledger.record import Hop, HopState, TaskRecord
 from jobqueue.ledger.redis import RedisLedger
 from jobqueue.queue.base import Received
 from jobqueue.queue.redis import RedisQueue
+from relay_core.domain import Outcome
 
-_MAIN = """
+_PRELUDE = """
 local queue_keys, ledger_keys = {}, {}
 for i = 1, #KEYS do
     if i <= QUEUE_KEYS then queue_keys[#queue_keys + 1] = KEYS[i] else ledger_keys[#ledger_keys + 1] = KEYS[i] end
 end
-local n_send, n_finish = tonumber(ARGV[1]), tonumber(ARGV[2])
-local send_args, finish_args, save_args = {}, {}, {}
-for i = 3, #ARGV do
-    local j = i - 2
-    if j <= n_send then
-        send_args[#send_args + 1] = ARGV[i]
-    elseif j <= n_send + n_finish then
-        finish_args[#finish_args + 1] = ARGV[i]
-    else
-        save_args[#save_args + 1] = ARGV[i]
-    end
+local groups, at = {}, 2 + tonumber(ARGV[1])
+for g = 1, tonumber(ARGV[1]) do
+    local group = {}
+    for i = at, at + tonumber(ARGV[1 + g]) - 1 do group[#group + 1] = ARGV[i] end
+    at = at + #group
+    groups[g] = group
 end
-if #ledger_keys > 0 and ledger_save(ledger_keys, save_args) == 0 then
-    return 0
+local save_args = {}
+for i = at, #ARGV do save_args[#save_args + 1] = ARGV[i] end
+local function saved()
+    return #ledger_keys == 0 or ledger_save(ledger_keys, save_args) == 1
 end
-queue_send(queue_keys, send_args)
-queue_finish(queue_keys, finish_args)
+"""
+_CONTINUE = """
+if not saved() then return 0 end
+queue_send(queue_keys, groups[1])
+queue_finish(queue_keys, groups[2])
+return 1
+"""
+_HAND_ON = """
+local renew = groups[1]
+if queue_renew(queue_keys, renew) == 0 then return -1 end
+if not saved() then return 0 end
+renew[4] = 'apply'
+queue_renew(queue_keys, renew)
+return 1
+"""
+_END = """
+if not saved() then return 0 end
+queue_finish(queue_keys, groups[1])
 return 1
 """
 
 
-def _script_source(queue_keys: int) -> str:
-    def wrapped(package: str, name: str, function: str) -> str:
-        body = resources.files(package).joinpath(name).read_text(encoding="utf-8")
-        return f"local function {function}(KEYS, ARGV)\n{body}\nend\n"
+def _wrapped(package: str, name: str) -> str:
+    body = resources.files(package).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    prefix = "ledger" if package.endswith("ledger") else "queue"
+    return f"local function {prefix}_{name}(KEYS, ARGV)\n{body}\nend\n"
 
-    return (
-        wrapped("jobqueue.ledger", "save.lua", "ledger_save")
-        + wrapped("jobqueue.queue", "send.lua", "queue_send")
-        + wrapped("jobqueue.queue", "finish.lua", "queue_finish")
-        + _MAIN.replace("QUEUE_KEYS", str(queue_keys))
-    )
+
+def _script_source(queue_keys: int, main: str, *queue_scripts: str) -> str:
+    functions = [_wrapped("jobqueue.ledger", "save"), *(_wrapped("jobqueue.queue", name) for name in queue_scripts)]
+    return "".join(functions) + _PRELUDE.replace("QUEUE_KEYS", str(queue_keys)) + main
+
+
+class StaleReceipt(Exception):
+    """The received message was received again by another runner: it is no longer this runner's to renew."""
 
 
 class RedisHopCommit:
@@ -68,23 +88,64 @@ class RedisHopCommit:
 
     def __init__(self, queue: RedisQueue, ledger: RedisLedger) -> None:
         self._queue, self._ledger = queue, ledger
-        self._script = queue.client.register_script(_script_source(len(queue.keys)))
+        register, n = queue.client.register_script, len(queue.keys)
+        self._continue = register(_script_source(n, _CONTINUE, "send", "finish"))
+        self._hand_on = register(_script_source(n, _HAND_ON, "renew"))
+        self._end = register(_script_source(n, _END, "finish"))
 
     def continue_hop(
         self, received: Received, task_id: str, seq: int, successor: str, delay_s: float, now: float
     ) -> bool:
         _, send_args = self._queue.send_request([successor], delay_s)
-        finish_args = self._queue.finish_request(received.receipt)
+        groups = [send_args, self._queue.finish_request(received.receipt)]
+        return self._ledger.advance_with(task_id, seq, now, self._commit(self._continue, groups))
+
+    def hand_on(
+        self,
+        received: Received,
+        task_id: str,
+        seq: int,
+        successor: str,
+        lease_s: float,
+        now: float,
+        *,
+        user_id: str | None = None,
+        outcome: Outcome | None = None,
+        report_message: str | None = None,
+    ) -> Hop:
+        groups = [self._queue.renew_request(received.receipt, successor, lease_s)]
+        commit = self._commit(self._hand_on, groups, only_changes=True)
+        try:
+            return self._ledger.hand_on_with(
+                task_id, seq, lease_s, now, commit, user_id=user_id, outcome=outcome, report_message=report_message
+            )
+        except StaleReceipt:
+            return Hop(HopState.STALE)
+
+    def end_hop(self, received: Received, task_id: str, seq: int, now: float, *, reported: bool = False) -> bool:
+        groups = [self._queue.finish_request(received.receipt)]
+        return self._ledger.end_with(task_id, seq, now, self._commit(self._end, groups), reported=reported)
+
+    def _commit(self, script: object, groups: list[list[str]], *, only_changes: bool = False) -> Commit:
+        """The ledger's write as ``script``, run with the queue's argument ``groups``; ``only_changes``: no call
+        when the record does not change."""
+        queue_keys = list(self._queue.keys)
+        head = [str(len(groups)), *(str(len(group)) for group in groups), *(arg for group in groups for arg in group)]
 
         def commit(record: TaskRecord | None, expected_version: int) -> bool:
-            keys, args = list(self._queue.keys), [str(len(send_args)), str(len(finish_args)), *send_args, *finish_args]
+            if record is None and only_changes:
+                return False
+            keys, args = list(queue_keys), list(head)
             if record is not None:
                 save_keys, save_args = self._ledger.save_request(record, expected_version)
                 keys += save_keys
                 args += [str(arg) for arg in save_args]
             try:
-                return int(self._script(keys=keys, args=args)) == 1
+                answer = int(script(keys=keys, args=args))  # type: ignore[operator]
             except redis.exceptions.RedisError as exc:  # as the queue and the ledger translate them
                 raise BackendUnavailable(f"redis hop commit: {type(exc).__name__}: {exc}") from None
+            if answer < 0:
+                raise StaleReceipt(f"the message of task {record.task_id if record else '?'} was received again")
+            return answer == 1
 
-        return self._ledger.advance_with(task_id, seq, now, commit)
+        return commit

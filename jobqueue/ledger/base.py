@@ -249,6 +249,36 @@ class Ledger(abc.ABC):
         rise, ``commit(None, version)`` is called once to make the other changes alone."""
         return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now), commit)
 
+    def hand_on_with(
+        self,
+        task_id: str,
+        seq: int,
+        lease_s: float,
+        now: float,
+        commit: Commit,
+        *,
+        user_id: str | None = None,
+        outcome: Outcome | None = None,
+        report_message: str | None = None,
+    ) -> Hop:
+        """Hop ``seq``'s runner keeps going with hop ``seq + 1`` (see :func:`rules.hand_on`): ``outcome`` recorded
+        as :meth:`record_outcome` would, the seq raised to ``seq`` and the lease of ``seq + 1`` taken, written by
+        ``commit`` together with other state. Returns the hop of ``seq + 1`` as :meth:`begin_hop` answers it;
+        only a ``RUN`` answer wrote anything (``commit(None, version)`` must then change nothing)."""
+
+        def rule(current: TaskRecord | None) -> tuple[TaskRecord | None, Hop]:
+            changed, hop = rules.hand_on(current, task_id, seq, lease_s, now, user_id, outcome, report_message)
+            if changed is not None:
+                changed = replace(changed, version=(current.version if current is not None else 0) + 1)
+            return changed, replace(hop, record=changed if changed is not None else current)
+
+        return self._apply(task_id, rule, commit)
+
+    def end_with(self, task_id: str, seq: int, now: float, commit: Commit, *, reported: bool = False) -> bool:
+        """:meth:`mark_reported` (when ``reported``) and :meth:`advance` as one change, written by ``commit`` as in
+        :meth:`advance_with` (``commit(None, version)`` when nothing changes). Returns whether the seq rose."""
+        return self._apply(task_id, lambda cur: rules.end_hop(cur, task_id, seq, now, reported), commit)
+
     def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float, user_id: str | None = None) -> Hop:
         """Admit one runner for hop ``seq``: ``RUN`` (lease taken for ``lease_s``), ``BUSY`` or ``STALE``; and
         ``FOREIGN`` when the task belongs to a user other than ``user_id`` (the first user to run a hop of a task

@@ -175,6 +175,37 @@ def begin_hop(
     return _changed(record, now, **changes), Hop(HopState.RUN)
 
 
+def hand_on(
+    current: TaskRecord | None,
+    task_id: str,
+    seq: int,
+    lease_s: float,
+    now: float,
+    user_id: str | None = None,
+    outcome: Outcome | None = None,
+    report_message: str | None = None,
+) -> tuple[TaskRecord | None, Hop]:
+    """Hop ``seq`` hands its successor to its own runner: (``outcome``: :func:`record_outcome` first,) then
+    :func:`advance` to ``seq`` and :func:`begin_hop` of ``seq + 1``, as one change. Only a ``RUN`` answer changes
+    anything: any other answer leaves the record as it is, for the caller to end the hop the usual way."""
+    record = current
+    if outcome is not None:
+        record = record_outcome(record, task_id, outcome, now, user_id, report_message)[0] or record
+    record = advance(record, task_id, seq, now)[0] or record
+    changed, hop = begin_hop(record, task_id, seq + 1, lease_s, now, user_id)
+    return (changed, hop) if hop.state is HopState.RUN else (None, hop)
+
+
+def end_hop(
+    current: TaskRecord | None, task_id: str, seq: int, now: float, reported: bool
+) -> tuple[TaskRecord | None, bool]:
+    """Hop ``seq`` ends without a successor: (``reported``: :func:`mark_reported`,) then :func:`advance`, as one
+    change; ``True`` when the seq rose."""
+    record = (mark_reported(current, now)[0] or current) if reported else current
+    changed, rose = advance(record, task_id, seq, now)
+    return (changed or (record if record is not current else None)), rose
+
+
 def release_hop(
     current: TaskRecord | None, seq: int, now: float, parked: bool = False
 ) -> tuple[TaskRecord | None, bool]:

@@ -135,6 +135,11 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
         pairs = [value for message_id, body in zip(ids, bodies, strict=True) for value in (message_id, body)]
         return ids, [_score(now), _score(now + delay_s), *pairs]
 
+    def renew_request(self, receipt: str, body: str, visibility_timeout_s: float) -> list[str]:
+        """The ARGV of ``renew.lua`` (without its mode): ``receipt``'s message gets ``body``, hidden for
+        ``visibility_timeout_s`` more."""
+        return [receipt, body, _score(self._clock() + visibility_timeout_s)]
+
     def finish_request(self, receipt: str, reason: str = "") -> list[str]:
         """The ARGV of ``finish.lua``: delete (``reason`` empty) or dead-letter the message of ``receipt``."""
         return [receipt, _score(self._clock()), reason]

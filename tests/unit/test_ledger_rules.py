@@ -122,6 +122,32 @@ def test_begin_hop_admits_one_runner_per_hop():
     assert rules.begin_hop(_stored(seq=3), "t1", 3, 30, NOW) == (None, Hop(HopState.STALE))
 
 
+def test_hand_on_advances_and_takes_the_next_hops_lease_as_one_change_or_writes_nothing():
+    running = _stored(seq=2, hop_seq=3, hop_until=NOW + 30, user_id="u1")
+    new, hop = rules.hand_on(running, "t1", 3, 60, NOW, user_id="u1")
+    assert hop == Hop(HopState.RUN) and (new.seq, new.hop_seq, new.hop_until) == (3, 4, NOW + 60)
+    assert rules.hand_on(running, "t1", 3, 60, NOW, user_id="u2") == (None, Hop(HopState.FOREIGN))
+    leased_elsewhere = _stored(seq=2, hop_seq=4, hop_until=NOW + 30)
+    assert rules.hand_on(leased_elsewhere, "t1", 3, 60, NOW) == (None, Hop(HopState.BUSY, retry_after_s=30))
+    assert rules.hand_on(_stored(seq=5), "t1", 3, 60, NOW) == (None, Hop(HopState.STALE))
+
+
+def test_hand_on_with_an_outcome_records_the_first_one_and_the_report_it_owes():
+    new, hop = rules.hand_on(_stored(seq=2, hop_seq=3), "t1", 3, 60, NOW, outcome=DONE, report_message="r")
+    assert hop.state is HopState.RUN and (new.outcome, new.outcome_at, new.report_message) == (DONE, NOW, "r")
+    assert new.unreported_since() == NOW
+    kept, _ = rules.hand_on(_stored(outcome=FAILED, outcome_at=NOW - 5), "t1", 3, 60, NOW, outcome=DONE)
+    assert (kept.outcome, kept.outcome_at) == (FAILED, NOW - 5)
+
+
+def test_end_hop_marks_the_report_and_advances_as_one_change():
+    new, rose = rules.end_hop(_stored(seq=5, outcome=DONE), "t1", 6, NOW, reported=True)
+    assert rose and (new.seq, new.reported_at) == (6, NOW)
+    new, rose = rules.end_hop(_stored(seq=6, outcome=DONE), "t1", 6, NOW, reported=True)  # a repeat of the hop
+    assert not rose and new.reported_at == NOW
+    assert rules.end_hop(_stored(seq=6), "t1", 6, NOW, reported=False) == (None, False)
+
+
 def test_release_hop_drops_only_that_hops_lease():
     held = _stored(hop_seq=3, hop_until=NOW + 30)
     assert rules.release_hop(held, 2, NOW) == (None, False)

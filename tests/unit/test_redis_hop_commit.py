@@ -8,12 +8,18 @@ import time
 import pytest
 
 from jobqueue.hop_commit import open_hop_commit
+from jobqueue.ledger.base import HopState
 from jobqueue.ledger.redis import RedisLedger
 from jobqueue.ledger.sqlite import SqliteLedger
 from jobqueue.queue.redis import RedisQueue
+from relay_core.domain import ErrorReason, Outcome, Status
 
 pytestmark = pytest.mark.redis
 NOW = 1_700_000_000.0
+
+
+def _body(queue, received):
+    return queue.client.hget(queue.keys[0] + received.message_id, "body")
 
 
 @pytest.fixture
@@ -82,3 +88,119 @@ def test_a_stale_receipt_leaves_the_message_to_its_new_receiver(pair):
     second = queue.receive(1, 30)[0]
     assert commit.continue_hop(first, "t1", 0, "hop 1", 0.0, NOW) is True
     assert queue.delete(second.receipt) is True  # still there for the runner that holds it now
+
+
+# -- handing the next hop on in place ------------------------------------------------------------------
+def test_hand_on_gives_the_received_message_the_successor_and_its_runner_the_lease(pair):
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    queue.send("hop 0")
+    received = queue.receive(1, 30)[0]
+    ledger.begin_hop("t1", 0, 30, NOW)
+
+    hop = commit.hand_on(received, "t1", 0, "hop 1", 60, NOW + 1, user_id="u1")
+
+    assert hop.state is HopState.RUN
+    record = ledger.get("t1")
+    assert (record.seq, record.hop_seq, record.hop_until) == (0, 1, NOW + 61)
+    assert hop.record == record
+    assert queue.receive(5, 30) == []  # nothing new was sent: the message stays in flight with its new body
+    assert _body(queue, received) == "hop 1"
+    assert queue.stats().in_flight == 1
+    assert ledger.begin_hop("t1", 1, 30, NOW + 2).state is HopState.BUSY  # a duplicate waits for the lease
+    assert queue.delete(received.receipt) is True  # the receipt is still this runner's
+
+
+def test_a_crash_after_hand_on_leaves_the_successor_in_the_queue(pair):
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    queue.send("hop 0")
+    received = queue.receive(1, 30)[0]
+    ledger.begin_hop("t1", 0, 30, NOW)
+    assert commit.hand_on(received, "t1", 0, "hop 1", 0.05, NOW).state is HopState.RUN
+    time.sleep(0.1)  # the runner died: the renewed visibility passes
+
+    again = queue.receive(1, 30)
+    assert [m.body for m in again] == ["hop 1"]
+    assert again[0].receive_count == 2
+
+
+def test_hand_on_with_an_outcome_records_it_once_with_the_report_it_owes(pair):
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    ledger.record_outcome("t1", Outcome.failed(ErrorReason.TIMEOUT, "first"), NOW)
+    queue.send("audit hop")
+    received = queue.receive(1, 30)[0]
+    ledger.begin_hop("t1", 4, 30, NOW)
+
+    done = Outcome(Status.DONE, result_keys=("output/t1/1.png",))
+    hop = commit.hand_on(received, "t1", 4, "report hop", 30, NOW + 1, outcome=done, report_message="report hop")
+
+    assert hop.state is HopState.RUN
+    assert hop.record.outcome.status is Status.FAILED  # the first outcome wins, as record_outcome's
+    fresh = ledger.get("t1")
+    assert (fresh.seq, fresh.hop_seq) == (4, 5)
+
+
+def test_a_successor_hop_already_begun_elsewhere_is_not_handed_on_and_nothing_is_written(pair):
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    queue.send("hop 0")
+    received = queue.receive(1, 30)[0]
+    ledger.begin_hop("t1", 0, 30, NOW)
+    ledger.begin_hop("t1", 1, 30, NOW)  # a webhook hint's runner holds hop 1
+    before = ledger.get("t1")
+
+    hop = commit.hand_on(received, "t1", 0, "hop 1", 30, NOW + 1, outcome=Outcome(Status.DONE))
+
+    assert hop.state is HopState.BUSY  # hop 1 is leased to another runner
+    after = ledger.get("t1")
+    assert (after.version, after.seq, after.outcome) == (before.version, before.seq, None)
+    assert queue.delete(received.receipt) is True  # untouched: the usual effects end the hop
+
+
+def test_hand_on_of_a_message_received_again_elsewhere_writes_nothing(pair):
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    queue.send("hop 0")
+    first = queue.receive(1, 0.05)[0]
+    ledger.begin_hop("t1", 0, 30, NOW)
+    time.sleep(0.1)
+    second = queue.receive(1, 30)[0]
+    version = ledger.get("t1").version
+
+    assert commit.hand_on(first, "t1", 0, "hop 1", 30, NOW + 1).state is HopState.STALE
+    assert ledger.get("t1").version == version
+    assert queue.delete(second.receipt) is True
+
+
+def test_hand_on_takes_back_in_flight_a_message_put_back_ready_that_nobody_received_since(pair):
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    queue.send("hop 0")
+    received = queue.receive(1, 30)[0]
+    ledger.begin_hop("t1", 0, 30, NOW)
+    _, ready, _, inflight = queue.keys[:4]
+    queue.client.zrem(inflight, received.message_id)  # as a receive does once the visibility timeout passed
+    queue.client.lpush(ready, received.message_id)
+
+    assert commit.hand_on(received, "t1", 0, "hop 1", 30, NOW).state is HopState.RUN
+    assert queue.receive(5, 30) == []  # no longer ready: in flight again, for this runner
+    assert queue.stats().in_flight == 1
+    assert _body(queue, received) == "hop 1"
+
+
+def test_end_hop_records_the_report_advances_and_deletes_in_one_script(pair):
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    ledger.record_outcome("t1", Outcome(Status.DONE), NOW)
+    queue.send("report hop")
+    received = queue.receive(1, 30)[0]
+    ledger.begin_hop("t1", 6, 30, NOW)
+
+    assert commit.end_hop(received, "t1", 6, NOW + 1, reported=True) is True
+    record = ledger.get("t1")
+    assert (record.seq, record.reported_at) == (6, NOW + 1)
+    assert ledger.unreported(NOW + 10) == []
+    assert queue.stats().in_flight == 0
+    assert queue.delete(received.receipt) is False

@@ -1,0 +1,76 @@
+"""Hops handed on in place on Redis (queue and ledger on one server): the runner of a hop whose successor is due at
+once runs that successor itself, and a crash in the chain leaves the successor to come back."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.two_workers import fast_pipelines
+from consumer.drain import Budget, DrainStats, drain
+from scf_relay.demo.clock import VirtualClock
+from scf_relay.demo.stack import LocalStack
+from vendors.emulator.media import make_jpeg
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.redis]
+EMULATOR = {"job_s": 0.1, "queue_s": 0.0, "concurrency": 1000, "seed": 5}
+
+
+def _stack(tmp_path, redis_url, **env):
+    settings = {
+        "RELAY_QUEUE": redis_url,
+        "RELAY_LEDGER": redis_url,
+        "RELAY_PIPELINES": str(fast_pipelines(tmp_path)),
+        "RELAY_VISIBILITY_TIMEOUT_S": "5",
+        **env,
+    }
+    return LocalStack(tmp_path / "relay", clock=VirtualClock(), emulator=dict(EMULATOR), env=settings)
+
+
+def _run(stack, totals: DrainStats, rounds: int = 200) -> None:
+    for _ in range(rounds):
+        stats = drain(stack.svc, Budget(5.0))
+        for name in ("received", "handed_on", "sent", "acked", "errors"):
+            setattr(totals, name, getattr(totals, name) + getattr(stats, name))
+        stack.refresh()
+        if all(view.terminal() for view in stack.views.values()):
+            return
+        stack.clock.advance(0.5)
+    raise AssertionError("tasks did not finish")
+
+
+def test_collect_audit_and_report_run_in_place_after_the_poll_that_found_the_job_done(tmp_path, redis_url):
+    totals = DrainStats()
+    with _stack(tmp_path, redis_url) as stack:
+        stack.deliver(stack.upload("t1", "u1", "model_pose12", make_jpeg(1)))
+        _run(stack, totals)
+        [report] = stack.receiver.by_task()["t1"]
+        record = stack.svc.ledger.get("t1")
+    assert report.body["status"] == "done" and len(report.body["resultUrls"]) == 12
+    assert totals.handed_on == 3  # poll → collect → audit → (outcome) report, each without a new message
+    assert totals.received == record.seq + 1 - 3  # every other hop was a message of its own
+    assert record.reported_at is not None and record.hop_seq == record.seq
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3])
+def test_a_crash_right_after_a_hop_was_handed_on_leaves_it_to_finish_the_task_once(tmp_path, redis_url, nth):
+    """The runner dies just after the ``nth`` hand-on of the chain committed (poll → collect, collect → audit,
+    audit → report with the outcome): the message carrying the successor comes back after its visibility timeout."""
+    totals = DrainStats()
+    with _stack(tmp_path, redis_url) as stack:
+        commit = stack.svc.hop_commit
+        real, calls = commit.hand_on, []
+
+        def hand_on_then_die(*args, **kwargs):
+            hop = real(*args, **kwargs)
+            calls.append(hop.state)
+            if len(calls) == nth:
+                raise RuntimeError("runner died here")
+            return hop
+
+        commit.hand_on = hand_on_then_die
+        stack.deliver(stack.upload("t1", "u1", "promo_poster", make_jpeg(2)))
+        _run(stack, totals)
+        reports = stack.receiver.by_task()["t1"]
+        submissions = len(stack.emulator.tasks)
+    assert len(calls) == 3 and totals.errors == 1  # it died once; the redelivered successor went on in place
+    assert [r.body["status"] for r in reports] == ["done"] and submissions == 1
