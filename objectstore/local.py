@@ -22,7 +22,9 @@ Layout and choices:
 * When the metadata is missing or describes other bytes (a file dropped in or edited by hand: its size or mtime
   differs), ``head`` recomputes the md5 by streaming the file (on every call: only hand-made files pay this) and
   reports ``application/octet-stream``, so the etag is always the md5 of the bytes. ``copy(if_etag=...)``
-  compares the md5 of the bytes it actually copies, never only the recorded one.
+  compares the md5 of the bytes it actually copies, never only the recorded one; the copy is a hard link of the
+  very file it hashed (through its open descriptor), so publishing a result writes no byte again and deleting
+  its staged name frees nothing.
 * Names matching ``.<anything>.meta`` / ``.<anything>.tmp`` are this store's own: ``list`` skips them and a
   key with such a segment is refused (:class:`InvalidKey`). ``delete`` removes a sidecar (if there is one)
   before the object, so a crash in between leaves an object without a sidecar (``head`` recomputes), never an
@@ -309,18 +311,69 @@ class LocalStore(ObjectStore):
                 raise
 
     def copy(self, bucket: str, src_key: str, dst_key: str, *, if_etag: str | None = None) -> ObjectInfo:
-        """Streamed through this process; with ``if_etag`` the md5 of the bytes actually copied is compared at
-        the end, before the copy is committed, so a source replaced at any moment is never published."""
+        """The md5 of the source's bytes is computed through the open source file and, with ``if_etag``, compared
+        before the copy is committed, so a source replaced at any moment is never published. The copy is then a
+        hard link of that very file (its open descriptor, through ``/proc/self/fd``), so no byte is written again
+        and deleting the source frees nothing; where no such link can be made (no ``/proc``), or the recorded
+        metadata does not match the bytes, the bytes are streamed into a new file instead. (A linked copy shares
+        its file with the source until the source is deleted; this store never writes into a file, it replaces
+        it, so neither name can change the other's bytes.)"""
         src = self._path(bucket, src_key)
-        src_info = self._info(bucket, src_key, src)
-        if src_info is None:
-            raise ObjectNotFound(f"no object {bucket}/{src_key}")
         dst = self._path(bucket, dst_key)  # refuse a bad destination before reading anything
-        if if_etag is not None and src_info.etag != if_etag:
-            raise ObjectChanged(f"{bucket}/{src_key} is not the version {if_etag}")
-        with self._open(src, f"{bucket}/{src_key}") as stream:
-            checked = None if if_etag is None else (if_etag, f"{bucket}/{src_key}")
-            return self._write(dst, bucket, dst_key, iter_file(stream), src_info.content_type, True, checked)
+        what = f"{bucket}/{src_key}"
+        with self._open(src, what) as stream:
+            fd = stream.fileno()
+            with _io(f"cannot read {what}"):
+                status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise ObjectNotFound(f"no object {what}")
+            etag = _md5_of(iter_file(stream))
+            if if_etag is not None and etag != if_etag:
+                raise ObjectChanged(f"{what} is not the version {if_etag}")
+            recorded = self._recorded(fd, src, status)
+            content_type = recorded[1] if recorded is not None else _DEFAULT_TYPE
+            if recorded is not None and recorded[0] == etag and self._link_open_file(fd, dst, f"{bucket}/{dst_key}"):
+                if not self.use_xattrs:
+                    self._write_sidecar(dst, etag, content_type, status)
+                return ObjectInfo(bucket, dst_key, status.st_size, etag, content_type)
+            with _io(f"cannot read {what}"):
+                stream.seek(0)
+            return self._write(dst, bucket, dst_key, iter_file(stream), content_type, True, (etag, what))
+
+    def _recorded(self, fd: int, path: str, status: os.stat_result) -> tuple[str, str] | None:
+        """(etag, content type) recorded for the open data file ``fd`` at ``path``, if it describes its bytes."""
+        if self.use_xattrs:
+            try:
+                recorded = _decode_xattr(os.getxattr(fd, XATTR), status)
+            except OSError:
+                recorded = None
+            if recorded is not None:
+                return recorded
+        return _sidecar_meta(path, status)
+
+    def _link_open_file(self, fd: int, path: str, what: str) -> bool:
+        """Commit the open file ``fd`` as ``path`` by a hard link (through a temp name, so it replaces ``path``
+        atomically); ``False``, having changed nothing, where the link cannot be made."""
+        name = f"link.{os.getpid()}.{next(_temp_numbers)}.tmp"
+        tmp_name = f"{self._incoming}/{name}"
+        try:
+            incoming = os.open(self._incoming, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:  # a dir fd makes os.link call linkat(AT_SYMLINK_FOLLOW): the link is to the file, not to /proc's name
+            os.link(f"/proc/self/fd/{fd}", name, src_dir_fd=incoming, dst_dir_fd=incoming, follow_symlinks=True)
+        except (OSError, NotImplementedError):  # no /proc (not Linux), or a filesystem without hard links
+            return False
+        finally:
+            os.close(incoming)
+        try:
+            with _io(f"cannot write {what}"):
+                _commit(tmp_name, path, True, what)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        return True
 
     def delete(self, bucket: str, key: str) -> None:
         """Remove a sidecar, then the object (absent is fine), then prune the emptied directories."""

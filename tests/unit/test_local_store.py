@@ -250,3 +250,33 @@ def test_a_delete_cut_short_never_leaves_an_orphan_sidecar(tmp_path):
     assert info is not None and info.size == 103  # head recomputes; nothing is lost
     assert store.delete_prefix("relay-1", "staging/u1/t1/") == 1
     assert [p for p in (tmp_path / "relay-1").rglob("*") if p.is_file()] == []
+
+
+def test_a_copy_links_the_judged_file_and_a_later_write_of_the_source_leaves_it_alone(store):
+    judged = store.put_bytes("bkt", "staging/u/t/a.jpg", b"judged bytes", content_type="image/jpeg")
+    info = store.copy("bkt", "staging/u/t/a.jpg", "output/u/t/a.jpg", if_etag=judged.etag)
+
+    src, dst = store.root / "bkt/staging/u/t/a.jpg", store.root / "bkt/output/u/t/a.jpg"
+    assert os.stat(dst).st_ino == os.stat(src).st_ino  # one file, no byte written again
+    assert (info.etag, info.content_type) == (judged.etag, "image/jpeg")
+    assert store.head("bkt", "output/u/t/a.jpg") == info
+    store.put_bytes("bkt", "staging/u/t/a.jpg", b"written later")  # a new file under the name, as every write
+    store.delete("bkt", "staging/u/t/a.jpg")
+    assert store.get_bytes("bkt", "output/u/t/a.jpg") == b"judged bytes"
+    assert store.head("bkt", "output/u/t/a.jpg") == info
+    assert not any(p.name.endswith(".tmp") for p in store.root.rglob("*"))
+
+
+def test_a_source_whose_metadata_does_not_match_its_bytes_is_copied_into_a_new_file(store):
+    store.put_bytes("bkt", "staging/u/t/a.jpg", b"judged bytes")
+    path = store.root / "bkt/staging/u/t/a.jpg"
+    stat = path.stat()
+    with open(path, "r+b") as data:  # edited in place, mtime put back: the recorded etag is now wrong
+        data.write(b"EDITED")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    info = store.copy("bkt", "staging/u/t/a.jpg", "output/u/t/a.jpg")
+
+    assert os.stat(store.root / "bkt/output/u/t/a.jpg").st_ino != stat.st_ino
+    assert info.etag == hashlib.md5(b"EDITED bytes").hexdigest()
+    assert store.head("bkt", "output/u/t/a.jpg").etag == info.etag
