@@ -133,6 +133,7 @@ class FetchSession:
             timeout=fetcher._timeout,
             follow_redirects=False,
             trust_env=False,
+            headers={"Accept-Encoding": "identity"},
         )
         self._vetted: dict[tuple[str, int], list[IPAddress]] = {}
 
@@ -185,8 +186,8 @@ class FetchSession:
     def _open(self, url: str) -> httpx.Response:
         """The streamed 200 response for ``url`` (the caller closes it), following checked redirects."""
         for _ in range(MAX_REDIRECTS + 1):
-            self._vet(url)
-            request = self._client.build_request("GET", url, headers={"Accept-Encoding": "identity"})
+            target = self._vet(url)
+            request = self._client.build_request("GET", target.client_url)
             response = self._client.send(request, stream=True)
             if response.is_redirect and "location" in response.headers:
                 response.close()

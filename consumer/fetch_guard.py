@@ -63,12 +63,14 @@ class FetchFailed(Transient):
 
 @dataclass(frozen=True)
 class ResultTarget:
-    """A parsed result URL: ``host`` lower-case without brackets, ``port`` explicit."""
+    """A parsed result URL: ``host`` lower-case without brackets, ``port`` explicit; ``client_url`` the URL as the
+    HTTP client parsed it (its host checked to be the same), for the request, so it is not parsed again."""
 
     url: str
     scheme: str
     host: str
     port: int
+    client_url: httpx.URL
 
 
 def parse_result_url(url: str, *, allow_http: bool) -> ResultTarget:
@@ -93,12 +95,12 @@ def parse_result_url(url: str, *, allow_http: bool) -> ResultTarget:
     if port == 0:
         raise FetchRejected("result URL port 0 is out of range")
     try:  # the HTTP client must read the same host, or the checks would judge another URL than it fetches
-        seen_by_client = httpx.URL(url).host.lower()
+        client_url = httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise FetchRejected(f"result URL is malformed: {exc}") from None
-    if seen_by_client != host:
-        raise FetchRejected(f"result URL host is ambiguous ({host!r} or {seen_by_client!r})")
-    return ResultTarget(url, parts.scheme, host, port or (443 if parts.scheme == "https" else 80))
+    if client_url.host.lower() != host:
+        raise FetchRejected(f"result URL host is ambiguous ({host!r} or {client_url.host.lower()!r})")
+    return ResultTarget(url, parts.scheme, host, port or (443 if parts.scheme == "https" else 80), client_url)
 
 
 def ip_literal(host: str) -> IPAddress | None:
