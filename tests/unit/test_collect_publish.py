@@ -209,7 +209,7 @@ def test_publish_copies_the_judged_video(svc):
 
 # -- COLLECT's downloads end inside the hop's lease; bad URLs fail at once -------------------
 def test_collect_downloads_end_inside_the_lease(svc, vendor, server):
-    svc.settings = svc.settings.model_copy(update={"visibility_timeout_s": 6})  # 1 s left for downloads
+    svc.settings = svc.settings.replace(visibility_timeout_s=6)  # 1 s left for downloads
     server.files = {"/slow.png": GOOD}
     server.held = {"/slow.png": threading.Event()}  # never released: the host stalls mid-body
     vendor.statuses.append(succeeded(f"{server.base_url}/slow.png"))

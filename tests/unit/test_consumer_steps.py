@@ -62,10 +62,7 @@ def test_ambiguous_submit_dead_letters_and_never_resubmits(svc, vendor):
 
 
 def _with_webhooks(svc):
-    from pydantic import SecretStr
-
-    hooks = {"webhook_base_url": "https://hooks.example.com/release", "webhook_secret": SecretStr("hook-key")}
-    svc.settings = svc.settings.model_copy(update=hooks)
+    svc.settings = svc.settings.replace(webhook_base_url="https://hooks.example.com/release", webhook_secret="hook-key")
 
 
 def test_an_ambiguous_submit_waits_for_the_webhook_that_names_its_job(svc, vendor):
