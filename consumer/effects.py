@@ -177,6 +177,6 @@ def _successor(svc: Services, message: JobMessage, delay_s: float) -> tuple[JobM
     """``message`` and its delay as sent: a delay longer than the queue allows becomes hops (``not_before``)."""
     delay = max(0.0, delay_s)
     if delay > svc.queue.max_delay_s:
-        message = message.model_copy(update={"not_before": svc.clock() + delay})
+        message = message.replace(not_before=svc.clock() + delay)
         delay = svc.queue.max_delay_s
     return message, delay

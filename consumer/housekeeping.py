@@ -66,7 +66,7 @@ def sweep_reports(svc: Services, now: float) -> int:
         except PoisonMessage:  # written by an older version: the operator sees it in `tasks stuck`
             continue
         # the next hop the ledger has not handled, so a REPORT chain that moved on is not dropped as stale
-        report = report.model_copy(update={"seq": max(report.seq, record.seq + 1), "attempt": 0, "not_before": None})
+        report = report.replace(seq=max(report.seq, record.seq + 1), attempt=0, not_before=None)
         svc.queue.send(report.dumps())
         resent += 1
         with logs.bind(task_id=record.task_id):

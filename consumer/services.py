@@ -82,10 +82,10 @@ def build_services(settings: RelaySettings, *, clock: Callable[[], float] = time
     from vendors.runninghub import RunningHubClient
 
     backend_url = require(settings.backend_url, "RELAY_BACKEND_URL", "reports have nowhere to go")
-    secret = require(settings.callback_secret.get_secret_value(), "RELAY_CALLBACK_SECRET", "reports must be signed")
-    api_key = require(settings.runninghub_api_key.get_secret_value(), "RUNNINGHUB_API_KEY", "vendor calls need it")
+    secret = require(settings.callback_secret.reveal(), "RELAY_CALLBACK_SECRET", "reports must be signed")
+    api_key = require(settings.runninghub_api_key.reveal(), "RUNNINGHUB_API_KEY", "vendor calls need it")
     if settings.webhook_base_url:  # at start, not at the first submit (which would dead-letter the task)
-        require(settings.webhook_secret.get_secret_value(), "RELAY_WEBHOOK_SECRET", "RELAY_WEBHOOK_BASE_URL is set")
+        require(settings.webhook_secret.reveal(), "RELAY_WEBHOOK_SECRET", "RELAY_WEBHOOK_BASE_URL is set")
     pipelines = load_pipelines(settings.pipelines)
     store = open_store(settings.store_url())
     queue = open_queue(settings.queue_url(), max_receive_count=settings.max_receive_count, clock=clock)

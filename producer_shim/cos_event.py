@@ -1,69 +1,87 @@
-"""One record of a COS trigger event, as COS sends it: pydantic models of the shape, nothing more.
+"""One record of a COS trigger event, as COS sends it: the shape, checked, nothing more.
 
 An event is ``{"Records": [record, ...]}``; a record is ``{"cos": {"cosObject", "cosBucket", ...}, "event":
 {"eventName", "eventTime", ...}}`` (samples in tests/fixtures/cos_events/). Fields are snake_case here and
-camelCase on the wire (``cos_object`` is ``cosObject``). Fields we do not model are ignored: the platform adds
-fields over time.
+camelCase on the wire (``cos_object`` is ``cosObject``; the snake_case name is read too when the camelCase one is
+absent). Fields we do not model are ignored: the platform adds fields over time.
 What the values *mean* (which events and keys we accept) is decided in :mod:`producer_shim.events`.
 
-:func:`describe` turns a :class:`pydantic.ValidationError` into one line that names the field path, e.g.
-``Records[1].cos.cosObject.key: field required``.
+:meth:`CosRecord.from_wire` checks a whole record and raises every problem at once
+(:class:`~relay_core.field_checks.FieldError` or ``FieldErrors``); :func:`describe` turns them into one line that
+names each field path, e.g. ``Records[1].cos.cosObject.key: field required``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+import re
+from dataclasses import dataclass, field
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
-)
-from pydantic.alias_generators import to_camel
+from relay_core.field_checks import FieldError, FieldErrors, Fields, dotted, integer, mapping, optional, text
 
 META_PREFIX = "x-cos-meta-"
 #: COS bucket short names: lower-case letters, digits and '-', at most 50 characters (the appid is apart)
-BUCKET_NAME = r"^[a-z0-9][a-z0-9-]{0,49}$"
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
+APP_ID = re.compile(r"^[0-9]{1,20}$")
+NOT_AN_OBJECT = "not a JSON object"
 _MAX_ERRORS = 3
 
+_string = text()
+_optional_string = optional(_string)
+_byte_count = integer(ge=0)
+_app_id = text(pattern=APP_ID)
+_headers = mapping(lambda value: value, not_an_object=NOT_AN_OBJECT)
 
-def _int_from_digits(value: object) -> object:
-    """A size sent as a string of digits is taken as its number (whether COS ever does so is unconfirmed)."""
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value
+
+def _size(value: object) -> int:
+    """A byte count: a JSON integer (not a boolean, not a float) or a string of ASCII digits (whether COS ever
+    sends one is unconfirmed), never negative."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return _byte_count(value)
 
 
-def _none_if_invalid(value: object, handler: ValidatorFunctionWrapHandler) -> object:
-    """For informational fields: a value of the wrong type is dropped rather than sinking the record."""
-    try:
-        return handler(value)
-    except ValidationError:
+def _numeric_app_id(value: object) -> str:
+    """A numeric app id, sent as a string or a number (not a boolean)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    return _app_id(value)
+
+
+def _timestamp(value: object) -> float | None:
+    """Unix seconds; informational, so a value of the wrong type reads as ``None`` rather than sinking the record."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
-#: a byte count: a JSON integer (not a boolean, not a float) or a string of ASCII digits, never negative
-ByteCount = Annotated[int, Field(ge=0, strict=True), BeforeValidator(_int_from_digits)]
-#: a numeric app id, sent as a string or a number
-AppId = Annotated[str, Field(pattern=r"^[0-9]{1,20}$", coerce_numbers_to_str=True)]
-Timestamp = Annotated[float | None, WrapValidator(_none_if_invalid)]
-
-
-class _WireModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True)
-
-
-class CosObject(_WireModel):
+@dataclass(frozen=True)
+class CosObject:
     #: ``/<appid>/<bucket-short-name>/<object key>``, the key raw (possibly percent-encoded, see events.py)
-    key: str = Field(min_length=1)
+    key: str
+    size: int
     #: the object's URL, with the key percent-encoded
     url: str | None = None
-    size: ByteCount
     #: the upload's headers (``Content-Type``, ``ETag``, ``x-cos-meta-*``, ...); values may be of any type
-    meta: dict[str, object] = Field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)
     vid: str | None = None
+
+    @classmethod
+    def from_wire(cls, data: object) -> CosObject:
+        f = Fields(data, not_an_object=NOT_AN_OBJECT)
+        built = cls(
+            key=f.take("key", text(min_length=1)),
+            url=f.take("url", _optional_string, None),
+            size=f.take("size", _size),
+            meta=f.take("meta", _headers, {}),
+            vid=f.take("vid", _optional_string, None),
+        )
+        f.finish()
+        return built
 
     def header(self, wanted: str) -> str:
         """The ``meta`` value named ``wanted`` (case-insensitive); "" when absent or not a string."""
@@ -81,12 +99,26 @@ class CosObject(_WireModel):
         }
 
 
-class CosBucket(_WireModel):
-    name: str = Field(pattern=BUCKET_NAME)  # the short name, without ``-<appid>``
-    appid: AppId
+@dataclass(frozen=True)
+class CosBucket:
+    name: str  # the short name, without ``-<appid>``
+    appid: str
     region: str = ""  # the short code: gz, sh, cd, ...
     cos_region: str | None = None  # ap-guangzhou, ...
     s3_region: str | None = None
+
+    @classmethod
+    def from_wire(cls, data: object) -> CosBucket:
+        f = Fields(data, not_an_object=NOT_AN_OBJECT)
+        built = cls(
+            name=f.take("name", text(pattern=BUCKET_NAME)),
+            appid=f.take("appid", _numeric_app_id),
+            region=f.take("region", _string, ""),
+            cos_region=f.take("cos_region", _optional_string, None, alias="cosRegion"),
+            s3_region=f.take("s3_region", _optional_string, None, alias="s3Region"),
+        )
+        f.finish()
+        return built
 
     @property
     def full_name(self) -> str:
@@ -94,41 +126,70 @@ class CosBucket(_WireModel):
         return f"{self.name}-{self.appid}"
 
 
-class CosPart(_WireModel):
+@dataclass(frozen=True)
+class CosPart:
     cos_object: CosObject
     cos_bucket: CosBucket
     cos_schema_version: str | None = None
     cos_notification_id: str | None = None
 
+    @classmethod
+    def from_wire(cls, data: object) -> CosPart:
+        f = Fields(data, not_an_object=NOT_AN_OBJECT)
+        built = cls(
+            cos_object=f.take("cos_object", CosObject.from_wire, alias="cosObject"),
+            cos_bucket=f.take("cos_bucket", CosBucket.from_wire, alias="cosBucket"),
+            cos_schema_version=f.take("cos_schema_version", _optional_string, None, alias="cosSchemaVersion"),
+            cos_notification_id=f.take("cos_notification_id", _optional_string, None, alias="cosNotificationId"),
+        )
+        f.finish()
+        return built
 
-class EventPart(_WireModel):
-    event_name: str = Field(min_length=1)  # cos:ObjectCreated:Put, cos:ObjectRemove:Delete, ...
-    event_time: Timestamp = None  # unix seconds
+
+@dataclass(frozen=True)
+class EventPart:
+    event_name: str  # cos:ObjectCreated:Put, cos:ObjectRemove:Delete, ...
+    event_time: float | None = None  # unix seconds
     event_source: str | None = None
     event_version: str | None = None
 
+    @classmethod
+    def from_wire(cls, data: object) -> EventPart:
+        f = Fields(data, not_an_object=NOT_AN_OBJECT)
+        built = cls(
+            event_name=f.take("event_name", text(min_length=1), alias="eventName"),
+            event_time=f.take("event_time", _timestamp, None, alias="eventTime"),
+            event_source=f.take("event_source", _optional_string, None, alias="eventSource"),
+            event_version=f.take("event_version", _optional_string, None, alias="eventVersion"),
+        )
+        f.finish()
+        return built
 
-class CosRecord(_WireModel):
+
+@dataclass(frozen=True)
+class CosRecord:
     """One entry of ``Records``."""
 
     cos: CosPart
     event: EventPart
 
+    @classmethod
+    def from_wire(cls, data: object) -> CosRecord:
+        """The record ``data`` (decoded JSON), or every problem it has (``FieldError``/``FieldErrors``)."""
+        f = Fields(data, not_an_object=NOT_AN_OBJECT)
+        built = cls(cos=f.take("cos", CosPart.from_wire), event=f.take("event", EventPart.from_wire))
+        f.finish()
+        return built
 
-def describe(error: ValidationError, where: str) -> str:
-    """``<where><field path>: <problem>`` for the first few errors of ``error``, joined by ``; ``."""
-    lines = [f"{where}{_path(e['loc'])}: {_problem(e['type'], e['msg'])}" for e in error.errors()[:_MAX_ERRORS]]
-    more = error.error_count() - _MAX_ERRORS
+
+def describe(error: FieldError | FieldErrors, where: str) -> str:
+    """``<where>.<field path>: <problem>`` for the first few problems of ``error``, joined by ``; ``."""
+    errors = error.errors if isinstance(error, FieldErrors) else [error]
+    lines = [f"{where}{_joined(e.path)}: {e.problem}" for e in errors[:_MAX_ERRORS]]
+    more = len(errors) - _MAX_ERRORS
     return "; ".join(lines) + (f" (and {more} more)" if more > 0 else "")
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-
-
-def _problem(kind: str, message: str) -> str:
-    if kind == "missing":
-        return "field required"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return "not a JSON object"
-    return message[:1].lower() + message[1:] if message[1:2].islower() else message  # "Input should" / "URL"
+def _joined(path: tuple[str | int, ...]) -> str:
+    text_ = dotted(path)
+    return text_ if not text_ or text_.startswith("[") else f".{text_}"

@@ -14,11 +14,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from jobqueue.message import InputObject, JobMessage, Stage
 from producer_shim.events import ParsedRecord, ParseResult, Rejected
 from relay_core.errors import ConfigError
+from relay_core.field_checks import FieldError
 from relay_core.pipelines import Pipeline, PipelineFile, load_pipelines
 from relay_core.settings import RelaySettings
 
@@ -80,9 +79,8 @@ def admit(record: ParsedRecord, router: PipelineRouter, now_s: float) -> JobMess
             created_at=now_s,
             deadline_at=now_s + pipeline.deadline_s,
         )
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        return reject(f"cannot build a job message: {'.'.join(map(str, err['loc']))}: {err['msg']}")
+    except FieldError as exc:
+        return reject(f"cannot build a job message: {exc}")
 
 
 def plan(

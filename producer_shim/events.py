@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pydantic import ValidationError
-
 from objectstore.base import check_key
 from objectstore.errors import InvalidKey
 from producer_shim.cos_event import CosObject, CosRecord, describe
+from relay_core.field_checks import FieldError, FieldErrors
 from relay_core.ids import is_safe_id
 
 CREATED_PREFIX = "cos:ObjectCreated:"
@@ -88,8 +87,8 @@ def parse_records(event: Any) -> list[ParseResult]:
 def _parse_one(index: int, raw: Any) -> ParseResult:
     where = f"Records[{index}]"
     try:
-        return _accept(index, CosRecord.model_validate(raw), where)
-    except ValidationError as exc:
+        return _accept(index, CosRecord.from_wire(raw), where)
+    except (FieldError, FieldErrors) as exc:
         return Rejected(index, "", describe(exc, where))
     except _Reject as rej:
         return Rejected(index, rej.key, rej.reason, rej.task_id)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # used with fullmatch: "$" would admit a final "\n"
+#: a safe id, used with ``fullmatch`` ("$" would admit a final "\n")
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class InvalidId(ValueError):
@@ -17,13 +18,13 @@ class InvalidId(ValueError):
 
 def check_id(value: str, what: str = "id") -> str:
     """Return ``value`` if it is a safe id (1-64 chars of ``[A-Za-z0-9_-]``, not starting with ``-``/``_``)."""
-    if not isinstance(value, str) or not _SAFE_ID.fullmatch(value):
+    if not isinstance(value, str) or not SAFE_ID.fullmatch(value):
         raise InvalidId(f"{what} {value!r} is not a safe id (1-64 of A-Z a-z 0-9 _ -)")
     return value
 
 
 def is_safe_id(value: str) -> bool:
-    return isinstance(value, str) and bool(_SAFE_ID.fullmatch(value))
+    return isinstance(value, str) and bool(SAFE_ID.fullmatch(value))
 
 
 def output_prefix(user_id: str, task_id: str) -> str:

@@ -66,7 +66,7 @@ class FunctionSpec:
         return list(dict.fromkeys([*self.always, *(name for extra in extras for name in getattr(self, extra))]))
 
 
-_BASE = ("pydantic", "tomli")
+_BASE = ("tomli",)  # pipelines.toml on Python 3.10 (the standard library's tomllib from 3.11)
 _SDK = "tencentcloud-sdk-python-"  # one service per distribution, never the all-services meta package
 FUNCTIONS: dict[str, FunctionSpec] = {
     # the shim's cmq:// queue speaks HTTP through httpx; its nudge is an SCF API 3.0 call

@@ -138,8 +138,8 @@ class WebhookGate:
         except PoisonMessage as exc:
             log.error("ledger's POLL hop is unreadable: no hint", extra={"reason": str(exc)})
             return _reply(200, "no_message")
-        update = {"seq": note.seq, "attempt": 0, "not_before": None, "vendor_task_id": note.vendor_task_id}
-        self.queue.send(first_poll.model_copy(update=update).dumps(), 0.0)
+        hint = first_poll.replace(seq=note.seq, attempt=0, not_before=None, vendor_task_id=note.vendor_task_id)
+        self.queue.send(hint.dumps(), 0.0)
         log.info("webhook: POLL hint sent", extra={"vendor_task_id": note.vendor_task_id, "seq": note.seq})
         return _reply(200, "hint" if note.state is WebhookState.HINT else note.state.value)
 

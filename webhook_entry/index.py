@@ -34,7 +34,7 @@ def build_gate(settings: RelaySettings, *, clock: Callable[[], float] = time.tim
     from jobqueue import open_ledger, open_queue
 
     secret = settings_mod.require(
-        settings.webhook_secret.get_secret_value(), "RELAY_WEBHOOK_SECRET", "webhook URLs cannot be checked"
+        settings.webhook_secret.reveal(), "RELAY_WEBHOOK_SECRET", "webhook URLs cannot be checked"
     )
     rate = settings.webhook_rate_per_s
     return WebhookGate(

@@ -131,9 +131,7 @@ def _webhook_url(msg: JobMessage, svc: Services) -> str | None:
     base = svc.settings.webhook_base_url
     if not base:
         return None
-    secret = require(
-        svc.settings.webhook_secret.get_secret_value(), "RELAY_WEBHOOK_SECRET", "webhook URLs are signed with it"
-    )
+    secret = require(svc.settings.webhook_secret.reveal(), "RELAY_WEBHOOK_SECRET", "webhook URLs are signed with it")
     return webhook_url(base, secret, msg.task_id)
 
 

@@ -136,7 +136,7 @@ def show(
             ops.emit(
                 {
                     "letter": view.to_json(ops.now),
-                    "message": view.message.model_dump(mode="json") if view.message else None,
+                    "message": view.message.as_json() if view.message else None,
                     "body": None if view.message else view.letter.body,
                     "problem": view.problem,
                     "task": record_json(record, ops.now) if record else None,

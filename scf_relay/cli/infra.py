@@ -21,8 +21,8 @@ app = typer.Typer(no_args_is_help=True, help="Provision cloud resources (CMQ que
 JSON = typer.Option(False, "--json", help="print JSON instead of tables")
 
 # Defaults stated once: the consumer's own settings, and the CMQ maxima where longer is safer.
-DEFAULT_VISIBILITY_TIMEOUT_S = RelaySettings.model_fields["visibility_timeout_s"].default
-DEFAULT_MAX_RECEIVE_COUNT = RelaySettings.model_fields["max_receive_count"].default
+DEFAULT_VISIBILITY_TIMEOUT_S = RelaySettings().visibility_timeout_s
+DEFAULT_MAX_RECEIVE_COUNT = RelaySettings().max_receive_count
 DEFAULT_RETENTION_S = 43_200  # the CMQ maximum: delayed messages must expire later than their delay
 DEFAULT_DLQ_REWIND_S = 1_296_000  # 15 days: dead letters can be rewound and redriven long after 12 h
 MISSING_CREDENTIALS = (

@@ -75,7 +75,7 @@ def _probe(
 def backend_rows(settings: RelaySettings, timeout_s: float = 5.0) -> list[Row]:
     """The backend URL resolves and answers (TLS verified for https); the callback secret is set."""
     rows = []
-    secret = settings.callback_secret.get_secret_value()
+    secret = settings.callback_secret.reveal()
     if not secret:
         rows.append(failed("backend: callback secret", "set RELAY_CALLBACK_SECRET (the HMAC key the backend shares)"))
     elif len(secret) < 32:

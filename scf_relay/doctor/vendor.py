@@ -73,7 +73,7 @@ def node_row(client: RunningHubClient, check: str, pipeline: Pipeline) -> Row:
 def _client(settings: RelaySettings) -> RunningHubClient:
     from vendors.runninghub import RunningHubClient
 
-    return RunningHubClient(settings.runninghub_base_url, settings.runninghub_api_key.get_secret_value())
+    return RunningHubClient(settings.runninghub_base_url, settings.runninghub_api_key.reveal())
 
 
 def key_row(settings: RelaySettings) -> Row:
@@ -81,7 +81,7 @@ def key_row(settings: RelaySettings) -> Row:
     from vendors.runninghub import RunningHubClient
 
     name = "runninghub: key valid"
-    key = settings.runninghub_api_key.get_secret_value()
+    key = settings.runninghub_api_key.reveal()
     if not key:
         return failed(name, "set RUNNINGHUB_API_KEY")
     client = RunningHubClient(settings.runninghub_base_url, key)

@@ -144,7 +144,7 @@ def _give_up(
 def _report_hop(msg: JobMessage, record: TaskRecord | None) -> JobMessage:
     """The REPORT hop, numbered after every hop the ledger has seen (so it is never dropped as stale)."""
     seen = max(msg.seq, record.seq, record.hop_seq) if record is not None else msg.seq
-    return msg.model_copy(update={"seq": seen + 1, "stage": Stage.REPORT, "attempt": 0, "not_before": None})
+    return msg.replace(seq=seen + 1, stage=Stage.REPORT, attempt=0, not_before=None)
 
 
 def _base_message(record: TaskRecord, now: float) -> JobMessage:

@@ -209,7 +209,7 @@ def test_publish_copies_the_judged_video(svc):
 
 # -- COLLECT's downloads end inside the hop's lease; bad URLs fail at once -------------------
 def test_collect_downloads_end_inside_the_lease(svc, vendor, server):
-    svc.settings = svc.settings.model_copy(update={"visibility_timeout_s": 6})  # 1 s left for downloads
+    svc.settings = svc.settings.replace(visibility_timeout_s=6)  # 1 s left for downloads
     server.files = {"/slow.png": GOOD}
     server.held = {"/slow.png": threading.Event()}  # never released: the host stalls mid-body
     vendor.statuses.append(succeeded(f"{server.base_url}/slow.png"))
@@ -222,8 +222,8 @@ def test_collect_downloads_end_inside_the_lease(svc, vendor, server):
 
 
 def test_a_collect_retry_downloads_only_what_is_not_staged_yet(svc, vendor, server):
-    svc.pipelines = svc.pipelines.model_copy(
-        update={"pipelines": {**svc.pipelines.pipelines, "promo_poster": _two_outputs(svc)}}
+    svc.pipelines = dataclasses.replace(
+        svc.pipelines, pipelines={**svc.pipelines.pipelines, "promo_poster": _two_outputs(svc)}
     )
     server.files = {"/1.png": GOOD, "/2.png": GOOD}
     svc.store.put_bytes(BUCKET, STAGED, GOOD)  # the first attempt staged output 1, then failed on output 2
@@ -234,7 +234,7 @@ def test_a_collect_retry_downloads_only_what_is_not_staged_yet(svc, vendor, serv
 
 def _two_outputs(svc):
     poster = svc.pipelines.get("promo_poster")
-    return poster.model_copy(update={"outputs": poster.outputs.model_copy(update={"count": 2})})
+    return dataclasses.replace(poster, outputs=dataclasses.replace(poster.outputs, count=2))
 
 
 @pytest.mark.parametrize("url", ["https://h.vendor.test:99999/x.png", "https://[::1/x.png", "https://h/x\n.png"])

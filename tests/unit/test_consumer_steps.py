@@ -62,10 +62,7 @@ def test_ambiguous_submit_dead_letters_and_never_resubmits(svc, vendor):
 
 
 def _with_webhooks(svc):
-    from pydantic import SecretStr
-
-    hooks = {"webhook_base_url": "https://hooks.example.com/release", "webhook_secret": SecretStr("hook-key")}
-    svc.settings = svc.settings.model_copy(update=hooks)
+    svc.settings = svc.settings.replace(webhook_base_url="https://hooks.example.com/release", webhook_secret="hook-key")
 
 
 def test_an_ambiguous_submit_waits_for_the_webhook_that_names_its_job(svc, vendor):
@@ -123,7 +120,7 @@ def test_a_webhook_hint_racing_the_waiting_submit_on_one_hop_leaves_one_chain(sv
         svc.ledger.advance(task, 0, now)
         waiting = waiting.next()  # ... at seq 1
         note = svc.ledger.note_webhook(task, f"19000000000000{n:06}", now)
-        hint = parse(note.poll_message).model_copy(update={"seq": note.seq, "vendor_task_id": note.vendor_task_id})
+        hint = parse(note.poll_message).replace(seq=note.seq, vendor_task_id=note.vendor_task_id)
         vendor.statuses.append(VendorStatus(VendorState.RUNNING))
         decisions: list[object] = []
         threads = [threading.Thread(target=lambda m=m, out=decisions: out.append(run(svc, m))) for m in (waiting, hint)]
@@ -154,8 +151,8 @@ def test_of_two_vendor_jobs_the_first_finished_is_collected_and_the_other_cancel
 def test_a_duplicate_of_a_hop_in_progress_is_deferred_not_run(svc, vendor):
     assert svc.ledger.begin_hop("t1", 0, 60, time.time()).state.value == "run"  # another runner has hop 0
     move = run(svc, message())
-    assert isinstance(move, Defer) and move.message == message().model_copy(
-        update={"created_at": move.message.created_at, "deadline_at": move.message.deadline_at}
+    assert isinstance(move, Defer) and move.message == message().replace(
+        created_at=move.message.created_at, deadline_at=move.message.deadline_at
     )
     assert 55 < move.delay_s <= 61 and vendor.calls == []
 

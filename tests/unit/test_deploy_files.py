@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml  # PyYAML: in the dev environment through moto's dependencies
 
-from relay_core.settings import RelaySettings
+from relay_core.settings import SETTINGS, is_secret, variables
 from scf_relay import function_zips as packaging
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,13 +69,11 @@ def _strings(value: object) -> list[str]:
 
 
 def setting_names() -> dict[str, bool]:
-    """Every environment name RelaySettings reads -> whether it holds a secret."""
+    """Every environment name a setting is deployed under -> whether it holds a secret."""
     names = {}
-    for field_name, info in RelaySettings.model_fields.items():
-        secret = "SecretStr" in str(info.annotation)
-        aliases = getattr(info.validation_alias, "choices", None)
-        for name in [a for a in aliases if a.isupper()] if aliases else [f"RELAY_{field_name.upper()}"]:
-            names[name] = secret
+    for field_name in SETTINGS:
+        for name in variables(field_name)[:1]:  # the name deploy files use: the vendor's own, else RELAY_*
+            names[name] = is_secret(field_name)
     return names
 
 

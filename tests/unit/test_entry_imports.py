@@ -1,7 +1,8 @@
 """What the SCF entries load, pinned structurally (cold start, issue 11): each check runs in a fresh interpreter.
 
-The shim loads neither pydantic-settings nor asyncio, at import or on its first event; the consumer's import
-loads no HTTP, Redis, COS or Tencent SDK, and its embedded services load only the HTTP stack they use.
+The shim loads no validation or settings framework (pydantic, pydantic-settings) nor asyncio, at import or on
+its first event; the consumer loads no pydantic either, its import no HTTP, Redis, COS or Tencent SDK, and its
+embedded services only the HTTP stack they use.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 EVENT = REPO / "tests" / "fixtures" / "cos_events" / "real_put.json"
 
 SDKS = ("httpx", "httpcore", "anyio", "h11", "redis", "qcloud_cos", "tencentcloud", "backoff")
+# the validation framework the core no longer uses (its import and first model cost ~100 ms: bench/README.md)
+VALIDATION = ("pydantic", "pydantic_core")
 # pydantic-settings and what it drags in (asyncio for its CLI source, dotenv); difflib only explains a typo
 SETTINGS_EXTRAS = ("pydantic_settings", "asyncio", "dotenv", "difflib")
 
@@ -46,18 +49,19 @@ def _loaded(tmp_path: Path, first: str, then: str, watched: tuple[str, ...], **e
     return result
 
 
-def test_the_shim_loads_no_settings_framework_or_sdk_at_import_or_on_its_first_event(tmp_path):
+def test_the_shim_loads_no_validation_framework_or_sdk_at_import_or_on_its_first_event(tmp_path):
     call = f"summary = main_handler(json.load(open({str(EVENT)!r})), {{}}); assert len(summary['enqueued']) == 1"
-    result = _loaded(tmp_path, "from producer_shim.index import main_handler", call, SDKS + SETTINGS_EXTRAS)
+    watched = SDKS + VALIDATION + SETTINGS_EXTRAS
+    result = _loaded(tmp_path, "from producer_shim.index import main_handler", call, watched)
     assert result == {"after_import": [], "after_call": []}
 
 
-def test_the_consumer_import_loads_no_sdk_and_its_embedded_services_only_http(tmp_path):
+def test_the_consumer_loads_no_pydantic_its_import_no_sdk_and_its_embedded_services_only_http(tmp_path):
     result = _loaded(
         tmp_path,
         "import consumer.index",
         "consumer.index.services()",
-        SDKS + SETTINGS_EXTRAS,
+        SDKS + VALIDATION + SETTINGS_EXTRAS,
         RELAY_BACKEND_URL="http://127.0.0.1:9",
         RELAY_CALLBACK_SECRET="entry-imports-secret",
         RUNNINGHUB_API_KEY="entry-imports-key",
@@ -67,3 +71,4 @@ def test_the_consumer_import_loads_no_sdk_and_its_embedded_services_only_http(tm
     # the embedded queue, ledger, store and auditor need no SDK
     assert {"httpx", "backoff"} <= set(result["after_call"])
     assert not {"redis", "qcloud_cos", "tencentcloud", "pydantic_settings", "dotenv"} & set(result["after_call"])
+    assert not {*VALIDATION} & set(result["after_call"])

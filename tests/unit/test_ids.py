@@ -57,7 +57,7 @@ def test_hop_counters_are_bounded_so_a_hostile_message_is_poison(field):
         "created_at": 0.0,
         "deadline_at": 1.0,
     }
-    assert parse(json.dumps({**body, field: MAX_HOPS})).model_dump()[field] == MAX_HOPS
+    assert getattr(parse(json.dumps({**body, field: MAX_HOPS})), field) == MAX_HOPS
     for hostile in (10**30, MAX_HOPS + 1, -1, 1.5):
         with pytest.raises(PoisonMessage, match=field):
             parse(json.dumps({**body, field: hostile}))

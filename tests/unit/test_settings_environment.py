@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from relay_core.errors import ConfigError
+from relay_core.field_checks import FieldError
 from relay_core.settings import environment_values, load
 
 
@@ -26,7 +29,7 @@ def test_overrides_win_over_the_environment(relay_home, monkeypatch):
     assert load().queue == "sqlite:///from-env.db"
     settings = load(queue="sqlite:///override.db", runninghub_api_key="from-an-override")
     assert settings.queue == "sqlite:///override.db"
-    assert settings.runninghub_api_key.get_secret_value() == "from-an-override"
+    assert settings.runninghub_api_key.reveal() == "from-an-override"
 
 
 def test_values_are_validated_and_converted(relay_home, monkeypatch):
@@ -44,3 +47,46 @@ def test_vendor_urls_are_stripped_and_a_bad_override_names_its_variable(relay_ho
     assert load().runninghub_base_url == "http://127.0.0.1:8"
     with pytest.raises(ConfigError, match="^RELAY_MAX_RECEIVE_COUNT: "):
         load(max_receive_count=0)
+
+
+def test_secrets_are_hidden_in_str_repr_and_errors_and_revealed_only_on_request(relay_home, monkeypatch):
+    monkeypatch.setenv("RELAY_CALLBACK_SECRET", "s3cret-value-123")
+    settings = load()
+    assert settings.callback_secret.reveal() == "s3cret-value-123"
+    assert str(settings.callback_secret) == "**********" and "s3cret" not in repr(settings)
+    assert str(settings.webhook_secret) == "" and repr(settings.webhook_secret) == "Secret('')"  # unset shows so
+    with pytest.raises(ConfigError) as caught:
+        load(callback_secret=17)
+    assert str(caught.value) == "RELAY_CALLBACK_SECRET: input should be a valid string (got a value (hidden))"
+
+
+def test_replace_checks_the_new_values_and_load_refuses_an_unknown_override(relay_home):
+    settings = load()
+    assert settings.replace(receive_batch="4").receive_batch == 4 and settings.receive_batch == 8
+    with pytest.raises(FieldError, match="^receive_batch: input should be less than or equal to 16$"):
+        settings.replace(receive_batch=17)
+    with pytest.raises(TypeError, match="no setting named recieve_batch"):
+        load(recieve_batch=4)
+
+
+@pytest.mark.parametrize(
+    "variable, value, says",
+    [
+        ("RELAY_STEP_MARGIN_S", "nan", "input should be a finite number"),
+        ("RELAY_RECEIVE_WAIT_S", "soon", "input should be a valid number, unable to parse string as a number"),
+        ("RELAY_WEBHOOK_RATE_PER_S", "0", "input should be greater than 0"),
+        ("RELAY_VISIBILITY_TIMEOUT_S", "12.5", "input should be a valid integer, unable to parse string"),
+    ],
+)
+def test_numbers_from_the_environment_are_parsed_strictly(relay_home, monkeypatch, variable, value, says):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"^{variable}: {says}"):
+        load()
+
+
+def test_flags_read_the_usual_words_and_paths_may_be_unset(relay_home, monkeypatch):
+    for word, meaning in (("on", True), (" OFF ", False), ("1", True), ("n", False)):
+        monkeypatch.setenv("RELAY_ALLOW_PRIVATE_HOSTS", word)
+        assert load().allow_private_hosts is meaning
+    monkeypatch.setenv("RELAY_PIPELINES", "")
+    assert load().pipelines is None and load(pipelines="x.toml").pipelines == Path("x.toml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -98,7 +99,7 @@ def test_real_sample_is_enqueued_with_the_pipeline_from_metadata(shim, relay_hom
         "promo_poster",
     )
     assert (message.stage, message.seq, message.attempt, message.vendor_task_id) == (Stage.SUBMIT, 0, 0, None)
-    assert message.input.model_dump() == {
+    assert dataclasses.asdict(message.input) == {
         "bucket": "relay-in-1250000000",
         "key": "input/u_1001/t-20240415-0001/original.png",
         "etag": "9bb58f26192e4ba00f01e2e7b136bbd8",

@@ -101,7 +101,7 @@ def test_a_good_webhook_sends_one_poll_hint_at_the_next_seq(ledger, queue, clock
     answer = gate(ledger, queue, clock).handle("POST", path(), body())
     assert (answer.status, answer.body["action"]) == (200, "hint")
     [hint] = queued(queue)
-    assert hint == first.model_copy(update={"seq": 1})  # the first POLL hop, at the seq the task is waiting on
+    assert hint == first.replace(seq=1)  # the first POLL hop, at the seq the task is waiting on
     assert ledger.get("t1").webhook_at == NOW
 
 
@@ -188,12 +188,12 @@ def test_a_webhook_for_a_second_job_of_the_task_asks_about_that_job(ledger, queu
     assert entry.handle("POST", path(), body(vendor="1838000000000000009")).body["action"] == "other_job"
     assert ledger.get("t1").webhook_vendor_ids == ("1838000000000000009",)
     [hint] = queued(queue)  # the poll asks the vendor about that job: if it finished first, it is used
-    assert hint == first.model_copy(update={"seq": 1, "vendor_task_id": "1838000000000000009"})
+    assert hint == first.replace(seq=1, vendor_task_id="1838000000000000009")
 
 
 def test_a_webhook_resolves_an_ambiguous_submit_and_hints_a_poll_of_its_job(ledger, queue, clock):
     first = submitted(ledger)  # for its POLL hop's shape; then a second task whose submit turned ambiguous
-    template = first.model_copy(update={"task_id": "t3", "vendor_task_id": None}).dumps()
+    template = first.replace(task_id="t3", vendor_task_id=None).dumps()
     ledger.claim_submit("t3", "tok", 30, NOW + 900, NOW, user_id="u1")
     ledger.mark_sending("t3", "tok", NOW, poll_message=template)
     ledger.mark_ambiguous("t3", "tok", NOW)
