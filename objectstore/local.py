@@ -33,7 +33,10 @@ Layout and choices:
   segments, so ``ROOT/B/K`` is under ``ROOT/B`` by construction (``ROOT`` is resolved once, when the store
   opens). What remains is symlinks: the store makes none and follows none. Each operation ``lstat``-s the bucket
   directory and the key's directories, and reads open the object with ``O_NOFOLLOW``; a symlink on the way is
-  refused (:class:`InvalidKey`). This does not defend against a concurrent attacker swapping in symlinks.
+  refused (:class:`InvalidKey`). A directory found to be a real one is not looked at again for
+  :data:`REAL_DIR_TTL_S` (a task's dozen results share their directories; the store forgets a directory it
+  removes). This does not defend against a concurrent attacker swapping in symlinks (who could race the
+  ``lstat`` as well).
 * A key cannot be both an object and a "directory" of other keys (``a/b`` and ``a/b/c``), unlike COS;
   such a write raises :class:`StoreError`.
 """
@@ -74,6 +77,9 @@ INCOMING_MAX_AGE_S = 3600.0
 XATTR = "user.relay.meta"  # "1 <etag> <size> <mtime_ns> <content type>"
 _DEFAULT_TYPE = "application/octet-stream"
 _temp_numbers = itertools.count()  # with the pid, names temp files (no random name to draw per write)
+#: seconds a directory ``lstat``-ed as a real directory (no symlink) is taken as one without looking again
+REAL_DIR_TTL_S = 1.0
+_REAL_DIRS_MAX = 4096
 
 
 def check_bucket(bucket: str) -> str:
@@ -107,6 +113,7 @@ class LocalStore(ObjectStore):
         self._incoming = f"{self._root}/{INCOMING}"
         self.swept = sweep_incoming(Path(self._incoming), INCOMING_MAX_AGE_S)
         self.use_xattrs = user_xattrs_work(self._incoming) if use_xattrs is None else use_xattrs
+        self._real_dirs: dict[str, float] = {}  # directory path -> until when it counts as checked (monotonic)
 
     @classmethod
     def from_url(cls, url: str) -> LocalStore:
@@ -137,14 +144,18 @@ class LocalStore(ObjectStore):
         self._refuse_symlinks(bucket_dir, key.split("/")[:-1], f"{bucket}/{key}")
         return f"{bucket_dir}/{key}"
 
-    @staticmethod
-    def _refuse_symlinks(bucket_dir: str, directories: list[str], what: str) -> None:
+    def _refuse_symlinks(self, bucket_dir: str, directories: list[str], what: str) -> None:
         """Raise :class:`InvalidKey` if the bucket directory or one of ``directories`` below it (in order) is a
-        symlink; the walk stops where the path ends (nothing exists below a missing name)."""
+        symlink; the walk stops where the path ends (nothing exists below a missing name). Directories seen to be
+        real ones within :data:`REAL_DIR_TTL_S` are not looked at again."""
         path = bucket_dir
+        now = time.monotonic()
+        real_dirs = self._real_dirs
         for name in itertools.chain((None,), directories):
             if name is not None:
                 path = f"{path}/{name}"
+            if real_dirs.get(path, 0.0) > now:
+                continue
             try:
                 mode = os.lstat(path).st_mode
             except (FileNotFoundError, NotADirectoryError):
@@ -155,6 +166,9 @@ class LocalStore(ObjectStore):
                 raise InvalidKey(f"path of {what} leaves the store root (a symlink; the local store follows none)")
             if not stat.S_ISDIR(mode):  # an object where a directory would be: the operation itself finds out
                 return
+            if len(real_dirs) >= _REAL_DIRS_MAX:
+                real_dirs.clear()
+            real_dirs[path] = now + REAL_DIR_TTL_S
 
     # -- reads -------------------------------------------------------------------------------
     def open_read(self, bucket: str, key: str) -> BinaryIO:
@@ -392,6 +406,7 @@ class LocalStore(ObjectStore):
                 os.rmdir(parent)
             except OSError:  # not empty (or already gone): stop pruning
                 break
+            self._real_dirs.pop(parent, None)
             parent = parent.rpartition("/")[0]
 
     def vendor_url(self, bucket: str, key: str, expires_s: int = 3600) -> str:

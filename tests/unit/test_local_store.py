@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+import time
 
 import pytest
 
-from objectstore import open_store
+from objectstore import local, open_store
 from objectstore.errors import InvalidKey, ObjectChanged, ObjectExists, StoreError, StoreUnsupported
 from objectstore.local import XATTR, LocalStore
 from relay_core.errors import ConfigError
@@ -280,3 +282,19 @@ def test_a_source_whose_metadata_does_not_match_its_bytes_is_copied_into_a_new_f
     assert os.stat(store.root / "bkt/output/u/t/a.jpg").st_ino != stat.st_ino
     assert info.etag == hashlib.md5(b"EDITED bytes").hexdigest()
     assert store.head("bkt", "output/u/t/a.jpg").etag == info.etag
+
+
+def test_a_directory_swapped_for_a_symlink_is_refused_once_its_last_check_is_older_than_the_ttl(
+    store, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(local, "REAL_DIR_TTL_S", 0.05)
+    store.put_bytes("bkt", "output/u/t/a.jpg", b"ours")  # output/u/t checked, and remembered as real
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    task_dir = store.root / "bkt/output/u/t"
+    shutil.rmtree(task_dir)
+    task_dir.symlink_to(outside)
+    time.sleep(0.1)
+    with pytest.raises(InvalidKey):
+        store.put_bytes("bkt", "output/u/t/b.jpg", b"escaped?")
+    assert list(outside.iterdir()) == []
