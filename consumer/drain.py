@@ -26,6 +26,7 @@ from consumer.services import Services
 from jobqueue.message import JobMessage
 from jobqueue.queue.base import Received, Releasable
 from relay_core import logs
+from relay_core.settings import RelaySettings
 
 log = logs.get("consumer.drain")
 #: most hops one received message runs in place, one after another (each hop is bounded; this bounds the chain)
@@ -130,8 +131,14 @@ def drain(
             stats.received += 1
             if hooks.on_receive is not None:
                 hooks.on_receive(received)
-            process(svc, received, stats, hooks, in_place=lambda: budget.remaining() > 2 * settings.step_margin_s)
+            process(svc, received, stats, hooks, in_place=lambda: _room_for_more(budget, settings, stop))
     return stats
+
+
+def _room_for_more(budget: Budget, settings: RelaySettings, stop: Callable[[], bool]) -> bool:
+    """Whether a runner may go on with a hop handed on in place: the budget leaves room for another step (the
+    margin twice over) and no stop was asked for."""
+    return budget.remaining() > 2 * settings.step_margin_s and not stop()
 
 
 def receive_wait(wanted_s: float, left_s: float) -> float:

@@ -74,3 +74,14 @@ def test_a_crash_right_after_a_hop_was_handed_on_leaves_it_to_finish_the_task_on
         submissions = len(stack.emulator.tasks)
     assert len(calls) == 3 and totals.errors == 1  # it died once; the redelivered successor went on in place
     assert [r.body["status"] for r in reports] == ["done"] and submissions == 1
+
+
+def test_a_runner_hands_on_only_with_room_left_in_its_budget_and_no_stop_asked():
+    from consumer.drain import _room_for_more
+    from relay_core.settings import load
+
+    settings = load(step_margin_s=5.0)
+    assert _room_for_more(Budget(None), settings, lambda: False)
+    assert not _room_for_more(Budget(None), settings, lambda: True)  # stopping: the successor goes to the queue
+    assert not _room_for_more(Budget(9.0), settings, lambda: False)  # not two margins left
+    assert _room_for_more(Budget(11.0), settings, lambda: False)
