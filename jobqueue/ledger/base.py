@@ -18,7 +18,9 @@ of every backend (``tests/contract/test_ledger_contract.py`` checks each one):
   seq or below a hop already begun; ``BUSY`` (with ``retry_after_s``) while another runner's lease on the same
   ``seq`` is live (a concurrent duplicate); else ``RUN``, taking the lease. A runner that died leaves a lease
   that expires, so the redelivered message runs again. ``release_hop(task, seq)`` drops the lease of a hop
-  that ended without a successor (dead-lettered), so a redrive runs at once.
+  that ended without a successor (dead-lettered), so a redrive runs at once. ``hand_on_with`` (raise the seq,
+  and take the lease of the next hop, for a runner that goes on with it) and ``end_with`` (report acknowledged and
+  seq raised) make those changes as one write, through a ``commit`` that stores other state with it.
 * **Terminal outcome.** ``record_outcome(task, outcome)`` stores the first outcome and returns the stored
   one: later calls, whatever they pass, get the first back. That is how a task gets exactly one outcome.
   ``mark_reported(task)`` records that the backend acknowledged the report.
@@ -267,10 +269,8 @@ class Ledger(abc.ABC):
         only a ``RUN`` answer wrote anything (``commit(None, version)`` must then change nothing)."""
 
         def rule(current: TaskRecord | None) -> tuple[TaskRecord | None, Hop]:
-            changed, hop = rules.hand_on(current, task_id, seq, lease_s, now, user_id, outcome, report_message)
-            if changed is not None:
-                changed = replace(changed, version=(current.version if current is not None else 0) + 1)
-            return changed, replace(hop, record=changed if changed is not None else current)
+            answer = rules.hand_on(current, task_id, seq, lease_s, now, user_id, outcome, report_message)
+            return _with_record(current, *answer)
 
         return self._apply(task_id, rule, commit)
 
@@ -286,10 +286,7 @@ class Ledger(abc.ABC):
         (``Hop.record``: for ``RUN`` the one stored with the lease), as fresh as a :meth:`get` just before."""
 
         def rule(current: TaskRecord | None) -> tuple[TaskRecord | None, Hop]:
-            changed, hop = rules.begin_hop(current, task_id, seq, lease_s, now, user_id)
-            if changed is not None:  # as it will be stored
-                changed = replace(changed, version=(current.version if current is not None else 0) + 1)
-            return changed, replace(hop, record=changed if changed is not None else current)
+            return _with_record(current, *rules.begin_hop(current, task_id, seq, lease_s, now, user_id))
 
         return self._apply(task_id, rule)
 
@@ -379,3 +376,11 @@ class Ledger(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _with_record(current: TaskRecord | None, changed: TaskRecord | None, hop: Hop) -> tuple[TaskRecord | None, Hop]:
+    """A hop rule's answer carrying the record it was decided on: the change as it will be stored (next version),
+    or the current record when nothing changes."""
+    if changed is not None:
+        changed = replace(changed, version=(current.version if current is not None else 0) + 1)
+    return changed, replace(hop, record=changed if changed is not None else current)
