@@ -10,7 +10,8 @@
 -- ARGV[3]  the new visibility deadline
 -- ARGV[4]  "apply" to renew; anything else only tells whether the receipt is current
 -- Returns 1 if the receipt is current (and, for "apply", the message renewed), 0 if it is stale or unknown.
--- A message whose deadline passed (back on the ready list, not received since) is taken back in flight.
+-- A message whose deadline passed (back on the ready list, not received since) is taken back in flight. The new
+-- body counts as received once (count = 1): the max receive count bounds the crashes of one hop, not of a chain.
 
 local receipt, mode = ARGV[1], ARGV[4]
 local id = string.match(receipt, '^([^.]+)%.')
@@ -18,7 +19,7 @@ if not id or redis.call('HGET', KEYS[1] .. id, 'receipt') ~= receipt then
     return 0
 end
 if mode == 'apply' then
-    redis.call('HSET', KEYS[1] .. id, 'body', ARGV[2])
+    redis.call('HSET', KEYS[1] .. id, 'body', ARGV[2], 'count', 1)
     if not redis.call('ZSCORE', KEYS[4], id) then
         redis.call('LREM', KEYS[2], 0, id)
     end

@@ -204,3 +204,19 @@ def test_end_hop_records_the_report_advances_and_deletes_in_one_script(pair):
     assert ledger.unreported(NOW + 10) == []
     assert queue.stats().in_flight == 0
     assert queue.delete(received.receipt) is False
+
+
+def test_a_hop_handed_on_starts_its_own_receive_count(pair):
+    """The max receive count bounds the crashes of one hop: a chain whose earlier hops were redelivered after
+    crashes does not carry their count into the next hop."""
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    queue.send("hop 0")
+    queue.receive(1, 0.05)
+    time.sleep(0.1)  # its runner died; the next one gets it a second time
+    received = queue.receive(1, 30)[0]
+    assert received.receive_count == 2
+    ledger.begin_hop("t1", 0, 30, NOW)
+
+    assert commit.hand_on(received, "t1", 0, "hop 1", 30, NOW).state is HopState.RUN
+    assert queue.client.hget(queue.keys[0] + received.message_id, "count") == "1"
