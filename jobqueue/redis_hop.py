@@ -20,6 +20,7 @@ from __future__ import annotations
 from importlib import resources
 
 import redis
+from redis.commands.core import Script
 
 from jobqueue.errors import BackendUnavailable
 from jobqueue.ledger.base import Commit
@@ -126,7 +127,7 @@ class RedisHopCommit:
         groups = [self._queue.finish_request(received.receipt)]
         return self._ledger.end_with(task_id, seq, now, self._commit(self._end, groups), reported=reported)
 
-    def _commit(self, script: object, groups: list[list[str]], *, only_changes: bool = False) -> Commit:
+    def _commit(self, script: Script, groups: list[list[str]], *, only_changes: bool = False) -> Commit:
         """The ledger's write as ``script``, run with the queue's argument ``groups``; ``only_changes``: no call
         when the record does not change."""
         queue_keys = list(self._queue.keys)
@@ -141,7 +142,7 @@ class RedisHopCommit:
                 keys += save_keys
                 args += [str(arg) for arg in save_args]
             try:
-                answer = int(script(keys=keys, args=args))  # type: ignore[operator]
+                answer = int(script(keys=keys, args=args))
             except redis.exceptions.RedisError as exc:  # as the queue and the ledger translate them
                 raise BackendUnavailable(f"redis hop commit: {type(exc).__name__}: {exc}") from None
             if answer < 0:
