@@ -3,7 +3,8 @@
 
 ::
 
-    Continue(message, delay_s)   hand on to the successor hop (a retry is a successor of the same stage)
+    Continue(message, delay_s)   hand on to the successor hop (a retry is a successor of the same stage);
+                                 ``submission``: a vendor job the submit created, recorded with the hop's end
     Finish(outcome)              the task has its terminal outcome: record it, then hand on to REPORT
     Reported()                   the backend acknowledged the report: record that; the task's chain ends
     Defer(message, delay_s)      another runner holds this hop: run this same message again later
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobqueue.ledger.record import Submission
 from jobqueue.message import JobMessage
 from relay_core.domain import Outcome
 
@@ -24,6 +26,7 @@ from relay_core.domain import Outcome
 class Continue:
     message: JobMessage
     delay_s: float = 0.0
+    submission: Submission | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from consumer.services import Services
 from consumer.steps import audit, collect, poll, report, submit
 from consumer.steps.common import failed, timed_out
 from jobqueue.errors import PoisonMessage, QueueError
-from jobqueue.ledger.base import Hop, HopState
+from jobqueue.ledger.base import Hop, HopState, TaskRecord
 from jobqueue.message import JobMessage, Stage, parse
 from moderation.errors import AuditJobFailed
 from relay_core import logs
@@ -28,7 +28,9 @@ from relay_core.errors import OurFault, TaskFailed, Transient
 
 log = logs.get("consumer")
 
-STEPS: dict[Stage, Callable[[JobMessage, Services], Decision]] = {
+#: the stages' steps: ``run(message, services, record)``, ``record`` the task's record as stored with the hop's lease
+#: (as fresh as a read; ``None`` when not known: a step then reads what it needs)
+STEPS: dict[Stage, Callable[[JobMessage, Services, TaskRecord | None], Decision]] = {
     Stage.SUBMIT: submit.run,
     Stage.POLL: poll.run,
     Stage.COLLECT: collect.run,
@@ -86,7 +88,7 @@ def _handle(msg: JobMessage, svc: Services, hop: Hop | None) -> Decision:
     try:
         if msg.stage is not Stage.REPORT:  # a renamed pipeline is our fault, whatever the task's deadline says
             svc.pipelines.get(msg.pipeline)
-        return STEPS[msg.stage](msg, svc)
+        return STEPS[msg.stage](msg, svc, record)
     except QueueError:
         raise
     except TaskFailed as exc:

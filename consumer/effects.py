@@ -3,8 +3,9 @@
 Every order below keeps one rule: until the current message is deleted, a crash (SIGKILL, an SCF time or memory
 limit) leaves that message in the queue, and its redelivery finds enough in the ledger to drive the task on.
 
-``Continue``      send the successor → record the hop (``seq``) as handled → delete the message. Where the queue and
-                  the ledger share one Redis (``Services.hop_commit``) the three are one atomic script instead.
+``Continue``      (record the vendor job a submit created →) send the successor → record the hop (``seq``) as handled
+                  → delete the message. Where the queue and the ledger share one Redis (``Services.hop_commit``)
+                  these are one atomic script instead.
 ``Finish``        record the outcome (the first recorded one wins) with the REPORT hop it owes → send REPORT →
                   record the hop → delete. A crash between the outcome and the REPORT send is healed by dispatch:
                   a redelivered hop of a task whose outcome is recorded but not reported decides ``Finish``
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from consumer.decisions import Continue, Decision, Defer, Drop, Finish, Reported, ToDeadLetter
 from consumer.services import Services
 from jobqueue.hop_commit import HopCommit
-from jobqueue.ledger.base import Hop, HopState
+from jobqueue.ledger.base import Hop, HopState, Submission
 from jobqueue.message import JobMessage, Stage
 from jobqueue.queue.base import Received
 from relay_core import logs
@@ -85,7 +86,7 @@ def _hand_on(
     hop cannot be admitted now (nothing was written then)."""
     if isinstance(decision, Continue):
         successor, delay = _successor(svc, decision.message, decision.delay_s)
-        if delay > 0:
+        if delay > 0 or decision.submission is not None:
             return None
         outcome = None
     elif isinstance(decision, Finish):
@@ -123,7 +124,11 @@ def _commit_atomically(
     now = svc.clock()
     if isinstance(decision, Continue):
         message, delay = _successor(svc, decision.message, decision.delay_s)
-        commit.continue_hop(received, msg.task_id, msg.seq, message.dumps(), delay, now)
+        done = commit.continue_hop(
+            received, msg.task_id, msg.seq, message.dumps(), delay, now, submission=decision.submission
+        )
+        if decision.submission is not None and not done:
+            _claim_lost(decision.submission)
         _boundary("successor_sent")
     elif isinstance(decision, Reported) or (isinstance(decision, Drop) and decision.note != "stale"):
         commit.end_hop(received, msg.task_id, msg.seq, now, reported=isinstance(decision, Reported))
@@ -143,6 +148,12 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
     if isinstance(decision, Drop) and decision.note == "stale":
         return
     if isinstance(decision, Continue):
+        if (submission := decision.submission) is not None:
+            token, vendor_task_id, poll_message = submission.token, submission.vendor_task_id, submission.poll_message
+            if not svc.ledger.record_submission(
+                msg.task_id, token, vendor_task_id, svc.clock(), poll_message=poll_message
+            ):
+                _claim_lost(submission)
         send_successor(svc, decision.message, decision.delay_s)
         _boundary("successor_sent")
     elif isinstance(decision, Finish):
@@ -157,6 +168,10 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
     elif isinstance(decision, Reported):
         svc.ledger.mark_reported(msg.task_id, svc.clock())
     svc.ledger.advance(msg.task_id, msg.seq, svc.clock())
+
+
+def _claim_lost(submission: Submission) -> None:
+    log.error("submit claim was lost while submitting", extra={"vendor_task_id": submission.vendor_task_id})
 
 
 def _log_outcome(stored: Outcome | None, decided: Outcome) -> None:

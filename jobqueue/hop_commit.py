@@ -13,18 +13,27 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from jobqueue.ledger.base import Hop, Ledger
+from jobqueue.ledger.base import Hop, Ledger, Submission
 from jobqueue.queue.base import Queue, Received
 from relay_core.domain import Outcome
 
 
 class HopCommit(Protocol):
     def continue_hop(
-        self, received: Received, task_id: str, seq: int, successor: str, delay_s: float, now: float
+        self,
+        received: Received,
+        task_id: str,
+        seq: int,
+        successor: str,
+        delay_s: float,
+        now: float,
+        *,
+        submission: Submission | None = None,
     ) -> bool:
         """Atomically: send ``successor`` (receivable after ``delay_s``, within the queue's ``max_delay_s``), raise
-        the task's handled seq to ``seq`` as :meth:`Ledger.advance` does, and delete ``received`` if its receipt is
-        still current (as :meth:`Queue.delete`). All or nothing; returns whether the seq rose. Raises
+        the task's handled seq to ``seq`` as :meth:`Ledger.advance` does (with ``submission``, recording it first as
+        :meth:`Ledger.record_submission` does), and delete ``received`` if its receipt is still current (as
+        :meth:`Queue.delete`). All or nothing; returns what :meth:`Ledger.advance_with` returns. Raises
         ``BackendUnavailable`` (then nothing happened) like the queue and the ledger."""
         ...
 

@@ -24,7 +24,7 @@ from redis.commands.core import Script
 
 from jobqueue.errors import BackendUnavailable
 from jobqueue.ledger.base import Commit
-from jobqueue.ledger.record import Hop, HopState, TaskRecord
+from jobqueue.ledger.record import Hop, HopState, Submission, TaskRecord
 from jobqueue.ledger.redis import RedisLedger
 from jobqueue.queue.base import Received
 from jobqueue.queue.redis import RedisQueue
@@ -58,7 +58,7 @@ _HAND_ON = """
 local renew = groups[1]
 if queue_renew(queue_keys, renew) == 0 then return -1 end
 if not saved() then return 0 end
-renew[4] = 'apply'
+renew[4] = 'checked'
 queue_renew(queue_keys, renew)
 return 1
 """
@@ -95,11 +95,20 @@ class RedisHopCommit:
         self._end = register(_script_source(n, _END, "finish"))
 
     def continue_hop(
-        self, received: Received, task_id: str, seq: int, successor: str, delay_s: float, now: float
+        self,
+        received: Received,
+        task_id: str,
+        seq: int,
+        successor: str,
+        delay_s: float,
+        now: float,
+        *,
+        submission: Submission | None = None,
     ) -> bool:
         _, send_args = self._queue.send_request([successor], delay_s)
         groups = [send_args, self._queue.finish_request(received.receipt)]
-        return self._ledger.advance_with(task_id, seq, now, self._commit(self._continue, groups))
+        commit = self._commit(self._continue, groups)
+        return self._ledger.advance_with(task_id, seq, now, commit, submission=submission)
 
     def hand_on(
         self,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any
 
 
 class ErrorReason(str, enum.Enum):
@@ -37,14 +38,25 @@ class Outcome:
         return cls(Status.FAILED, error_reason=reason.value, vendor_task_id=vendor_task_id, detail=detail)
 
     def dumps(self) -> str:
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["result_keys"] = list(self.result_keys)
-        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def loads(cls, raw: str) -> Outcome:
-        data = json.loads(raw)
+        return cls.from_dict(json.loads(raw))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form (:meth:`dumps` without the encoding)."""
+        return {
+            "detail": self.detail,
+            "error_reason": self.error_reason,
+            "result_keys": list(self.result_keys),
+            "status": self.status.value,
+            "vendor_task_id": self.vendor_task_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        """Inverse of :meth:`to_dict`."""
         return cls(
             status=Status(data["status"]),
             result_keys=tuple(data.get("result_keys") or ()),

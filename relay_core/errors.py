@@ -35,9 +35,7 @@ class TaskFailed(RelayError):
 
     reason: ErrorReason = ErrorReason.FAILED
 
-    def __init__(
-        self, detail: str = "", *, reason: ErrorReason | None = None, code: int | str | None = None
-    ) -> None:
+    def __init__(self, detail: str = "", *, reason: ErrorReason | None = None, code: int | str | None = None) -> None:
         super().__init__(detail, code=code)
         if reason is not None:
             self.reason = reason

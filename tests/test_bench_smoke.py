@@ -16,6 +16,13 @@ def test_bench_smoke_run_passes():
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for name in (
-        "queue_throughput", "billed_time", "memory", "relay_speed", "store_ops", "two_workers", "redis_cost", "peers"
+        "queue_throughput",
+        "billed_time",
+        "memory",
+        "relay_speed",
+        "store_ops",
+        "two_workers",
+        "redis_cost",
+        "peers",
     ):
         assert f"bench.{name}" in done.stdout

@@ -19,6 +19,7 @@ import hashlib
 from consumer.decisions import Continue, Decision, Finish
 from consumer.services import Services
 from consumer.steps.common import failed
+from jobqueue.ledger.record import TaskRecord
 from jobqueue.message import JobMessage
 from moderation.base import AuditPending, AuditResult, UrlImageAuditor, Verdict
 from moderation.errors import AuditJobFailed
@@ -40,7 +41,7 @@ class StagedResultChanged(AuditJobFailed):
     :class:`AuditJobFailed`, the retry also drops the video jobs, which judged the other version)."""
 
 
-def run(msg: JobMessage, svc: Services) -> Decision:
+def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Decision:
     pipeline = svc.pipelines.get(msg.pipeline)
     names = [pipeline.outputs.file_name(n) for n in range(1, pipeline.outputs.count + 1)]
     staged = [staging_key(msg.user_id, msg.task_id, name) for name in names]

@@ -16,6 +16,7 @@ import time
 
 from consumer.decisions import Continue, Decision
 from consumer.services import Services
+from jobqueue.ledger.record import TaskRecord
 from jobqueue.message import JobMessage, Stage
 from objectstore.base import ObjectInfo
 from objectstore.errors import ObjectExists, StoreUnavailable
@@ -35,7 +36,7 @@ def download_budget_s(visibility_timeout_s: float) -> float:
     return max(1.0, visibility_timeout_s - max(5.0, visibility_timeout_s / 5))
 
 
-def run(msg: JobMessage, svc: Services) -> Decision:
+def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Decision:
     # imported here, as in _staged: consumer.fetch loads httpx, which the consumer's import leaves to the adapters
     from consumer.fetch import FetchFailed
 

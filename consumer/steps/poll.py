@@ -18,6 +18,7 @@ from consumer.decisions import Continue, Decision, Drop, Finish
 from consumer.delays import poll_delay, until_deadline
 from consumer.services import Services
 from consumer.steps.common import failed, timed_out
+from jobqueue.ledger.record import TaskRecord
 from jobqueue.message import JobMessage, Stage
 from relay_core import logs
 from relay_core.domain import ErrorReason
@@ -29,7 +30,7 @@ from vendors.errors import VendorConfigError, VendorError
 log = logs.get("consumer.poll")
 
 
-def run(msg: JobMessage, svc: Services) -> Decision:
+def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Decision:
     if not msg.vendor_task_id:
         raise OurFault("poll message without vendor_task_id (was it edited by hand?)")
     pipeline = svc.pipelines.get(msg.pipeline)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from consumer.callback import Delivery, ReportResult
 from consumer.decisions import Decision, Drop, Reported
 from consumer.services import Services
+from jobqueue.ledger.record import TaskRecord
 from jobqueue.message import JobMessage
 from relay_core import logs
 from relay_core.domain import Outcome, Status
@@ -22,8 +23,9 @@ from relay_core.ids import output_prefix, staging_prefix
 log = logs.get("consumer.report")
 
 
-def run(msg: JobMessage, svc: Services) -> Decision:
-    record = svc.ledger.get(msg.task_id)
+def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Decision:
+    if record is None:
+        record = svc.ledger.get(msg.task_id)
     if record is None or record.outcome is None:
         raise OurFault("report without a recorded outcome (ledger lost or expired?)")
     if record.reported_at is not None:

@@ -21,7 +21,7 @@ from consumer.delays import retry_delay, until_deadline
 from consumer.services import Services
 from consumer.steps.common import timed_out
 from consumer.steps.poll import first_poll_s
-from jobqueue.ledger.base import ClaimState, SubmitState
+from jobqueue.ledger.base import ClaimState, Submission, SubmitState, TaskRecord
 from jobqueue.message import JobMessage, Stage
 from objectstore.base import ObjectStore, iter_file
 from objectstore.errors import ObjectNotFound, StoreUnsupported
@@ -41,9 +41,9 @@ SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 AMBIGUOUS_CHECKS = 10
 
 
-def run(msg: JobMessage, svc: Services) -> Decision:
+def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Decision:
     now = svc.clock()
-    if now >= msg.deadline_at and not _may_have_a_job(msg, svc):
+    if now >= msg.deadline_at and not _may_have_a_job(msg, svc, record):
         return timed_out(msg, svc, cancel=False)
     pipeline = svc.pipelines.get(msg.pipeline)
     token = uuid.uuid4().hex
@@ -72,6 +72,7 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         svc.ledger.release_submit(msg.task_id, token, svc.clock())  # nothing was sent: a retry may claim
         raise
     template = msg.next(Stage.POLL, polls=0).dumps()  # what a webhook naming the job resumes from
+    first_s = first_poll_s(svc, pipeline, webhook=hook is not None)  # read now: nothing waits after the answer
     if not svc.ledger.mark_sending(msg.task_id, token, svc.clock(), poll_message=template):
         raise Transient("submit claim lapsed while preparing the input")  # another worker took over
     try:
@@ -86,13 +87,12 @@ def run(msg: JobMessage, svc: Services) -> Decision:
         svc.ledger.release_submit(msg.task_id, token, svc.clock())  # a definite refusal: nothing was created
         raise
     # Any other exception leaves the claim "sending": when its lease lapses the task turns ambiguous (fail safe).
+    # The submission is recorded with the end of this hop, in the same write as the successor's send: as soon after
+    # the answer as a separate write would be. A crash before it leaves the claim "sending", as one mid-request.
     poll_msg = msg.next(Stage.POLL, vendor_task_id=vendor_task_id, polls=0)
-    now = svc.clock()
-    if not svc.ledger.record_submission(msg.task_id, token, vendor_task_id, now, poll_message=poll_msg.dumps()):
-        log.error("submit claim was lost while submitting", extra={"vendor_task_id": vendor_task_id})
+    submission = Submission(token, vendor_task_id, poll_msg.dumps())
     log.info("submitted to vendor", extra={"vendor_task_id": vendor_task_id, "vendor": vendor.name})
-    first_s = first_poll_s(svc, pipeline, webhook=hook is not None)
-    return Continue(poll_msg, until_deadline(first_s, now, msg.deadline_at, floor_s=0))
+    return Continue(poll_msg, until_deadline(first_s, svc.clock(), msg.deadline_at, floor_s=0), submission)
 
 
 _AMBIGUOUS_HELP = (
@@ -101,10 +101,11 @@ _AMBIGUOUS_HELP = (
 )
 
 
-def _may_have_a_job(msg: JobMessage, svc: Services) -> bool:
+def _may_have_a_job(msg: JobMessage, svc: Services, record: TaskRecord | None) -> bool:
     """Past the deadline: whether a submit of the task may have reached the vendor (then the claim decides:
     poll a recorded or adopted job, which cancels or collects it, or dead-letter an ambiguous one)."""
-    record = svc.ledger.get(msg.task_id)
+    if record is None:
+        record = svc.ledger.get(msg.task_id)
     if record is None:
         return False
     return record.submit_state not in (SubmitState.NONE, SubmitState.LEASED) or bool(record.webhook_vendor_ids)

@@ -65,6 +65,7 @@ from jobqueue.ledger.record import (
     Hop,
     HopState,
     RuntimeEstimate,
+    Submission,
     SubmitState,
     TaskRecord,
     VendorDone,
@@ -82,6 +83,7 @@ __all__ = [
     "Ledger",
     "RuntimeEstimate",
     "SubmitState",
+    "Submission",
     "TaskRecord",
     "VendorDone",
     "Webhook",
@@ -244,12 +246,18 @@ class Ledger(abc.ABC):
         """Raise the handled seq to ``seq``; ``True`` when it rose (it never lowers)."""
         return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now))
 
-    def advance_with(self, task_id: str, seq: int, now: float, commit: Commit) -> bool:
+    def advance_with(
+        self, task_id: str, seq: int, now: float, commit: Commit, *, submission: Submission | None = None
+    ) -> bool:
         """:meth:`advance`, its write made by ``commit`` so that other state changes in the same atomic step:
         ``commit(record, expected_version)`` stores ``record`` by compare-and-set as :meth:`_save` does (and
-        returns ``False``, having changed nothing at all, when the stored version differs); when the seq does not
-        rise, ``commit(None, version)`` is called once to make the other changes alone."""
-        return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now), commit)
+        returns ``False``, having changed nothing at all, when the stored version differs); when nothing changes,
+        ``commit(None, version)`` is called once to make the other changes alone. ``submission``: also
+        :meth:`record_submission` in the same change (the end of the submit's hop). Returns whether the seq rose
+        (and, with a ``submission``, whether it was recorded too)."""
+        if submission is None:
+            return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now), commit)
+        return self._apply(task_id, lambda cur: rules.advance_submitted(cur, task_id, seq, now, submission), commit)
 
     def hand_on_with(
         self,

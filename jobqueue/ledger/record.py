@@ -94,6 +94,16 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """A vendor job a submit created, to record with the end of the submit's hop (see ``Ledger.advance_with``):
+    ``token`` holds the claim, ``poll_message`` is the first POLL hop (kept for webhook hints)."""
+
+    token: str
+    vendor_task_id: str
+    poll_message: str
+
+
+@dataclass(frozen=True)
 class TaskRecord:
     """Everything the ledger knows about one task. Times are unix seconds; ``version`` counts stored writes
     (0: never stored) and is what a backend compares before it writes."""
@@ -149,8 +159,8 @@ class TaskRecord:
         """The stored form of everything but ``version`` (backends keep that beside it, to compare)."""
         data: dict[str, Any] = {name: getattr(self, name) for name in _FIELDS if name != "version"}
         data["submit_state"] = self.submit_state.value
-        data["outcome"] = json.loads(self.outcome.dumps()) if self.outcome is not None else None
-        return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        data["outcome"] = self.outcome.to_dict() if self.outcome is not None else None
+        return _ENCODER.encode(data)
 
     @classmethod
     def from_json(cls, raw: str | bytes, version: int) -> TaskRecord:
@@ -159,7 +169,7 @@ class TaskRecord:
         data["version"] = version
         data["submit_state"] = SubmitState(data.get("submit_state", ""))
         outcome = data.get("outcome")
-        data["outcome"] = Outcome.loads(json.dumps(outcome)) if outcome is not None else None
+        data["outcome"] = Outcome.from_dict(outcome) if outcome is not None else None
         data["webhook_vendor_ids"] = tuple(data.get("webhook_vendor_ids", ()))
         data["cancelled_vendor_ids"] = tuple(data.get("cancelled_vendor_ids", ()))
         return cls(**data)
@@ -185,3 +195,4 @@ class RuntimeEstimate:
 
 
 _FIELDS = tuple(TaskRecord.__dataclass_fields__)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -163,10 +163,14 @@ class RedisLedger(Ledger):
         :mod:`jobqueue.redis_hop`). Index entries the stored version already has are not written again: when this
         ledger read or wrote version ``expected_version`` moments ago (its record cache), a score (or vendor id)
         equal to that version's is passed as unchanged (the compare-and-set proves the stored record is that
-        version)."""
+        version). An insert (``expected_version`` 0) writes only the entries the new record has: the indexes hold
+        nothing of a task without a record, but for members left by a record that expired, which readers skip
+        (their record disagrees) and the task's next index write replaces."""
         previous = self._cached(record.task_id)
         if previous is not None and previous.version != expected_version:
             previous = None
+        if previous is None and expected_version == 0:  # an insert: the indexes have nothing of the task
+            previous = TaskRecord.blank(record.task_id, 0.0)
         keys = [self._task_key(record.task_id), self._deadlines_key, self._unreported_key]
         vendor_key = record.vendor_key()
         if vendor_key is not None and (previous is None or previous.vendor_key() != vendor_key):

@@ -18,6 +18,7 @@ from jobqueue.ledger.record import (
     Hop,
     HopState,
     RuntimeEstimate,
+    Submission,
     SubmitState,
     TaskRecord,
     VendorDone,
@@ -156,6 +157,18 @@ def advance(current: TaskRecord | None, task_id: str, seq: int, now: float) -> t
     if seq <= record.seq:
         return None, False
     return _changed(record, now, seq=seq), True
+
+
+def advance_submitted(
+    current: TaskRecord | None, task_id: str, seq: int, now: float, submission: Submission
+) -> tuple[TaskRecord | None, bool]:
+    """:func:`record_submission` then :func:`advance`, as one change; ``True`` when both happened (the claim was
+    still the token's and the seq rose)."""
+    record, recorded = record_submission(
+        current, submission.token, submission.vendor_task_id, now, submission.poll_message
+    )
+    changed, rose = advance(record or current, task_id, seq, now)
+    return changed or record, recorded and rose
 
 
 def begin_hop(

@@ -173,8 +173,7 @@ def actions_in_code() -> dict[str, set[str]]:
     data_plane = {f"tdmq:{a}" for _, a in _api_actions(REPO / "jobqueue/queue/cmq_actions.py")}
     control_plane = {f"tdmq:{a}" for _, a in _api_actions(REPO / "jobqueue/queue/cmq_admin.py")}
     moderation = {
-        f"{'ims' if client == 'IMS_CLIENT' else 'vm'}:{a}"
-        for client, a in _api_actions(REPO / "moderation/tencent.py")
+        f"{'ims' if client == 'IMS_CLIENT' else 'vm'}:{a}" for client, a in _api_actions(REPO / "moderation/tencent.py")
     }
     nudge = {CAM_NAMES.get(f"scf:{a}", f"scf:{a}") for _, a in _api_actions(REPO / "tencent_plumbing/scf_invoke.py")}
     sdk_methods = {_name(n.func) for n in _calls(REPO / "objectstore/cos.py")} & set(COS_SDK_ACTIONS)

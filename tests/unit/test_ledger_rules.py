@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from jobqueue.ledger import rules
-from jobqueue.ledger.record import Claim, ClaimState, Hop, HopState, SubmitState, TaskRecord
+from jobqueue.ledger.record import Claim, ClaimState, Hop, HopState, SubmitState, Submission, TaskRecord
 from relay_core.domain import Outcome, Status
 
 NOW = 1_700_000_000.0
@@ -55,7 +55,7 @@ def test_claim_answers_without_writing_when_nothing_changes():
     )
     ambiguous = _stored(submit_state=SubmitState.AMBIGUOUS, deadline_at=NOW + 600)
     assert rules.claim_submit(ambiguous, "t1", "b", 30, NOW + 600, NOW) == (None, Claim(ClaimState.AMBIGUOUS))
-    sending = _leased(state=SubmitState.SENDING)
+    sending = _leased(token="tok", state=SubmitState.SENDING)
     assert rules.claim_submit(sending, "t1", "b", 30, NOW + 600, NOW + 29)[0] is None
 
 
@@ -111,6 +111,21 @@ def test_advance_only_raises():
     assert rules.advance(_stored(seq=5), "t1", 5, NOW) == (None, False)
     assert rules.advance(_stored(seq=5), "t1", 4, NOW) == (None, False)
     assert rules.advance(_stored(seq=5), "t1", 6, NOW)[0].seq == 6
+
+
+def test_advance_submitted_records_the_submission_and_raises_the_seq_as_one_change():
+    sending = _leased(token="tok", state=SubmitState.SENDING)
+    new, done = rules.advance_submitted(sending, "t1", 0, NOW, Submission("tok", "v-1", "poll"))
+    assert done and (new.seq, new.submit_state, new.vendor_task_id, new.poll_message) == (
+        0,
+        SubmitState.SUBMITTED,
+        "v-1",
+        "poll",
+    )
+    other = rules.advance_submitted(sending, "t1", 0, NOW, Submission("other", "v-1", "poll"))
+    assert not other[1] and (other[0].seq, other[0].submit_state) == (0, SubmitState.SENDING)  # only the seq rose
+    stale = rules.advance_submitted(replace(sending, seq=3), "t1", 0, NOW, Submission("tok", "v-1", "poll"))
+    assert not stale[1] and (stale[0].seq, stale[0].vendor_task_id) == (3, "v-1")  # recorded, the seq kept
 
 
 def test_begin_hop_admits_one_runner_per_hop():

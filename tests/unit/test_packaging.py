@@ -132,7 +132,6 @@ def _index_unreachable(output: str) -> bool:
     return any(sign.lower() in output.lower() for sign in _UNREACHABLE)
 
 
-
 @pytest.fixture(scope="module")
 def python310() -> str:
     """SCF's Python 3.10; without one these tests skip, saying why (README: requirements)."""

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from jobqueue.hop_commit import open_hop_commit
-from jobqueue.ledger.base import HopState
+from jobqueue.ledger.base import HopState, SubmitState, Submission
 from jobqueue.ledger.redis import RedisLedger
 from jobqueue.ledger.sqlite import SqliteLedger
 from jobqueue.queue.redis import RedisQueue
@@ -50,6 +50,40 @@ def test_it_sends_the_successor_advances_and_deletes_in_one_script(pair):
     assert [m.body for m in nxt] == ["hop 1"]
     assert queue.stats().in_flight == 1  # "hop 0" is gone, only "hop 1" is in flight
     assert queue.delete(received.receipt) is False
+
+
+def test_a_submission_is_recorded_with_the_hop_end_or_not_at_all(pair):
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    ledger.begin_hop("t1", 0, 30, NOW)
+    ledger.claim_submit("t1", "tok", 30, NOW + 600, NOW)
+    ledger.mark_sending("t1", "tok", NOW)
+    queue.send("submit")
+    received = queue.receive(1, 30)[0]
+
+    done = commit.continue_hop(received, "t1", 0, "poll", 5.0, NOW + 1, submission=Submission("tok", "v-1", "poll"))
+    assert done is True
+    record = ledger.get("t1")
+    assert (record.seq, record.submit_state, record.vendor_task_id) == (0, SubmitState.SUBMITTED, "v-1")
+    assert (record.poll_message, record.submitted_at) == ("poll", NOW + 1)
+    assert ledger.by_vendor_task("v-1").task_id == "t1"  # the vendor-task index is written in the same script
+    assert (queue.stats().delayed, queue.stats().in_flight) == (1, 0)
+
+
+def test_a_submission_whose_claim_was_lost_is_not_recorded_and_the_hop_still_ends(pair):
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    ledger.claim_submit("t1", "tok", 30, NOW + 600, NOW)
+    ledger.mark_sending("t1", "tok", NOW)
+    ledger.claim_submit("t1", "other", 30, NOW + 600, NOW + 60)  # the lease lapsed mid-request: now ambiguous
+    queue.send("submit")
+    received = queue.receive(1, 30)[0]
+
+    done = commit.continue_hop(received, "t1", 0, "poll", 5.0, NOW + 61, submission=Submission("tok", "v-1", "poll"))
+    assert done is False
+    record = ledger.get("t1")
+    assert (record.seq, record.submit_state, record.vendor_task_id) == (0, SubmitState.AMBIGUOUS, None)
+    assert (queue.stats().delayed, queue.stats().in_flight) == (1, 0)
 
 
 def test_a_seq_that_does_not_rise_still_sends_and_deletes(pair):

@@ -37,3 +37,27 @@ def test_a_hop_that_keeps_the_indexes_writes_only_the_record_and_a_changed_index
             assert [r.task_id for r in ledger.unreported(NOW + 10_000)] == ["t1"]
             assert ledger.by_vendor_task("vendor-1").task_id == "t1"
         server.close()
+
+
+def test_an_insert_writes_only_the_index_entries_the_new_record_has():
+    with private_redis() as url:
+        server = redis.Redis.from_url(url, decode_responses=True)
+        with RedisLedger.from_url(f"{url}?prefix=w") as ledger:
+            ledger.begin_hop("t0", 0, 60, NOW, "u1")  # the script is loaded
+            before = command_calls(server)
+            ledger.begin_hop("t1", 0, 60, NOW, "u1")  # a new record: in neither index
+            writes = delta(command_calls(server), before)
+            assert writes == {"get": 2, "evalsha": 1, "set": 1}  # the load, then the compare-and-set: no ZREM
+
+            before = command_calls(server)
+            ledger.claim_submit("t2", "tok", 60, deadline_at=NOW + 600, now=NOW)  # a new record with a deadline
+            assert delta(command_calls(server), before)["zadd"] == 1
+            assert [r.task_id for r in ledger.open_tasks(NOW + 10_000)] == ["t2"]
+
+            # a member an expired record left behind is skipped by readers and replaced by the task's next write
+            server.zadd("w:deadlines", {"t3": NOW - 5})
+            ledger.begin_hop("t3", 0, 60, NOW, "u1")
+            assert [r.task_id for r in ledger.open_tasks(NOW + 10_000)] == ["t2"]
+            ledger.claim_submit("t3", "tok", 60, deadline_at=NOW + 900, now=NOW)
+            assert server.zscore("w:deadlines", "t3") == NOW + 900
+        server.close()
