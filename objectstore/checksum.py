@@ -29,7 +29,7 @@ class StreamMd5:
         self._helper: threading.Thread | None = None
         self._pending: collections.deque[bytes | None] = collections.deque()  # None: the end
         self._pending_bytes = 0  # queued or being hashed
-        self._changed = threading.Condition()
+        self._changed: threading.Condition  # made with the helper (most streams are short enough to never need one)
 
     def update(self, chunk: bytes | bytearray | memoryview) -> None:
         """Add ``chunk`` (in stream order); waits while the helper is :data:`MAX_PENDING_BYTES` behind."""
@@ -37,6 +37,7 @@ class StreamMd5:
             self._digest.update(chunk)
             self._inline_left -= len(chunk)
             if self._inline_left <= 0:
+                self._changed = threading.Condition()
                 self._helper = threading.Thread(target=self._hash, name="md5", daemon=True)
                 self._helper.start()
             return
