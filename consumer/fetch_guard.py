@@ -2,7 +2,8 @@
 except name resolution.
 
 * A URL must parse cleanly: no control characters or spaces, a port in 1-65535, balanced IPv6 brackets, no
-  credentials, a host that is an IP address or a plain DNS name and that the HTTP client reads the same way.
+  credentials, a host that is a plain DNS name or an IP address written plainly (``a.b.c.d``, ``[IPv6]`` without
+  a zone). The request is built from the parts judged here (:class:`ResultTarget`), never from the URL again.
   A malformed URL is the vendor's fault, so it is :class:`FetchRejected` (the task fails at once), never a
   retry.
 * Addresses are judged after unwrapping every IPv6 form that carries an IPv4 address (IPv4-mapped
@@ -21,9 +22,7 @@ import re
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
-
-import httpx
+from urllib.parse import quote, urlsplit
 
 from relay_core.domain import ErrorReason
 from relay_core.errors import TaskFailed, Transient
@@ -47,8 +46,14 @@ _SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 _OPAQUE_TUNNELS = (ipaddress.IPv6Network("2001::/32"), ipaddress.IPv6Network("64:ff9b:1::/48"))  # Teredo, NAT64
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
-_URL_FORBIDDEN_CHARS = frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
+MAX_URL_CHARS = 65536  # httpx's limit, kept
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+_AUTHORITY = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|[A-Za-z0-9_.-]+)(?::[0-9]*)?")
+_DOTTED_NUMBERS = re.compile(r"[0-9.]+")
+# what httpx leaves as it is in a path and in a query (besides letters, digits and "_.-~"); the rest is %-encoded
+_PATH_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"#<>?`{}')
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"#<>')
 
 
 class FetchRejected(TaskFailed):
@@ -63,20 +68,25 @@ class FetchFailed(Transient):
 
 @dataclass(frozen=True)
 class ResultTarget:
-    """A parsed result URL: ``host`` lower-case without brackets, ``port`` explicit; ``client_url`` the URL as the
-    HTTP client parsed it (its host checked to be the same), for the request, so it is not parsed again."""
+    """A parsed result URL and the request it becomes: ``host`` lower-case without brackets, ``port`` explicit,
+    ``address`` the host as an IP address when it is one. ``target`` (the request line's path and query) and
+    ``host_header`` are built from the same parts the checks judged, so no second URL parser reads the URL."""
 
     url: str
     scheme: str
     host: str
     port: int
-    client_url: httpx.URL
+    address: IPAddress | None
+    target: bytes
+    host_header: bytes
 
 
 def parse_result_url(url: str, *, allow_http: bool) -> ResultTarget:
     """The URL's parts, or :class:`FetchRejected` saying what is wrong with it."""
-    bad = sorted({repr(ch) for ch in url if ch in _URL_FORBIDDEN_CHARS})
-    if bad:
+    if len(url) > MAX_URL_CHARS:
+        raise FetchRejected(f"result URL is malformed: longer than {MAX_URL_CHARS} characters")
+    if _URL_FORBIDDEN.search(url):
+        bad = sorted({repr(ch) for ch in _URL_FORBIDDEN.findall(url)})
         raise FetchRejected(f"result URL contains control characters or spaces ({', '.join(bad)})")
     try:
         parts = urlsplit(url)
@@ -88,27 +98,65 @@ def parse_result_url(url: str, *, allow_http: bool) -> ResultTarget:
     host = (parts.hostname or "").lower()
     if not host:
         raise FetchRejected("result URL has no host")
-    if ip_literal(host) is None and not _HOST_NAME.fullmatch(host):
-        raise FetchRejected(f"result URL host {host!r} is not a host name")
     if parts.username is not None or parts.password is not None:
         raise FetchRejected("result URL carries credentials")
     if port == 0:
         raise FetchRejected("result URL port 0 is out of range")
-    try:  # the HTTP client must read the same host, or the checks would judge another URL than it fetches
-        client_url = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise FetchRejected(f"result URL is malformed: {exc}") from None
-    if client_url.host.lower() != host:
-        raise FetchRejected(f"result URL host is ambiguous ({host!r} or {client_url.host.lower()!r})")
-    return ResultTarget(url, parts.scheme, host, port or (443 if parts.scheme == "https" else 80), client_url)
-
-
-def ip_literal(host: str) -> IPAddress | None:
-    """``host`` as an IP address if it is one (brackets and an IPv6 zone allowed), else ``None``."""
+    address = _host_address(parts.netloc, host)
+    default_port = 443 if parts.scheme == "https" else 80
+    port = port or default_port
+    written = f"[{host}]" if isinstance(address, ipaddress.IPv6Address) else host
+    host_header = written if port == default_port else f"{written}:{port}"
     try:
-        return ipaddress.ip_address(host.strip("[]").split("%")[0])
+        target = _request_target(parts.path, parts.query)
+    except UnicodeEncodeError:
+        raise FetchRejected("result URL is malformed: it cannot be encoded as UTF-8") from None
+    return ResultTarget(url, parts.scheme, host, port, address, target, host_header.encode("ascii"))
+
+
+def _host_address(netloc: str, host: str) -> IPAddress | None:
+    """``host`` as an IP address if it is written as one, ``None`` if it is a plain DNS name; :class:`FetchRejected`
+    for anything else: the authority must be exactly ``name``, ``a.b.c.d`` or ``[IPv6]`` (no zone), then an
+    optional ``:port``, in ASCII, so the host the checks judge is the one the request names."""
+    authority = _AUTHORITY.fullmatch(netloc)
+    if authority is None:
+        raise FetchRejected(f"result URL host {host!r} is not a host name")
+    try:
+        if authority["ipv6"] is not None:
+            return ipaddress.IPv6Address(host)
+        if _DOTTED_NUMBERS.fullmatch(host):  # a.b.c.d, or numbers a resolver would read as an address
+            return ipaddress.IPv4Address(host)
     except ValueError:
-        return None
+        raise FetchRejected(f"result URL host {host!r} is not a valid IP address") from None
+    if not _HOST_NAME.fullmatch(host):
+        raise FetchRejected(f"result URL host {host!r} is not a host name")
+    return None
+
+
+def _request_target(path: str, query: str) -> bytes:
+    """The request line's target, written as httpx wrote it: ``.`` and ``..`` segments resolved, then what may not
+    stand in a path or query percent-encoded (as UTF-8; existing ``%xx`` escapes are kept)."""
+    if "." in path:
+        path = _without_dot_segments(path)
+    target = quote(path, safe=_PATH_SAFE) or "/"
+    if query:
+        target += "?" + quote(query, safe=_QUERY_SAFE)
+    return target.encode("ascii")
+
+
+def _without_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4 (as httpx does it)."""
+    segments = path.split("/")
+    if "." not in segments and ".." not in segments:
+        return path
+    kept: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if kept and kept != [""]:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    return "/".join(kept)
 
 
 def unwrap(address: IPAddress) -> IPAddress:

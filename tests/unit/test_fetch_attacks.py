@@ -1,8 +1,9 @@
-"""Result downloads attacked the way a hostile vendor or DNS server would: real sockets on loopback, real httpx.
+"""Result downloads attacked the way a hostile vendor or DNS server would: real sockets on loopback, real httpcore.
 
-Each test is one breach a red team found: a slow host outliving the hop's lease, a compression bomb, the
-metadata address written as IPv4-in-IPv6, DNS rebinding between the check and the connection, and malformed
-URLs that were retried instead of failing the task.
+Each test in sections 1-5 is one breach a red team found: a slow host outliving the hop's lease, a compression
+bomb, the metadata address written as IPv4-in-IPv6, DNS rebinding between the check and the connection, and
+malformed URLs that were retried instead of failing the task. Sections 6 and 7 pin what the wire may carry
+(truncated and chunked bodies, header casing, cookies, redirects) and the connections kept between downloads.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 
+import httpcore
 import pytest
 
 from consumer.fetch import FetchFailed, FetchRejected, ResultFetcher
@@ -37,6 +39,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         app = self.server.app  # type: ignore[attr-defined]
         app.seen.append((self.path, dict(self.headers.items())))
+        app.peers.append(self.client_address[1])
         route = app.routes.get(self.path)
         if route is None:
             self.send_error(404)
@@ -55,6 +58,7 @@ class RouteServer(RawHttpServer):
         super().__init__(Handler, host=host, port=port, name="fetch-attacks")
         self.routes: dict[str, Route] = {}
         self.seen: list[tuple[str, dict[str, str]]] = []
+        self.peers: list[int] = []  # the client's port of each request: one per connection
         self.stop_dripping = threading.Event()
 
     def stop(self) -> None:
@@ -344,9 +348,248 @@ def test_https_keeps_the_host_name_for_sni_and_the_certificate(tmp_path, store):
         ("https://h.vendor.test\r\n/x.jpg", "control characters"),
         ("https://user:pw@h.vendor.test/x.jpg", "credentials"),
         ("https://evil.test\\.h.vendor.test/x.jpg", "not a host name"),
+        ("https://[::1]h.vendor.test/x.jpg", "not a host name"),  # what follows the brackets is not a port
+        ("https://[::1%25lo]/x.jpg", "not a host name"),  # an IPv6 zone
+        ("https://127.1/x.jpg", "not a valid IP address"),  # a resolver reads it as 127.0.0.1
+        ("https://\u212a.vendor.test/x.jpg", "not a host name"),  # KELVIN SIGN, lower-cased to k by Python
+        ("https://h.vendor.test/x\ud800.jpg", "cannot be encoded"),
     ],
 )
 def test_malformed_urls_are_rejected_not_retried(url, why, store):
     fetcher = ResultFetcher(["h.vendor.test", ".vendor.test"])  # refused before any name is resolved
     with pytest.raises(FetchRejected, match=why):
         fetch(url, store, fetcher)
+
+
+# -- 6. what the wire may carry ----------------------------------------------------------------
+def raw(response: bytes) -> Route:
+    """Writes ``response`` (status line, head and body) exactly as given, then hangs up."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(response)
+        handler.wfile.flush()
+        handler.close_connection = True
+
+    return route
+
+
+def chunked(*chunks: bytes) -> bytes:
+    return b"".join(b"%x\r\n%b\r\n" % (len(chunk), chunk) for chunk in chunks)
+
+
+def test_a_body_shorter_than_its_content_length_fails_and_leaves_nothing(server, store):
+    good = make_jpeg(1)
+    server.routes["/short.jpg"] = raw(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(good) + 1, good))
+    with pytest.raises(FetchFailed, match="interrupted"):
+        fetch(f"{server.base_url}/short.jpg", store)
+    assert list(store.list("b", "")) == []
+
+
+def test_a_chunked_body_is_stored_whole_and_a_cut_one_fails(server, store):
+    good = make_jpeg(2)
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    server.routes["/whole.jpg"] = raw(head + chunked(good[:100], good[100:1000], good[1000:]) + b"0\r\n\r\n")
+    server.routes["/cut.jpg"] = raw(head + chunked(good[:100], good[100:1000]))  # no last chunk
+    info, kind = fetch(f"{server.base_url}/whole.jpg", store)
+    assert (kind, info.size, store.get_bytes("b", "k/out.jpg")) == ("jpeg", len(good), good)
+    with pytest.raises(FetchFailed, match="interrupted"):
+        fetch(f"{server.base_url}/cut.jpg", store, overwrite=False)
+    assert store.get_bytes("b", "k/out.jpg") == good  # the cut download replaced nothing
+
+
+def test_a_chunked_body_without_a_declared_size_is_cut_at_the_limit_while_streaming(server, store):
+    big = make_jpeg(1) + bytes(200_000)
+    server.routes["/big.jpg"] = raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(big[:50_000], big[50_000:]) + b"0\r\n\r\n"
+    )
+    with pytest.raises(FetchRejected, match="over the limit of 100000 bytes"):
+        ResultFetcher([], allow_private=True).copy_to_store(
+            f"{server.base_url}/big.jpg", store, "b", "k/out.jpg", max_bytes=100_000, types=("jpeg",)
+        )
+    assert list(store.list("b", "")) == []
+
+
+def test_response_headers_are_read_in_any_case(server, store):
+    jpeg = make_jpeg(1)
+    server.routes["/gz.jpg"] = body(gzip.compress(jpeg), CONTENT_ENCODING="gzip")
+    with pytest.raises(FetchRejected, match="only identity"):
+        fetch(f"{server.base_url}/gz.jpg", store)
+    server.routes["/two-encodings.jpg"] = raw(
+        b"HTTP/1.1 200 OK\r\ncontent-encoding: identity\r\nContent-ENCODING: gzip\r\nContent-Length: %d\r\n\r\n%b"
+        % (len(jpeg), jpeg)
+    )
+    with pytest.raises(FetchRejected, match="'identity, gzip'"):  # every line counts, not the first one
+        fetch(f"{server.base_url}/two-encodings.jpg", store)
+    server.routes["/declared.jpg"] = raw(b"HTTP/1.1 200 OK\r\ncOnTeNt-LeNgTh: %d\r\n\r\n%b" % (len(jpeg), jpeg))
+    with pytest.raises(FetchRejected, match=f"result is {len(jpeg)} bytes, over the limit of 100"):
+        ResultFetcher([], allow_private=True).copy_to_store(  # refused on the declared size, before the body
+            f"{server.base_url}/declared.jpg", store, "b", "k/out.jpg", max_bytes=100, types=("jpeg",)
+        )
+    server.routes["/moved"] = raw(b"HTTP/1.1 301 Moved\r\nLOCATION: /declared.jpg\r\nContent-Length: 0\r\n\r\n")
+    assert fetch(f"{server.base_url}/moved", store)[0].size == len(jpeg)
+
+
+def test_what_the_request_says(server, store):
+    """The request line is the URL's path and query as httpx wrote it (dot segments resolved, UTF-8 escaped)."""
+    server.routes["/r/%E7%BB%93%E6%9E%9C.jpg?sig=a%2Fb&n=%C3%A9"] = body(make_jpeg(1))
+    fetch(f"{server.base_url}/r/x/../结果.jpg?sig=a%2Fb&n=é#part", store)
+    path, headers = server.seen[-1]
+    assert path == "/r/%E7%BB%93%E6%9E%9C.jpg?sig=a%2Fb&n=%C3%A9"
+    assert headers["Host"] == f"127.0.0.1:{server.address[1]}"
+    assert headers["Accept-Encoding"] == "identity"
+    assert headers["User-Agent"] == "scf-relay"
+    assert "Cookie" not in headers and "Authorization" not in headers
+
+
+def test_no_cookie_is_sent_back_on_a_later_download(server, store):
+    """Results of different tasks must not share cookies: none is kept, in a session or across sessions."""
+
+    def sets_a_cookie(handler: BaseHTTPRequestHandler) -> None:
+        data = make_jpeg(1)
+        handler.send_response(200)
+        handler.send_header("Set-Cookie", "tracker=task-1; Path=/")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    server.routes["/first.jpg"] = sets_a_cookie
+    server.routes["/second.jpg"] = body(make_jpeg(2))
+    fetcher = ResultFetcher([], allow_private=True)
+    with fetcher.session(30) as session:
+        for name in ("first", "second"):
+            session.copy_to_store(
+                f"{server.base_url}/{name}.jpg", store, "b", f"k/{name}.jpg", max_bytes=MIB, types=("jpeg",)
+            )
+    fetch(f"{server.base_url}/second.jpg", store, fetcher)
+    fetcher.close()
+    assert [path for path, _ in server.seen] == ["/first.jpg", "/second.jpg", "/second.jpg"]
+    assert all("Cookie" not in headers for _, headers in server.seen)
+
+
+def test_a_redirect_is_vetted_like_the_first_url(server, store):
+    """The next hop's host is resolved and checked before anything is sent to it; a good one is pinned too."""
+    port = server.address[1]
+    dns = {"first.vendor.test": "127.0.0.1", "second.vendor.test": "127.0.0.2", "evil.vendor.test": "169.254.169.254"}
+    lookups: list[str] = []
+
+    def resolve(host: str, _port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        lookups.append(host)
+        return [ipaddress.ip_address(dns[host])]
+
+    fetcher = ResultFetcher(list(dns), allow_private=True, resolve=resolve)
+    server.routes["/to-evil"] = redirect(f"http://evil.vendor.test:{port}/latest/meta-data")
+    server.routes["/to-second"] = redirect(f"http://second.vendor.test:{port}/r.jpg")
+    with RouteServer(host="127.0.0.2", port=port) as second:
+        second.routes["/r.jpg"] = body(make_jpeg(3))
+        with pytest.raises(FetchRejected, match="never fetched"):
+            fetch(f"http://first.vendor.test:{port}/to-evil", store, fetcher)
+        info, _ = fetch(f"http://first.vendor.test:{port}/to-second", store, fetcher)
+        assert info.size == len(make_jpeg(3))
+        assert [(path, headers["Host"]) for path, headers in second.seen] == [("/r.jpg", f"second.vendor.test:{port}")]
+    fetcher.close()
+    assert [path for path, _ in server.seen] == ["/to-evil", "/to-second"]
+    assert lookups == ["first.vendor.test", "evil.vendor.test", "first.vendor.test", "second.vendor.test"]
+
+
+# -- 7. connections kept between downloads ----------------------------------------------------
+def test_a_connection_is_kept_across_downloads_and_sessions(server, store):
+    server.routes["/r.jpg"] = body(make_jpeg(1))
+    fetcher = ResultFetcher([], allow_private=True)
+    for _ in range(2):
+        with fetcher.session(30) as session:
+            for n in range(3):
+                session.copy_to_store(
+                    f"{server.base_url}/r.jpg", store, "b", f"k/{n}.jpg", max_bytes=MIB, types=("jpeg",)
+                )
+    fetcher.close()
+    assert len(server.peers) == 6 and len(set(server.peers)) == 1
+
+
+def test_a_kept_connection_obeys_the_deadline_of_the_session_using_it(server, store):
+    """Opened under a long deadline, reused by a session with 1 s left: cut after 1 s, not the read timeout."""
+    server.routes["/r.jpg"] = body(make_jpeg(1))
+
+    def stall(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        handler.wfile.write(make_jpeg(1)[:100])
+        handler.wfile.flush()
+        server.stop_dripping.wait(30)
+
+    server.routes["/stall.jpg"] = stall
+    fetcher = ResultFetcher([], allow_private=True, timeout_s=60, deadline_s=300)
+    fetch(f"{server.base_url}/r.jpg", store, fetcher)
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match="longer than 1 s"):
+        fetch(f"{server.base_url}/stall.jpg", store, fetcher, deadline_s=1.0)
+    assert time.monotonic() - started < 2.5
+    assert server.peers[0] == server.peers[1]  # the same connection served both
+    fetcher.close()
+
+
+def test_threads_sharing_a_fetcher_each_keep_their_own_deadline(server, store):
+    """One thread's stalled download ends at its deadline while another's, on the same pool, completes."""
+    good = make_jpeg(1)
+
+    def slow(handler: BaseHTTPRequestHandler) -> None:  # done in about 2 s
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(good) + 20))
+        handler.end_headers()
+        handler.wfile.write(good)
+        for _ in range(20):
+            handler.wfile.flush()
+            if server.stop_dripping.wait(0.1):
+                return
+            handler.wfile.write(b"\0")
+
+    server.routes["/slow.jpg"] = slow
+    fetcher = ResultFetcher([], allow_private=True, timeout_s=60)
+    outcome: dict[str, object] = {}
+
+    def download(name: str, deadline_s: float) -> None:
+        try:
+            with fetcher.session(deadline_s) as session:
+                outcome[name] = session.copy_to_store(
+                    f"{server.base_url}/slow.jpg", store, "b", f"k/{name}.jpg", max_bytes=MIB, types=("jpeg",)
+                )[0].size
+        except FetchFailed as exc:
+            outcome[name] = str(exc)
+
+    threads = [threading.Thread(target=download, args=args) for args in (("short", 1.0), ("long", 30.0))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    fetcher.close()
+    assert outcome == {"short": "result download took longer than 1 s", "long": len(good) + 20}
+
+
+def test_a_download_cut_short_leaves_nothing_on_its_connection_for_the_next(server, store):
+    """A refused body is not read to its end: its connection is closed, never handed to the next download."""
+    server.routes["/page.jpg"] = body(b"<html>" + bytes(500_000))
+    server.routes["/r.jpg"] = body(make_jpeg(1))
+    fetcher = ResultFetcher([], allow_private=True)
+    with pytest.raises(FetchRejected, match="unknown type"):
+        fetch(f"{server.base_url}/page.jpg", store, fetcher)
+    assert fetch(f"{server.base_url}/r.jpg", store, fetcher)[0].size == len(make_jpeg(1))
+    fetcher.close()
+    assert server.peers[0] != server.peers[1]
+
+
+def test_nothing_connects_or_reads_outside_a_session(server):
+    from consumer.fetch_net import PinnedBackend, Scope
+
+    backend = PinnedBackend()
+    host, port = server.address
+    with pytest.raises(httpcore.ConnectError, match="not vetted"):
+        backend.connect_tcp(host, port, timeout=1)
+    scope = Scope(time.monotonic() + 30)
+    scope.pin(host, port, [ipaddress.ip_address(host)])
+    with backend.scope(scope):
+        stream = backend.connect_tcp(host, port, timeout=1)
+    try:
+        with pytest.raises(httpcore.ReadTimeout, match="deadline has passed"):
+            stream.read(1)
+    finally:
+        stream.close()
