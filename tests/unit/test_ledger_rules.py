@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from jobqueue.ledger import rules
-from jobqueue.ledger.record import Claim, ClaimState, Hop, HopState, SubmitState, Submission, TaskRecord
+from jobqueue.ledger.record import Claim, ClaimState, Hop, HopState, Submission, SubmitState, TaskRecord
 from relay_core.domain import Outcome, Status
 
 NOW = 1_700_000_000.0

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from jobqueue.hop_commit import open_hop_commit
-from jobqueue.ledger.base import HopState, SubmitState, Submission
+from jobqueue.ledger.base import HopState, Submission, SubmitState
 from jobqueue.ledger.redis import RedisLedger
 from jobqueue.ledger.sqlite import SqliteLedger
 from jobqueue.queue.redis import RedisQueue
