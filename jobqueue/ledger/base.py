@@ -41,7 +41,9 @@ of every backend (``tests/contract/test_ledger_contract.py`` checks each one):
   ``ADOPTED`` (an ambiguous submit's job, now recorded) or ``OTHER_JOB`` (another job, while the recorded one
   is not seen finished).
 * **Runtime estimates.** ``runtime_estimate(pipeline)`` reads a pipeline's estimate (``None`` before the first
-  observation); ``observe_runtime`` folds one observation in (compare-and-set, as a record).
+  observation), as this object last read or wrote it when that was less than ``estimate_fresh_s`` ago (its own
+  writes are seen at once, other writers' within that time); ``observe_runtime`` folds one observation in
+  (compare-and-set, as a record).
 * Records expire ``retention_s`` after their creation (SQLite, by ``prune``) or their last write (Redis TTL).
 
 How: the rules live once, in :mod:`jobqueue.ledger.rules`. Every public write is load → rule →
@@ -53,6 +55,7 @@ provides the primitives below (``_load``, ``_save``, ``_open_by_deadline``, ``_u
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
@@ -92,6 +95,9 @@ __all__ = [
 
 DEFAULT_RETENTION_S = 30 * 86400
 MAX_TRIES = 50  # compare-and-set attempts per call; each lost one means another write to the same task won
+#: how long (monotonic s) a pipeline's runtime estimate, as last read or written here, answers ``runtime_estimate``:
+#: every submit reads it, and one second of lag in a running estimate changes no first poll that matters
+ESTIMATE_FRESH_S = 1.0
 R = TypeVar("R")
 #: a write made together with other state: ``(record to store or None for none, expected version) -> stored``
 Commit = Callable[[TaskRecord | None, int], bool]
@@ -103,6 +109,8 @@ class Ledger(abc.ABC):
     def __init__(self, *, retention_s: int = DEFAULT_RETENTION_S) -> None:
         self.retention_s = retention_s
         self._record_cache: RecordCache | None = None
+        self.estimate_fresh_s = ESTIMATE_FRESH_S
+        self._estimates: dict[str, tuple[float, RuntimeEstimate | None]] = {}  # pipeline -> (monotonic, estimate)
 
     # -- primitives: all a backend implements ----------------------------------------------------
     @abc.abstractmethod
@@ -342,8 +350,14 @@ class Ledger(abc.ABC):
         return self._by_vendor_task(vendor_task_id) if vendor_task_id else None
 
     def runtime_estimate(self, pipeline: str) -> RuntimeEstimate | None:
-        """``pipeline``'s estimate of submission → finished, ``None`` before its first observation."""
-        return self._load_estimate(pipeline)
+        """``pipeline``'s estimate of submission → finished, ``None`` before its first observation; read at most
+        once per ``estimate_fresh_s`` (see the contract)."""
+        seen = self._estimates.get(pipeline)
+        if seen is not None and time.monotonic() - seen[0] < self.estimate_fresh_s:
+            return seen[1]
+        estimate = self._load_estimate(pipeline)
+        self._estimates[pipeline] = (time.monotonic(), estimate)
+        return estimate
 
     def observe_runtime(
         self, pipeline: str, took_s: float, *, first_poll: bool, low_s: float, high_s: float
@@ -353,8 +367,10 @@ class Ledger(abc.ABC):
             current = self._load_estimate(pipeline)
             new = rules.observe_runtime(current, pipeline, took_s, first_poll, low_s, high_s)
             expected = current.version if current is not None else 0
-            if self._save_estimate(replace(new, version=expected + 1), expected):
-                return replace(new, version=expected + 1)
+            stored = replace(new, version=expected + 1)
+            if self._save_estimate(stored, expected):
+                self._estimates[pipeline] = (time.monotonic(), stored)
+                return stored
         raise BackendUnavailable(f"ledger: estimate of {pipeline!r} kept changing under {MAX_TRIES} tries")
 
     # -- reading and upkeep ----------------------------------------------------------------------

@@ -7,6 +7,8 @@ concurrent writers in ``tests/unit/test_ledger_concurrency.py``.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from jobqueue.ledger.base import Claim, ClaimState, Hop, HopState, SubmitState, TaskRecord
@@ -525,6 +527,19 @@ def test_a_runtime_estimate_starts_at_its_first_observation_and_stays_in_bounds(
     stored = ledger.runtime_estimate("p")
     assert stored is not None and stored.estimate_s == 8 and stored.samples == 4
     assert ledger.runtime_estimate("other") is None
+
+
+def test_a_runtime_estimate_is_read_once_per_freshness_window_and_own_writes_are_seen_at_once(make_ledger):
+    a, b = make_ledger(), make_ledger()
+    a.estimate_fresh_s = 0.2
+    assert a.runtime_estimate("p") is None
+    b.observe_runtime("p", 6.0, first_poll=False, low_s=3, high_s=100)
+    assert a.runtime_estimate("p") is None  # as read moments ago
+    assert a.observe_runtime("p", 9.0, first_poll=False, low_s=3, high_s=100).samples == 2  # folded into b's
+    assert a.runtime_estimate("p").samples == 2  # its own write, at once
+    b.observe_runtime("p", 9.0, first_poll=False, low_s=3, high_s=100)
+    time.sleep(0.25)
+    assert a.runtime_estimate("p").samples == 3  # the other writer's, once the window passed
 
 
 # -- the record cache: an optimisation that never changes an answer ---------------------------------------------
