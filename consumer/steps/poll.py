@@ -46,7 +46,8 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
         took = done.took_s
         if took is not None and status.state is VendorState.SUCCEEDED and svc.settings.poll_from_estimate:
             low, high = estimate_bounds(pipeline)
-            svc.ledger.observe_runtime(pipeline.name, took, first_poll=msg.polls == 0, low_s=low, high_s=high)
+            first = msg.polls == 0
+            svc.ledger.observe_runtime(pipeline.name, took, first_poll=first, low_s=low, high_s=high, now=now)
     if status.state is VendorState.SUCCEEDED:
         return Continue(msg.next(Stage.COLLECT, polls=msg.polls + 1))
     if status.state is VendorState.FAILED:

@@ -43,7 +43,9 @@ of every backend (``tests/contract/test_ledger_contract.py`` checks each one):
 * **Runtime estimates.** ``runtime_estimate(pipeline)`` reads a pipeline's estimate (``None`` before the first
   observation), as this object last read or wrote it when that was less than ``estimate_fresh_s`` ago (its own
   writes are seen at once, other writers' within that time); ``observe_runtime`` folds one observation in
-  (compare-and-set, as a record).
+  (compare-and-set, as a record); given the caller's ``now``, one that comes less than ``estimate_fresh_s`` after
+  the last one this object folded for the pipeline is left out (the estimate follows the vendor once a second
+  under load, not once per task).
 * Records expire ``retention_s`` after their creation (SQLite, by ``prune``) or their last write (Redis TTL).
 
 How: the rules live once, in :mod:`jobqueue.ledger.rules`. Every public write is load → rule →
@@ -111,6 +113,7 @@ class Ledger(abc.ABC):
         self._record_cache: RecordCache | None = None
         self.estimate_fresh_s = ESTIMATE_FRESH_S
         self._estimates: dict[str, tuple[float, RuntimeEstimate | None]] = {}  # pipeline -> (monotonic, estimate)
+        self._folded_at: dict[str, float] = {}  # pipeline -> the caller's time of this object's last fold
 
     # -- primitives: all a backend implements ----------------------------------------------------
     @abc.abstractmethod
@@ -360,9 +363,23 @@ class Ledger(abc.ABC):
         return estimate
 
     def observe_runtime(
-        self, pipeline: str, took_s: float, *, first_poll: bool, low_s: float, high_s: float
+        self,
+        pipeline: str,
+        took_s: float,
+        *,
+        first_poll: bool,
+        low_s: float,
+        high_s: float,
+        now: float | None = None,
     ) -> RuntimeEstimate:
-        """Fold one observation into ``pipeline``'s estimate (see :func:`rules.observe_runtime`); returns it."""
+        """Fold one observation into ``pipeline``'s estimate (see :func:`rules.observe_runtime`); returns it.
+        ``now``: the caller's time; an observation within ``estimate_fresh_s`` of this object's last fold of the
+        pipeline is left out, and the estimate as this object knows it is returned (see the contract)."""
+        if now is not None:
+            last, known = self._folded_at.get(pipeline), self._estimates.get(pipeline, (0.0, None))[1]
+            if last is not None and 0 <= now - last < self.estimate_fresh_s and known is not None:
+                return known
+            self._folded_at[pipeline] = now
         for _ in range(MAX_TRIES):
             current = self._load_estimate(pipeline)
             new = rules.observe_runtime(current, pipeline, took_s, first_poll, low_s, high_s)

@@ -542,6 +542,16 @@ def test_a_runtime_estimate_is_read_once_per_freshness_window_and_own_writes_are
     assert a.runtime_estimate("p").samples == 3  # the other writer's, once the window passed
 
 
+def test_observations_closer_than_the_freshness_window_are_left_out_when_the_caller_gives_its_time(ledger):
+    ledger.estimate_fresh_s = 1.0
+    assert ledger.observe_runtime("p", 6.0, first_poll=False, low_s=3, high_s=100, now=NOW).samples == 1
+    assert ledger.observe_runtime("p", 50.0, first_poll=False, low_s=3, high_s=100, now=NOW + 0.5).samples == 1
+    assert ledger.runtime_estimate("p").estimate_s == 6.0  # left out, not stored
+    later = ledger.observe_runtime("p", 9.0, first_poll=False, low_s=3, high_s=100, now=NOW + 1.0)
+    assert (later.samples, later.estimate_s) == (2, pytest.approx(6.9))
+    assert ledger.observe_runtime("p", 9.0, first_poll=False, low_s=3, high_s=100).samples == 3  # no time: folded
+
+
 # -- the record cache: an optimisation that never changes an answer ---------------------------------------------
 def test_begin_hop_carries_the_record_it_was_decided_on(ledger):
     assert ledger.begin_hop("t1", 0, 30, NOW, "u1") == Hop(HopState.RUN)  # the answer compares without it
