@@ -32,6 +32,8 @@ from typing import BinaryIO
 from objectstore.errors import InvalidKey
 
 CHUNK = 1024 * 1024
+#: :meth:`ObjectStore.get_bytes` reads a bounded object in pieces of at most this much
+READ_CHUNK_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,14 @@ class ObjectStore(abc.ABC):
     def get_bytes(self, bucket: str, key: str, limit: int | None = None) -> bytes:
         """The whole object, or its first ``limit`` bytes."""
         with self.open_read(bucket, key) as stream:
-            return stream.read() if limit is None else stream.read(limit)
+            if limit is None:
+                return stream.read()
+            # read(limit) would allocate ``limit`` bytes up front, however small the object (limits are megabytes)
+            chunks: list[bytes] = []
+            while limit > 0 and (chunk := stream.read(min(limit, READ_CHUNK_BYTES))):
+                chunks.append(chunk)
+                limit -= len(chunk)
+            return b"".join(chunks)
 
     def exists(self, bucket: str, key: str) -> bool:
         return self.head(bucket, key) is not None
