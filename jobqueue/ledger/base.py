@@ -182,19 +182,22 @@ class Ledger(abc.ABC):
         task_id: str,
         rule: Callable[[TaskRecord | None], tuple[TaskRecord | None, R]],
         commit: Commit | None = None,
+        *,
+        likely_new: bool = False,
     ) -> R:
         """Load → rule → compare-and-set, again on a lost race; ``BackendUnavailable`` after ``MAX_TRIES``.
 
         With a record cache the first try runs the rule on the cached record, if any, instead of loading: a change
         is safe (the compare-and-set on the cached version fails if the record moved on; the entry is then dropped
         and the next try loads), but an answer without a change is only returned once it was computed from a real
-        load, since a stale record could give a wrong read-only answer.
+        load, since a stale record could give a wrong read-only answer. ``likely_new``: with a record cache and no
+        entry, the first try guesses that no record exists (an insert, which fails if one does) instead of loading.
 
         ``commit`` (default: :meth:`_save`) writes a change as ``commit(record, expected_version)``, and is called
         once as ``commit(None, current_version)`` when the rule changes nothing: a backend that writes the record
         together with other state (see :meth:`advance_with`) does the rest then."""
         current = self._cached(task_id)
-        from_cache = current is not None
+        from_cache = current is not None or (likely_new and self._record_cache is not None)
         for _ in range(MAX_TRIES):
             if not from_cache:
                 current = self._seen(self._load(task_id))
@@ -307,7 +310,7 @@ class Ledger(abc.ABC):
         def rule(current: TaskRecord | None) -> tuple[TaskRecord | None, Hop]:
             return _with_record(current, *rules.begin_hop(current, task_id, seq, lease_s, now, user_id))
 
-        return self._apply(task_id, rule)
+        return self._apply(task_id, rule, likely_new=seq == 0)  # a task's first hop usually creates its record
 
     def release_hop(self, task_id: str, seq: int, now: float, *, parked: bool = False) -> None:
         """Drop the lease of hop ``seq`` (it ended without a successor); no effect on another hop's lease.

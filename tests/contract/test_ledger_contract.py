@@ -564,6 +564,16 @@ def test_begin_hop_carries_the_record_it_was_decided_on(ledger):
     assert ledger.begin_hop("new", 0, 30, NOW, "u1").record == ledger.get("new")
 
 
+def test_a_first_hop_of_a_task_another_object_created_gets_the_stored_answer(make_ledger):
+    a, b = make_ledger(), make_ledger()
+    assert b.begin_hop("t1", 0, 30, NOW, "u1").state is HopState.RUN
+    busy = a.begin_hop("t1", 0, 30, NOW + 1, "u1")  # a guesses an insert, loses, and answers from the stored record
+    assert busy.state is HopState.BUSY and busy.retry_after_s == 29
+    assert a.begin_hop("t1", 0, 30, NOW + 1, "u2").state is HopState.FOREIGN
+    b.advance("t1", 0, NOW + 2)
+    assert make_ledger().begin_hop("t1", 0, 30, NOW + 3, "u1").state is HopState.STALE
+
+
 def test_a_record_changed_behind_a_cached_copy_still_gets_the_right_answers(make_ledger):
     """Two ledger objects on one store, each with a record cache; ``b`` writes behind ``a``'s back. ``a``'s
     answers, read-only ones and changes alike, are those of the stored record, and its changes keep ``b``'s."""
