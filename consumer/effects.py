@@ -148,12 +148,10 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
     if isinstance(decision, Drop) and decision.note == "stale":
         return
     if isinstance(decision, Continue):
-        if (submission := decision.submission) is not None:
-            token, vendor_task_id, poll_message = submission.token, submission.vendor_task_id, submission.poll_message
-            if not svc.ledger.record_submission(
-                msg.task_id, token, vendor_task_id, svc.clock(), poll_message=poll_message
-            ):
-                _claim_lost(submission)
+        if (submission := decision.submission) is not None and not svc.ledger.record_submission(
+            msg.task_id, submission.token, submission.vendor_task_id, svc.clock(), poll_message=submission.poll_message
+        ):
+            _claim_lost(submission)
         send_successor(svc, decision.message, decision.delay_s)
         _boundary("successor_sent")
     elif isinstance(decision, Finish):
