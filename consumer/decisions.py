@@ -4,7 +4,8 @@
 ::
 
     Continue(message, delay_s)   hand on to the successor hop (a retry is a successor of the same stage);
-                                 ``submission``: a vendor job the submit created, recorded with the hop's end
+                                 ``submission``: a vendor job the submit created, recorded with the hop's end;
+                                 ``vendor_done``: a vendor job the poll saw finished, recorded with the hop's end
     Finish(outcome)              the task has its terminal outcome: record it, then hand on to REPORT
     Reported()                   the backend acknowledged the report: record that; the task's chain ends
     Defer(message, delay_s)      another runner holds this hop: run this same message again later
@@ -27,6 +28,7 @@ class Continue:
     message: JobMessage
     delay_s: float = 0.0
     submission: Submission | None = None
+    vendor_done: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ and comes back after its visibility timeout (bounded by the queue's max receive 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from consumer.decisions import Continue, Decision, Defer, Drop, Finish, ToDeadLetter
@@ -64,7 +65,12 @@ def _handle(msg: JobMessage, svc: Services, hop: Hop | None) -> Decision:
         now = svc.clock()
         if msg.not_before is not None and now < msg.not_before - 0.5:
             return Continue(msg.next(attempt=msg.attempt, not_before=msg.not_before), msg.not_before - now)
-        hop = svc.ledger.begin_hop(msg.task_id, msg.seq, svc.settings.visibility_timeout_s, now, msg.user_id)
+        # a SUBMIT hop takes the submit claim with its lease: one write (the claim lives as long as the lease)
+        token = uuid.uuid4().hex if msg.stage is Stage.SUBMIT else None
+        lease_s = svc.settings.visibility_timeout_s
+        hop = svc.ledger.begin_hop(
+            msg.task_id, msg.seq, lease_s, now, msg.user_id, submit_token=token, deadline_at=msg.deadline_at
+        )
     if hop.state is HopState.FOREIGN:
         reason = (
             f"task {msg.task_id} belongs to another user; this upload by user {msg.user_id} was refused (never "
@@ -88,6 +94,8 @@ def _handle(msg: JobMessage, svc: Services, hop: Hop | None) -> Decision:
     try:
         if msg.stage is not Stage.REPORT:  # a renamed pipeline is our fault, whatever the task's deadline says
             svc.pipelines.get(msg.pipeline)
+        if msg.stage is Stage.SUBMIT:
+            return submit.run(msg, svc, record, claim=hop.claim)
         return STEPS[msg.stage](msg, svc, record)
     except QueueError:
         raise

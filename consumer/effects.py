@@ -3,9 +3,9 @@
 Every order below keeps one rule: until the current message is deleted, a crash (SIGKILL, an SCF time or memory
 limit) leaves that message in the queue, and its redelivery finds enough in the ledger to drive the task on.
 
-``Continue``      (record the vendor job a submit created →) send the successor → record the hop (``seq``) as handled
-                  → delete the message. Where the queue and the ledger share one Redis (``Services.hop_commit``)
-                  these are one atomic script instead.
+``Continue``      (record the vendor job a submit created, or the one a poll saw finished →) send the successor
+                  → record the hop (``seq``) as handled → delete the message. Where the queue and the ledger share
+                  one Redis (``Services.hop_commit``) these are one atomic script instead.
 ``Finish``        record the outcome (the first recorded one wins) with the REPORT hop it owes → send REPORT →
                   record the hop → delete. A crash between the outcome and the REPORT send is healed by dispatch:
                   a redelivered hop of a task whose outcome is recorded but not reported decides ``Finish``
@@ -106,6 +106,7 @@ def _hand_on(
         user_id=msg.user_id,
         outcome=outcome,
         report_message=body if outcome is not None else None,
+        vendor_done=decision.vendor_done if isinstance(decision, Continue) else None,
     )
     if hop.state is not HopState.RUN:
         return None
@@ -125,7 +126,14 @@ def _commit_atomically(
     if isinstance(decision, Continue):
         message, delay = _successor(svc, decision.message, decision.delay_s)
         done = commit.continue_hop(
-            received, msg.task_id, msg.seq, message.dumps(), delay, now, submission=decision.submission
+            received,
+            msg.task_id,
+            msg.seq,
+            message.dumps(),
+            delay,
+            now,
+            submission=decision.submission,
+            vendor_done=decision.vendor_done,
         )
         if decision.submission is not None and not done:
             _claim_lost(decision.submission)
@@ -152,6 +160,8 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
             msg.task_id, submission.token, submission.vendor_task_id, svc.clock(), poll_message=submission.poll_message
         ):
             _claim_lost(submission)
+        if decision.vendor_done is not None:
+            svc.ledger.mark_vendor_done(msg.task_id, decision.vendor_done, svc.clock())
         send_successor(svc, decision.message, decision.delay_s)
         _boundary("successor_sent")
     elif isinstance(decision, Finish):

@@ -29,10 +29,12 @@ class HopCommit(Protocol):
         now: float,
         *,
         submission: Submission | None = None,
+        vendor_done: str | None = None,
     ) -> bool:
         """Atomically: send ``successor`` (receivable after ``delay_s``, within the queue's ``max_delay_s``), raise
         the task's handled seq to ``seq`` as :meth:`Ledger.advance` does (with ``submission``, recording it first as
-        :meth:`Ledger.record_submission` does), and delete ``received`` if its receipt is still current (as
+        :meth:`Ledger.record_submission` does; with ``vendor_done``, that vendor job seen finished first, as
+        :meth:`Ledger.mark_vendor_done` does), and delete ``received`` if its receipt is still current (as
         :meth:`Queue.delete`). All or nothing; returns what :meth:`Ledger.advance_with` returns. Raises
         ``BackendUnavailable`` (then nothing happened) like the queue and the ledger."""
         ...
@@ -49,14 +51,16 @@ class HopCommit(Protocol):
         user_id: str | None = None,
         outcome: Outcome | None = None,
         report_message: str | None = None,
+        vendor_done: str | None = None,
     ) -> Hop:
         """Atomically, when hop ``seq + 1`` can be admitted at once: record ``outcome`` (as
-        :meth:`Ledger.record_outcome`), raise the handled seq to ``seq``, take the lease of hop ``seq + 1`` for
-        ``lease_s`` (:meth:`Ledger.hand_on_with`), and give ``received`` the body ``successor`` (its receipt stays
-        current, hidden for ``lease_s`` more), so this runner goes on with the successor and a crash leaves it in
-        the queue. Returns the hop of ``seq + 1``: ``RUN`` (with its record) when all of that happened; any other
-        state (``STALE`` too when ``received`` was received again elsewhere) when nothing was written, and the
-        caller ends the hop the usual way. Raises ``BackendUnavailable`` (then nothing happened)."""
+        :meth:`Ledger.record_outcome`) and ``vendor_done`` (as :meth:`Ledger.mark_vendor_done`), raise the handled
+        seq to ``seq``, take the lease of hop ``seq + 1`` for ``lease_s`` (:meth:`Ledger.hand_on_with`), and give
+        ``received`` the body ``successor`` (its receipt stays current, hidden for ``lease_s`` more), so this runner
+        goes on with the successor and a crash leaves it in the queue. Returns the hop of ``seq + 1``: ``RUN``
+        (with its record) when all of that happened; any other state (``STALE`` too when ``received`` was received
+        again elsewhere) when nothing was written, and the caller ends the hop the usual way. Raises
+        ``BackendUnavailable`` (then nothing happened)."""
         ...
 
     def end_hop(self, received: Received, task_id: str, seq: int, now: float, *, reported: bool = False) -> bool:

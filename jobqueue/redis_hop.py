@@ -104,11 +104,12 @@ class RedisHopCommit:
         now: float,
         *,
         submission: Submission | None = None,
+        vendor_done: str | None = None,
     ) -> bool:
         _, send_args = self._queue.send_request([successor], delay_s)
         groups = [send_args, self._queue.finish_request(received.receipt)]
         commit = self._commit(self._continue, groups)
-        return self._ledger.advance_with(task_id, seq, now, commit, submission=submission)
+        return self._ledger.advance_with(task_id, seq, now, commit, submission=submission, vendor_done=vendor_done)
 
     def hand_on(
         self,
@@ -122,12 +123,21 @@ class RedisHopCommit:
         user_id: str | None = None,
         outcome: Outcome | None = None,
         report_message: str | None = None,
+        vendor_done: str | None = None,
     ) -> Hop:
         groups = [self._queue.renew_request(received.receipt, successor, lease_s)]
         commit = self._commit(self._hand_on, groups, only_changes=True)
         try:
             return self._ledger.hand_on_with(
-                task_id, seq, lease_s, now, commit, user_id=user_id, outcome=outcome, report_message=report_message
+                task_id,
+                seq,
+                lease_s,
+                now,
+                commit,
+                user_id=user_id,
+                outcome=outcome,
+                report_message=report_message,
+                vendor_done=vendor_done,
             )
         except StaleReceipt:
             return Hop(HopState.STALE)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from consumer.decisions import Continue, Decision
+from consumer.decisions import Continue, Decision, Drop
 from consumer.services import Services
 from jobqueue.ledger.record import TaskRecord
 from jobqueue.message import JobMessage, Stage
@@ -40,6 +40,9 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
     # imported here, as in _staged: consumer.fetch loads httpx, which the consumer's import leaves to the adapters
     from consumer.fetch import FetchFailed
 
+    if record is not None and record.vendor_done_at is not None and record.vendor_task_id != msg.vendor_task_id:
+        log.info("vendor job superseded by another job of the task", extra={"used": record.vendor_task_id})
+        return Drop("another vendor job of the task is used")
     ends_at = time.monotonic() + download_budget_s(svc.settings.visibility_timeout_s)
     pipeline = svc.pipelines.get(msg.pipeline)
     status = svc.vendor_for(pipeline).status(msg.vendor_task_id or "")

@@ -4,9 +4,10 @@ Waiting is a delayed message, never a sleeping function. Delays follow the pipel
 slower while queued) and never overshoot the deadline, so the last poll lands on it (invariant 3).
 
 The first poll comes near the pipeline's observed runtime (:func:`first_poll_s`): a poll that sees the job
-finished records when (``mark_vendor_done``: a later webhook for the task is then dropped) and, for a success,
-folds the time since submission into the pipeline's estimate in the ledger. A POLL may also be a webhook's hint
-(built by the webhook entry from the first POLL hop): it runs like any poll, so the vendor's answer decides.
+finished records when (``mark_vendor_done``, with the hop's end for the common success: a later webhook for the
+task is then dropped) and, for a success, folds the time since submission into the pipeline's estimate in the
+ledger. A POLL may also be a webhook's hint (built by the webhook entry from the first POLL hop): it runs like any
+poll, so the vendor's answer decides.
 
 A task may have two vendor jobs (an ambiguous submit's job, named by its webhook, and a resubmission an operator
 made): the first one seen finished is used, and the other one is cancelled (``mark_vendor_done``).
@@ -18,7 +19,8 @@ from consumer.decisions import Continue, Decision, Drop, Finish
 from consumer.delays import poll_delay, until_deadline
 from consumer.services import Services
 from consumer.steps.common import failed, timed_out
-from jobqueue.ledger.record import TaskRecord
+from jobqueue.ledger import rules
+from jobqueue.ledger.record import TaskRecord, VendorDone
 from jobqueue.message import JobMessage, Stage
 from relay_core import logs
 from relay_core.domain import ErrorReason
@@ -37,8 +39,9 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
     status = svc.vendor_for(pipeline).status(msg.vendor_task_id)
     now = svc.clock()
     log.info("vendor status", extra={"state": status.state.value, "polls": msg.polls + 1})
+    vendor_done = None
     if status.state in (VendorState.SUCCEEDED, VendorState.FAILED):
-        done = svc.ledger.mark_vendor_done(msg.task_id, msg.vendor_task_id, now)
+        done, vendor_done = _seen_finished(msg.task_id, msg.vendor_task_id, status.state, svc, record, now)
         if done.use != msg.vendor_task_id:  # another job of the task was seen finished first: that one counts
             log.info("vendor job superseded by another job of the task", extra={"used": done.use})
             return Drop("another vendor job of the task is used")
@@ -49,7 +52,7 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
             first = msg.polls == 0
             svc.ledger.observe_runtime(pipeline.name, took, first_poll=first, low_s=low, high_s=high, now=now)
     if status.state is VendorState.SUCCEEDED:
-        return Continue(msg.next(Stage.COLLECT, polls=msg.polls + 1))
+        return Continue(msg.next(Stage.COLLECT, polls=msg.polls + 1), vendor_done=vendor_done)
     if status.state is VendorState.FAILED:
         log.warning("vendor failed the task", extra={"detail": status.detail, "code": status.raw_code})
         # past the deadline the job may have ended because we cancelled it (a run that cancelled it died
@@ -60,6 +63,20 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
         return timed_out(msg, svc, cancel=True)
     delay = poll_delay(pipeline.poll, msg.polls, status.state is VendorState.QUEUED, svc.rng)
     return Continue(msg.next(polls=msg.polls + 1, attempt=0), until_deadline(delay, now, msg.deadline_at))
+
+
+def _seen_finished(
+    task_id: str, vendor_task_id: str, state: VendorState, svc: Services, record: TaskRecord | None, now: float
+) -> tuple[VendorDone, str | None]:
+    """``mark_vendor_done`` of the job this poll saw finished, and the vendor id still to record with the hop's end
+    (``None``: already written). The success of the task's only job, as the hop's record (fresh with its lease)
+    shows it, is answered from that record and written with the hop's end, one write fewer; anything else is
+    written now. A race the record could not show (a webhook's other job seen finished first by a hint's poll)
+    is still settled by the write: the first job recorded finished is used, and COLLECT drops any other."""
+    only_job = record is not None and record.vendor_task_id == vendor_task_id and not record.webhook_vendor_ids
+    if state is VendorState.SUCCEEDED and only_job and record is not None and not record.cancelled_vendor_ids:
+        return rules.mark_vendor_done(record, vendor_task_id, now)[1], vendor_task_id
+    return svc.ledger.mark_vendor_done(task_id, vendor_task_id, now), None
 
 
 def _cancel_superseded(vendor_task_ids: tuple[str, ...], pipeline: Pipeline, svc: Services) -> None:

@@ -21,7 +21,7 @@ from consumer.delays import retry_delay, until_deadline
 from consumer.services import Services
 from consumer.steps.common import timed_out
 from consumer.steps.poll import first_poll_s
-from jobqueue.ledger.base import ClaimState, Submission, SubmitState, TaskRecord
+from jobqueue.ledger.base import Claim, ClaimState, Submission, SubmitState, TaskRecord
 from jobqueue.message import JobMessage, Stage
 from objectstore.base import ObjectStore, iter_file
 from objectstore.errors import ObjectNotFound, StoreUnsupported
@@ -41,16 +41,19 @@ SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 AMBIGUOUS_CHECKS = 10
 
 
-def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Decision:
+def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None, claim: Claim | None = None) -> Decision:
+    """``claim``: the submit claim as taken with the hop's lease (``None``: not taken yet, the step takes it)."""
     now = svc.clock()
     if now >= msg.deadline_at and not _may_have_a_job(msg, svc, record):
         return timed_out(msg, svc, cancel=False)
     pipeline = svc.pipelines.get(msg.pipeline)
-    token = uuid.uuid4().hex
-    # The claim lives as long as the hop's own lease: a runner killed while preparing the input blocks the task
-    # no longer than its message stays invisible.
-    lease_s = svc.settings.visibility_timeout_s
-    claim = svc.ledger.claim_submit(msg.task_id, token, lease_s, msg.deadline_at, now, user_id=msg.user_id)
+    if claim is None:
+        # The claim lives as long as the hop's own lease: a runner killed while preparing the input blocks the task
+        # no longer than its message stays invisible.
+        lease_s = svc.settings.visibility_timeout_s
+        claim = svc.ledger.claim_submit(
+            msg.task_id, uuid.uuid4().hex, lease_s, msg.deadline_at, now, user_id=msg.user_id
+        )
     if claim.state is ClaimState.SUBMITTED:
         log.info("already submitted; polling", extra={"vendor_task_id": claim.vendor_task_id})
         poll_msg = msg.next(Stage.POLL, vendor_task_id=claim.vendor_task_id, polls=0)
@@ -60,6 +63,7 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
         raise Transient("another worker holds the submit claim", delay_s=until_deadline(delay, now, msg.deadline_at))
     if claim.state is ClaimState.AMBIGUOUS:
         return _await_webhook(msg, svc, pipeline)
+    token = claim.token or ""  # an acquired claim always names its token
     if now >= msg.deadline_at:  # acquired past the deadline: nothing was sent, and nothing will be
         svc.ledger.release_submit(msg.task_id, token, now)
         return timed_out(msg, svc, cancel=False)

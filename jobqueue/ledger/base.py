@@ -261,17 +261,29 @@ class Ledger(abc.ABC):
         return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now))
 
     def advance_with(
-        self, task_id: str, seq: int, now: float, commit: Commit, *, submission: Submission | None = None
+        self,
+        task_id: str,
+        seq: int,
+        now: float,
+        commit: Commit,
+        *,
+        submission: Submission | None = None,
+        vendor_done: str | None = None,
     ) -> bool:
         """:meth:`advance`, its write made by ``commit`` so that other state changes in the same atomic step:
         ``commit(record, expected_version)`` stores ``record`` by compare-and-set as :meth:`_save` does (and
         returns ``False``, having changed nothing at all, when the stored version differs); when nothing changes,
         ``commit(None, version)`` is called once to make the other changes alone. ``submission``: also
-        :meth:`record_submission` in the same change (the end of the submit's hop). Returns whether the seq rose
-        (and, with a ``submission``, whether it was recorded too)."""
-        if submission is None:
-            return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now), commit)
-        return self._apply(task_id, lambda cur: rules.advance_submitted(cur, task_id, seq, now, submission), commit)
+        :meth:`record_submission` in the same change (the end of the submit's hop); ``vendor_done``: also
+        :meth:`mark_vendor_done` of that vendor job first (the end of the poll that saw it finished). Returns
+        whether the seq rose (and, with a ``submission``, whether it was recorded too)."""
+        if submission is not None:
+            return self._apply(task_id, lambda cur: rules.advance_submitted(cur, task_id, seq, now, submission), commit)
+        if vendor_done is not None:
+            return self._apply(
+                task_id, lambda cur: rules.advance_vendor_done(cur, task_id, seq, now, vendor_done), commit
+            )
+        return self._apply(task_id, lambda cur: rules.advance(cur, task_id, seq, now), commit)
 
     def hand_on_with(
         self,
@@ -284,14 +296,16 @@ class Ledger(abc.ABC):
         user_id: str | None = None,
         outcome: Outcome | None = None,
         report_message: str | None = None,
+        vendor_done: str | None = None,
     ) -> Hop:
         """Hop ``seq``'s runner keeps going with hop ``seq + 1`` (see :func:`rules.hand_on`): ``outcome`` recorded
-        as :meth:`record_outcome` would, the seq raised to ``seq`` and the lease of ``seq + 1`` taken, written by
-        ``commit`` together with other state. Returns the hop of ``seq + 1`` as :meth:`begin_hop` answers it;
-        only a ``RUN`` answer wrote anything (``commit(None, version)`` must then change nothing)."""
+        as :meth:`record_outcome` would (``vendor_done`` as :meth:`mark_vendor_done` would), the seq raised to
+        ``seq`` and the lease of ``seq + 1`` taken, written by ``commit`` together with other state. Returns the hop
+        of ``seq + 1`` as :meth:`begin_hop` answers it; only a ``RUN`` answer wrote anything (``commit(None,
+        version)`` must then change nothing)."""
 
         def rule(current: TaskRecord | None) -> tuple[TaskRecord | None, Hop]:
-            answer = rules.hand_on(current, task_id, seq, lease_s, now, user_id, outcome, report_message)
+            answer = rules.hand_on(current, task_id, seq, lease_s, now, user_id, outcome, report_message, vendor_done)
             return _with_record(current, *answer)
 
         return self._apply(task_id, rule, commit)
@@ -301,14 +315,29 @@ class Ledger(abc.ABC):
         :meth:`advance_with` (``commit(None, version)`` when nothing changes). Returns whether the seq rose."""
         return self._apply(task_id, lambda cur: rules.end_hop(cur, task_id, seq, now, reported), commit)
 
-    def begin_hop(self, task_id: str, seq: int, lease_s: float, now: float, user_id: str | None = None) -> Hop:
+    def begin_hop(
+        self,
+        task_id: str,
+        seq: int,
+        lease_s: float,
+        now: float,
+        user_id: str | None = None,
+        *,
+        submit_token: str | None = None,
+        deadline_at: float = 0.0,
+    ) -> Hop:
         """Admit one runner for hop ``seq``: ``RUN`` (lease taken for ``lease_s``), ``BUSY`` or ``STALE``; and
         ``FOREIGN`` when the task belongs to a user other than ``user_id`` (the first user to run a hop of a task
         owns it; nothing is written for a foreign message). The answer carries the record it was decided on
-        (``Hop.record``: for ``RUN`` the one stored with the lease), as fresh as a :meth:`get` just before."""
+        (``Hop.record``: for ``RUN`` the one stored with the lease), as fresh as a :meth:`get` just before.
+
+        ``submit_token`` (a SUBMIT hop): a ``RUN`` of a task without an outcome, before ``deadline_at``, also makes
+        :meth:`claim_submit` with that token, ``lease_s`` and ``deadline_at`` in the same write; ``Hop.claim`` is
+        its answer (``None``: not made)."""
 
         def rule(current: TaskRecord | None) -> tuple[TaskRecord | None, Hop]:
-            return _with_record(current, *rules.begin_hop(current, task_id, seq, lease_s, now, user_id))
+            answer = rules.begin_hop(current, task_id, seq, lease_s, now, user_id, submit_token, deadline_at)
+            return _with_record(current, *answer)
 
         return self._apply(task_id, rule, likely_new=seq == 0)  # a task's first hop usually creates its record
 

@@ -77,20 +77,25 @@ class VendorDone:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """The answer of ``claim_submit``; ``token``: the claim's holder, when ``ACQUIRED``."""
+
+    state: ClaimState
+    vendor_task_id: str | None = None
+    retry_after_s: float = 0.0
+    token: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Hop:
     """The answer of ``begin_hop``. ``record``: the task's record as the answer saw it (for ``RUN``, as stored with
-    the lease), so the runner need not read it again; ``None`` for a task without one."""
+    the lease), so the runner need not read it again; ``None`` for a task without one. ``claim``: the submit claim
+    taken with the lease, when asked for and taken (see ``Ledger.begin_hop``)."""
 
     state: HopState
     retry_after_s: float = 0.0
     record: TaskRecord | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class Claim:
-    state: ClaimState
-    vendor_task_id: str | None = None
-    retry_after_s: float = 0.0
+    claim: Claim | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

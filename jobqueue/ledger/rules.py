@@ -73,7 +73,7 @@ def claim_submit(
         claim = Claim(ClaimState.AMBIGUOUS)
     else:  # no claim, a lapsed lease of a preparing holder, or the holder renewing its own lease
         changes.update(submit_state=SubmitState.LEASED, token=token, lease_until=now + lease_s)
-        claim = Claim(ClaimState.ACQUIRED)
+        claim = Claim(ClaimState.ACQUIRED, token=token)
     return (_changed(record, now, **changes) if changes else None), claim
 
 
@@ -171,11 +171,29 @@ def advance_submitted(
     return changed or record, recorded and rose
 
 
+def advance_vendor_done(
+    current: TaskRecord | None, task_id: str, seq: int, now: float, vendor_task_id: str
+) -> tuple[TaskRecord | None, bool]:
+    """:func:`mark_vendor_done` then :func:`advance`, as one change; ``True`` when the seq rose."""
+    record = mark_vendor_done(current, vendor_task_id, now)[0] or current
+    changed, rose = advance(record, task_id, seq, now)
+    return (changed or (record if record is not current else None)), rose
+
+
 def begin_hop(
-    current: TaskRecord | None, task_id: str, seq: int, lease_s: float, now: float, user_id: str | None = None
+    current: TaskRecord | None,
+    task_id: str,
+    seq: int,
+    lease_s: float,
+    now: float,
+    user_id: str | None = None,
+    submit_token: str | None = None,
+    deadline_at: float = 0.0,
 ) -> tuple[TaskRecord | None, Hop]:
     """Admit one runner per hop: FOREIGN (the task is another user's), STALE, BUSY (another live lease on
-    ``seq``) or RUN (taking the lease; the first user to run a hop of a task owns it)."""
+    ``seq``) or RUN (taking the lease; the first user to run a hop of a task owns it). ``submit_token``: a RUN of
+    a task without an outcome, before ``deadline_at``, also runs :func:`claim_submit` with that token, the same
+    lease and ``deadline_at``, in the same change (the answer's ``claim``)."""
     record = current or TaskRecord.blank(task_id, now)
     if user_id and record.user_id and record.user_id != user_id:
         return None, Hop(HopState.FOREIGN)
@@ -185,7 +203,11 @@ def begin_hop(
         return None, Hop(HopState.BUSY, retry_after_s=record.hop_until - now)
     owner = record.user_id or user_id
     changes: dict[str, Any] = {"hop_seq": seq, "hop_until": now + lease_s, "parked_at": None, "user_id": owner}
-    return _changed(record, now, **changes), Hop(HopState.RUN)
+    leased = _changed(record, now, **changes)
+    if submit_token is None or record.outcome is not None or now >= deadline_at:
+        return leased, Hop(HopState.RUN)
+    claimed, claim = claim_submit(leased, task_id, submit_token, lease_s, deadline_at, now, owner)
+    return claimed or leased, Hop(HopState.RUN, claim=claim)
 
 
 def hand_on(
@@ -197,11 +219,15 @@ def hand_on(
     user_id: str | None = None,
     outcome: Outcome | None = None,
     report_message: str | None = None,
+    vendor_done: str | None = None,
 ) -> tuple[TaskRecord | None, Hop]:
-    """Hop ``seq`` hands its successor to its own runner: (``outcome``: :func:`record_outcome` first,) then
-    :func:`advance` to ``seq`` and :func:`begin_hop` of ``seq + 1``, as one change. Only a ``RUN`` answer changes
-    anything: any other answer leaves the record as it is, for the caller to end the hop the usual way."""
+    """Hop ``seq`` hands its successor to its own runner: (``outcome``: :func:`record_outcome` first; ``vendor_done``:
+    :func:`mark_vendor_done` of that vendor job first,) then :func:`advance` to ``seq`` and :func:`begin_hop` of
+    ``seq + 1``, as one change. Only a ``RUN`` answer changes anything: any other answer leaves the record as it
+    is, for the caller to end the hop the usual way."""
     record = current
+    if vendor_done is not None:
+        record = mark_vendor_done(record, vendor_done, now)[0] or record
     if outcome is not None:
         record = record_outcome(record, task_id, outcome, now, user_id, report_message)[0] or record
     record = advance(record, task_id, seq, now)[0] or record

@@ -26,11 +26,13 @@
 -- ARGV[6..5+N] one random token per message, made into its receipt "<id>.<token>"
 --
 -- First every delayed message that is due and every in-flight message whose deadline passed goes back
--- onto the ready list (at most 1000 of each per call; the rest follow on the next call); the head of each
--- set is looked at first, so nothing more is read while nothing is due. Then up to N ids are popped oldest
--- first: one already received max_receive_count times becomes a dead letter with the reason instead of being
--- returned; the others get count + 1, a new receipt and the deadline. When N were popped and more are ready,
--- the wake flag is set so that another blocked receiver takes them; a queue found empty drops a stale flag.
+-- onto the ready list (about 1000 of each per call at most; the rest follow on the next call). Each set is read
+-- from its head, PEEK members at a time: one read finds both the due members and the next due time, so a call
+-- that moves nothing reads each set once and one that moves a few adds only their ZREM and LPUSH. Then up to N ids
+-- are popped oldest first: one already received max_receive_count times becomes a dead letter with the reason
+-- instead of being returned; the others get count + 1, a new receipt and the deadline. When N were popped and more
+-- are ready, the wake flag is set so that another blocked receiver takes them; a queue found empty drops a stale
+-- flag.
 -- Returns {messages, next_due}: messages an array of {id, body, receipt, receive_count, enqueued_at};
 -- next_due, only when no message is returned, the earliest time a delayed or in-flight message becomes
 -- receivable (a score string), or false when there is none: how long an empty receiver may sleep.
@@ -41,19 +43,37 @@ local wanted = tonumber(ARGV[3])
 local max_receive_count = tonumber(ARGV[4])
 local reason_template = ARGV[5]
 
--- the score of the first member of zset after moving its due members to the ready list (nil: empty)
+local PEEK = 32  -- members of a set's head read at a time
+
+-- moves the due members of zset to the ready list (oldest first); returns the score of the first member left
+-- (nil: the set is empty)
 local function promote_due(zset)
-    local first = redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')
-    if not first[2] or tonumber(first[2]) > tonumber(now) then
-        return first[2]
+    local moved = 0
+    while true do
+        local head = redis.call('ZRANGE', zset, 0, PEEK - 1, 'WITHSCORES')
+        local due = {}
+        for i = 1, #head, 2 do
+            if tonumber(head[i + 1]) > tonumber(now) then
+                break
+            end
+            due[#due + 1] = head[i]
+        end
+        if #due > 0 then
+            redis.call('ZREM', zset, unpack(due))
+            redis.call('LPUSH', KEYS[2], unpack(due))
+            moved = moved + #due
+        end
+        local read = #head / 2
+        if #due < read then
+            return head[2 * #due + 2]  -- the score of the first member not due
+        end
+        if read < PEEK then
+            return nil  -- every member was due: the set is empty now
+        end
+        if moved >= 1000 then
+            return now
+        end
     end
-    local due = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, 1000)
-    redis.call('ZREM', zset, unpack(due))
-    redis.call('LPUSH', KEYS[2], unpack(due))
-    if #due == 1000 then
-        return now
-    end
-    return redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')[2]
 end
 
 local function bury(id, body, count)

@@ -217,6 +217,24 @@ def test_begin_hop_admits_one_runner_per_hop_and_lets_a_dead_runner_be_replaced(
     assert ledger.begin_hop("other", 5, 30, NOW) == Hop(HopState.RUN)
 
 
+def test_a_submit_hop_takes_the_claim_with_its_lease_in_one_write(ledger):
+    first = ledger.begin_hop("t1", 0, 30, NOW, "u1", submit_token="a", deadline_at=NOW + 600)
+    assert first.state is HopState.RUN and first.claim == Claim(ClaimState.ACQUIRED)
+    stored = ledger.get("t1")
+    assert (stored.version, stored.submit_state, stored.token, stored.lease_until) == (
+        1,
+        SubmitState.LEASED,
+        "a",
+        NOW + 30,
+    )
+    assert [r.task_id for r in ledger.open_tasks(NOW + 601)] == ["t1"]  # the deadline is indexed with it
+    assert ledger.mark_sending("t1", "a", NOW + 1)
+    # the runner died mid-request: the redelivered hop finds the claim ambiguous, never a second submit
+    again = ledger.begin_hop("t1", 0, 30, NOW + 31, "u1", submit_token="b", deadline_at=NOW + 600)
+    assert again.state is HopState.RUN and again.claim == Claim(ClaimState.AMBIGUOUS)
+    assert ledger.begin_hop("t1", 0, 30, NOW + 32, "u1", submit_token="c").state is HopState.BUSY
+
+
 def test_release_hop_lets_a_redriven_message_run_at_once(ledger):
     assert ledger.begin_hop("t1", 3, 60, NOW) == Hop(HopState.RUN)
     ledger.release_hop("t1", 2, NOW + 1)  # another hop: no effect

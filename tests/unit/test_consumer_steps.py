@@ -45,6 +45,7 @@ def test_submit_records_the_vendor_task_and_hands_on_to_poll(svc, vendor):
     assert isinstance(move, Continue) and move.message.stage is Stage.POLL
     assert move.message.vendor_task_id == "19000000000000000001" and move.message.seq == 1
     assert move.delay_s == svc.pipelines.get("promo_poster").poll.first_s
+    assert svc.ledger.get("t1").version == 4  # writes: lease with the claim, sending, submission, seq
     [(_, request)] = [c for c in vendor.calls if c[0] == "submit"]
     assert request.nodes[0].field_value == "api/original.jpg"  # "{input}" became the uploaded file
 
@@ -146,6 +147,52 @@ def test_of_two_vendor_jobs_the_first_finished_is_collected_and_the_other_cancel
     assert ("cancel", "19000000000000000001") in vendor.calls
     record = svc.ledger.get("t1")
     assert (record.vendor_task_id, record.cancelled_vendor_ids) == ("19000000000000000002", ("19000000000000000001",))
+
+
+def _submitted(svc, vendor_task_id="19000000000000000001"):
+    now = svc.clock()
+    svc.ledger.claim_submit("t1", "a", 30, now + 600, now)
+    svc.ledger.record_submission("t1", "a", vendor_task_id, now - 20, poll_message=message(Stage.POLL).dumps())
+    svc.ledger.advance("t1", 0, now)
+
+
+def test_a_poll_that_sees_the_only_job_succeed_records_it_with_the_hops_end(svc, vendor):
+    """One ledger write fewer: the hop's record says what ``mark_vendor_done`` would answer, and the decision
+    carries the job, which the end of the hop records (here through ``forward``, as without a hop commit)."""
+    now = svc.clock()
+    svc.clock = lambda: now
+    _submitted(svc)
+    vendor.statuses.append(VendorStatus(VendorState.SUCCEEDED))
+    poll = message(Stage.POLL, vendor_task_id="19000000000000000001", seq=1)
+    parsed, move = handle(poll.dumps(), svc)
+    assert isinstance(move, Continue) and move.message.stage is Stage.COLLECT
+    assert move.vendor_done == "19000000000000000001"
+    leased = svc.ledger.get("t1")
+    assert leased.vendor_done_at is None and leased.hop_seq == 1  # the step itself wrote only the hop's lease
+    estimate = svc.ledger.runtime_estimate("promo_poster")
+    assert estimate is not None and estimate.samples == 1  # the runtime was observed from the record's answer
+    forward(svc, parsed, move)
+    record = svc.ledger.get("t1")
+    assert (record.seq, record.vendor_done_at) == (1, now)
+
+
+def test_a_failed_job_or_one_of_several_is_recorded_finished_at_once(svc, vendor):
+    _submitted(svc)
+    vendor.statuses.append(VendorStatus(VendorState.FAILED, detail="oom"))
+    move = run(svc, message(Stage.POLL, vendor_task_id="19000000000000000001", seq=1))
+    assert isinstance(move, Finish) and svc.ledger.get("t1").vendor_done_at is not None
+
+
+def test_a_collect_of_a_job_another_job_beat_is_dropped(svc, vendor):
+    """The race the poll's record could not show: job 2 (a webhook's, polled by a hint) was recorded finished
+    between job 1's poll and its hop end; job 1's COLLECT finds job 2 in use and drops, downloading nothing."""
+    _submitted(svc)
+    svc.ledger.note_webhook("t1", "19000000000000000002", svc.clock())
+    assert svc.ledger.mark_vendor_done("t1", "19000000000000000002", svc.clock()).use == "19000000000000000002"
+    late = message(Stage.POLL, vendor_task_id="19000000000000000001", seq=1)
+    forward(svc, late, Continue(late.next(Stage.COLLECT, polls=1), vendor_done="19000000000000000001"))
+    move = run(svc, late.next(Stage.COLLECT, polls=1))
+    assert move == Drop("another vendor job of the task is used") and vendor.calls == []
 
 
 def test_a_duplicate_of_a_hop_in_progress_is_deferred_not_run(svc, vendor):

@@ -155,6 +155,38 @@ def test_hand_on_with_an_outcome_records_the_first_one_and_the_report_it_owes():
     assert (kept.outcome, kept.outcome_at) == (FAILED, NOW - 5)
 
 
+def test_a_vendor_job_seen_finished_is_recorded_with_the_hop_end_as_mark_vendor_done_would():
+    submitted = _stored(seq=1, hop_seq=2, hop_until=NOW + 30, vendor_task_id="v-1", submitted_at=NOW - 40)
+    new, hop = rules.hand_on(submitted, "t1", 2, 60, NOW, vendor_done="v-1")
+    assert hop.state is HopState.RUN and (new.seq, new.hop_seq, new.vendor_done_at) == (2, 3, NOW)
+    new, rose = rules.advance_vendor_done(submitted, "t1", 2, NOW, "v-1")
+    assert rose and (new.seq, new.vendor_done_at) == (2, NOW)
+    # seen before: the first sighting's time stays, and a repeated hop end writes nothing
+    seen = replace(submitted, seq=2, vendor_done_at=NOW - 5)
+    assert rules.advance_vendor_done(seen, "t1", 2, NOW, "v-1") == (None, False)
+    # another job was recorded finished first: this one is only kept as the task's, not used
+    other = replace(submitted, vendor_task_id="v-2", vendor_done_at=NOW - 5)
+    new, rose = rules.advance_vendor_done(other, "t1", 2, NOW, "v-1")
+    assert rose and (new.vendor_task_id, new.vendor_done_at, new.webhook_vendor_ids) == ("v-2", NOW - 5, ("v-1",))
+
+
+def test_a_submit_hop_takes_the_submit_claim_with_its_lease_in_one_change():
+    new, hop = rules.begin_hop(None, "t1", 0, 30, NOW, "u1", submit_token="a", deadline_at=NOW + 600)
+    assert hop == Hop(HopState.RUN) and hop.claim == Claim(ClaimState.ACQUIRED) and hop.claim.token == "a"
+    assert (new.hop_seq, new.hop_until, new.submit_state, new.token) == (0, NOW + 30, SubmitState.LEASED, "a")
+    assert (new.lease_until, new.deadline_at, new.user_id) == (NOW + 30, NOW + 600, "u1")
+    submitted = _stored(submit_state=SubmitState.SUBMITTED, vendor_task_id="v-1", deadline_at=NOW + 600)
+    new, hop = rules.begin_hop(submitted, "t1", 0, 30, NOW, submit_token="b", deadline_at=NOW + 600)
+    assert hop.claim == Claim(ClaimState.SUBMITTED, vendor_task_id="v-1") and new.submit_state is SubmitState.SUBMITTED
+    # no claim for a task with an outcome, past its deadline, or when the hop is not run
+    finished = _stored(outcome=FAILED, outcome_at=NOW - 5)
+    assert rules.begin_hop(finished, "t1", 0, 30, NOW, submit_token="c", deadline_at=NOW + 600)[1].claim is None
+    late, hop = rules.begin_hop(None, "t1", 0, 30, NOW, submit_token="d", deadline_at=NOW - 1)
+    assert hop.claim is None and late.submit_state is SubmitState.NONE
+    busy = _stored(hop_seq=0, hop_until=NOW + 10)
+    assert rules.begin_hop(busy, "t1", 0, 30, NOW, submit_token="e", deadline_at=NOW + 600)[0] is None
+
+
 def test_end_hop_marks_the_report_and_advances_as_one_change():
     new, rose = rules.end_hop(_stored(seq=5, outcome=DONE), "t1", 6, NOW, reported=True)
     assert rose and (new.seq, new.reported_at) == (6, NOW)

@@ -176,6 +176,26 @@ def test_hand_on_with_an_outcome_records_it_once_with_the_report_it_owes(pair):
     assert (fresh.seq, fresh.hop_seq) == (4, 5)
 
 
+def test_a_vendor_job_seen_finished_is_recorded_in_the_same_script_either_way(pair):
+    """Handed on (the poll goes on to COLLECT in place) or continued (a successor sent): the vendor job's first
+    sighting is written with the hop's end, never without it."""
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    for task, hand_on in (("t1", True), ("t2", False)):
+        ledger.claim_submit(task, "tok", 30, NOW + 600, NOW)
+        ledger.record_submission(task, "tok", f"v-{task}", NOW)
+        queue.send("poll hop")
+        received = queue.receive(1, 30)[0]
+        ledger.begin_hop(task, 1, 30, NOW)
+        if hand_on:
+            assert commit.hand_on(received, task, 1, "collect", 60, NOW + 7, vendor_done=f"v-{task}").record
+        else:
+            assert commit.continue_hop(received, task, 1, "collect", 0.0, NOW + 7, vendor_done=f"v-{task}")
+        record = ledger.get(task)
+        assert (record.seq, record.vendor_done_at, record.vendor_task_id) == (1, NOW + 7, f"v-{task}")
+        assert ledger.mark_vendor_done(task, f"v-{task}", NOW + 9).took_s is None  # the first sighting is taken
+
+
 def test_a_successor_hop_already_begun_elsewhere_is_not_handed_on_and_nothing_is_written(pair):
     queue, ledger = pair
     commit = open_hop_commit(queue, ledger)

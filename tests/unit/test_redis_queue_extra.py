@@ -125,3 +125,28 @@ def test_lowering_max_receive_count_dead_letters_with_the_real_count(redis_url):
         dead = strict.dead_letter_by_id(message_id)
 
     assert (dead.receive_count, dead.reason) == (3, exceeded_reason(3, 2))
+
+
+def test_many_due_messages_come_back_oldest_first_a_bounded_number_per_call(redis_url):
+    """receive.lua reads a set's head a few members at a time: delayed messages due in numbers far beyond that
+    window, with different due times, all come back, in due order, about 1000 per call at most, and the
+    in-flight ones whose deadline passed with them."""
+    clock = FakeClock()
+    with RedisQueue.from_url(redis_url, clock=clock) as queue:
+        sent = [queue.send(f"d{i}", delay_s=1 + (1500 - i) / 1000) for i in range(1500)]  # later ids due sooner
+        not_yet = queue.send("later", delay_s=60)
+        for _ in range(3):
+            queue.send("taken")
+        taken = queue.receive(3, 2)
+        clock.now += 3  # every delayed one due, and the taken ones' visibility over
+
+        seen = [m.message_id for m in queue.receive(1, 30)]
+        moved = queue.client.llen(queue.keys[1]) + 1  # the ready list
+        assert 1000 <= moved <= 1000 + 32 + 3
+        while batch := queue.receive(16, 30):
+            seen.extend(m.message_id for m in batch)
+
+    assert len(seen) == len(set(seen)) == 1500 + 3
+    delayed_order = [m for m in seen if m in set(sent)]
+    assert delayed_order == [m for m in reversed(sent) if m in set(delayed_order)]
+    assert {m.message_id for m in taken} <= set(seen) and not_yet not in seen
