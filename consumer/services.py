@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from consumer.callback import BackendReporter
+from consumer.seen_finished import SeenFinished
 from jobqueue.hop_commit import HopCommit
 from jobqueue.ledger.base import Ledger
 from jobqueue.queue.base import Queue
@@ -46,6 +47,8 @@ class Services:
     rng: random.Random = field(default_factory=random.Random)
     #: the ``Continue`` effect in one atomic step, where the queue and the ledger share a store (else ``None``)
     hop_commit: HopCommit | None = None
+    #: the vendor's answers polls saw succeed, for the COLLECT that follows in this process
+    seen_finished: SeenFinished = field(default_factory=SeenFinished)
 
     @property
     def output_bucket(self) -> str:

@@ -113,7 +113,7 @@ class RunningHubClient(Vendor):
             raise VendorConfigError(
                 f"runninghub submit: {request.target_id} rejected the inputs of nodes {nodes}", code="node_errors"
             )
-        log.info("submitted", extra={"vendor_task_id": task_id, "target_id": request.target_id})
+        log.debug("submitted", extra={"vendor_task_id": task_id, "target_id": request.target_id})
         return task_id
 
     def status(self, vendor_task_id: str) -> VendorStatus:

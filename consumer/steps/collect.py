@@ -2,7 +2,8 @@
 
 Results go to ``staging/{userId}/{taskId}/<name>`` first; only AUDIT promotes them to ``output/`` once they
 pass moderation, so a blocked result is never visible under ``output/`` (invariant 5). Vendor URLs stay in
-this step: messages and logs never carry them (invariant 6).
+this step, and in the poll's answer kept for it in memory (:mod:`consumer.seen_finished`, which spares the
+vendor a second status query): messages and logs never carry them (invariant 6).
 
 A staged result is written once and never replaced (``overwrite=False``): moderation judges those bytes, and a
 second run of this hop (a redelivered message) keeps what is staged instead of downloading again over it. The
@@ -40,12 +41,14 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
     # imported here, as in _staged: consumer.fetch loads httpx, which the consumer's import leaves to the adapters
     from consumer.fetch import FetchFailed
 
-    if record is not None and record.vendor_done_at is not None and record.vendor_task_id != msg.vendor_task_id:
-        log.info("vendor job superseded by another job of the task", extra={"used": record.vendor_task_id})
+    used = record.vendor_task_id if record is not None and record.vendor_done_at is not None else None
+    if used is not None and used != msg.vendor_task_id:  # another job of the task was seen finished first
+        log.info("vendor job superseded by another job of the task", extra={"used": used})
         return Drop("another vendor job of the task is used")
     ends_at = time.monotonic() + download_budget_s(svc.settings.visibility_timeout_s)
     pipeline = svc.pipelines.get(msg.pipeline)
-    status = svc.vendor_for(pipeline).status(msg.vendor_task_id or "")
+    vendor_task_id = msg.vendor_task_id or ""
+    status = svc.seen_finished.take(pipeline.vendor, vendor_task_id) or svc.vendor_for(pipeline).status(vendor_task_id)
     if status.state is not VendorState.SUCCEEDED:
         raise TaskFailed(f"vendor state changed to {status.state.value} after success")
     spec = pipeline.outputs

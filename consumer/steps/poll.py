@@ -52,6 +52,7 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
             first = msg.polls == 0
             svc.ledger.observe_runtime(pipeline.name, took, first_poll=first, low_s=low, high_s=high, now=now)
     if status.state is VendorState.SUCCEEDED:
+        svc.seen_finished.put(pipeline.vendor, msg.vendor_task_id, status)
         return Continue(msg.next(Stage.COLLECT, polls=msg.polls + 1), vendor_done=vendor_done)
     if status.state is VendorState.FAILED:
         log.warning("vendor failed the task", extra={"detail": status.detail, "code": status.raw_code})

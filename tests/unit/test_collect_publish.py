@@ -244,3 +244,31 @@ def test_a_malformed_result_url_fails_the_task_at_once(svc, vendor, url):
     decision = run(svc, message(Stage.COLLECT, vendor_task_id="v1"))
     assert isinstance(decision, Finish)
     assert (decision.outcome.status, decision.outcome.error_reason) == (Status.FAILED, ErrorReason.FAILED)
+
+
+# -- the poll's answer serves the COLLECT that follows, once ---------------------------------
+def test_a_collect_after_its_poll_in_the_same_process_asks_the_vendor_nothing(svc, vendor, server):
+    server.files = {"/a.png": GOOD}
+    vendor.statuses.extend([succeeded(f"{server.base_url}/a.png"), succeeded(f"{server.base_url}/a.png")])
+    poll = run(svc, message(Stage.POLL, vendor_task_id="v1", seq=1))
+    assert isinstance(poll, Continue) and poll.message.stage is Stage.COLLECT
+    assert isinstance(run(svc, poll.message), Continue)
+    assert vendor.count("status") == 1  # the poll's answer, taken from memory
+    assert isinstance(collect.run(poll.message, svc), Continue)  # a redelivered COLLECT: the answer was used up
+    assert vendor.count("status") == 2
+
+
+def test_kept_answers_are_taken_once_within_their_time_and_bounded_in_number():
+    from consumer.seen_finished import SeenFinished
+
+    kept = SeenFinished(keep_s=60, max_kept=2)
+    for vendor_task_id in ("v1", "v2", "v3"):
+        kept.put("runninghub", vendor_task_id, succeeded(f"https://x.test/{vendor_task_id}"))
+    assert kept.take("runninghub", "v1") is None  # the oldest went first
+    assert kept.take("other", "v2") is None  # another vendor's job of the same id
+    assert kept.take("runninghub", "v2") == succeeded("https://x.test/v2")
+    assert kept.take("runninghub", "v2") is None
+    expired = SeenFinished(keep_s=0)
+    expired.put("runninghub", "v1", succeeded("https://x.test/v1"))
+    time.sleep(0.01)
+    assert expired.take("runninghub", "v1") is None
