@@ -24,7 +24,7 @@ from objectstore.errors import ObjectExists, StoreUnavailable
 from relay_core import logs
 from relay_core.errors import TaskFailed
 from relay_core.filetypes import HEAD_BYTES, sniff
-from relay_core.ids import staging_key
+from relay_core.ids import staging_key, staging_prefix
 from relay_core.pipelines import OutputSpec
 from vendors.base import VendorState
 
@@ -57,10 +57,12 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
     if len(status.outputs) > spec.count:
         log.warning("vendor returned extra outputs; keeping the first", extra={"returned": len(status.outputs)})
     total = 0
+    # one listing instead of a HEAD per result: what an earlier run of this hop staged (usually nothing)
+    listed = {info.key: info for info in svc.store.list(svc.output_bucket, staging_prefix(msg.user_id, msg.task_id))}
     with svc.fetcher.session(max(0.0, ends_at - time.monotonic())) as session:
         for n, output in enumerate(status.outputs[: spec.count], start=1):
             key = staging_key(msg.user_id, msg.task_id, spec.file_name(n))
-            staged = _staged(svc, key, spec)
+            staged = _staged(svc, key, spec, listed.get(key)) if key in listed else None
             if staged is None:
                 if time.monotonic() >= ends_at:  # the retry keeps what is staged and downloads the rest
                     raise FetchFailed("no time left in this hop's lease to download the result")
@@ -85,11 +87,14 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
     return Continue(msg.next(Stage.AUDIT, audit_job_id=None))
 
 
-def _staged(svc: Services, key: str, spec: OutputSpec) -> tuple[ObjectInfo, str] | None:
-    """The result already staged under ``key`` (checked as a download would be), or ``None``."""
+def _staged(
+    svc: Services, key: str, spec: OutputSpec, info: ObjectInfo | None = None
+) -> tuple[ObjectInfo, str] | None:
+    """The result already staged under ``key`` (checked as a download would be), or ``None``; ``info``: the
+    object as a listing just showed it (else it is looked up)."""
     from consumer.fetch import FetchRejected
 
-    info = svc.store.head(svc.output_bucket, key)
+    info = info or svc.store.head(svc.output_bucket, key)
     if info is None:
         return None
     kind = sniff(svc.store.get_bytes(svc.output_bucket, key, limit=HEAD_BYTES))
