@@ -62,7 +62,7 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
     with svc.fetcher.session(max(0.0, ends_at - time.monotonic())) as session:
         for n, output in enumerate(status.outputs[: spec.count], start=1):
             key = staging_key(msg.user_id, msg.task_id, spec.file_name(n))
-            staged = _staged(svc, key, spec, listed.get(key)) if key in listed else None
+            staged = _staged(svc, key, spec, listed[key]) if key in listed else None
             if staged is None:
                 if time.monotonic() >= ends_at:  # the retry keeps what is staged and downloads the rest
                     raise FetchFailed("no time left in this hop's lease to download the result")
