@@ -16,8 +16,9 @@ of every backend (``tests/contract/test_ledger_contract.py`` checks each one):
   ``advance(task, seq)`` raises it to ``seq`` (compare-and-set, never lowers it) and returns whether it rose.
   ``begin_hop(task, seq, lease_s)`` admits one runner per hop: ``STALE`` when ``seq`` is at most the handled
   seq or below a hop already begun; ``BUSY`` (with ``retry_after_s``) while another runner's lease on the same
-  ``seq`` is live (a concurrent duplicate); else ``RUN``, taking the lease. A runner that died leaves a lease
-  that expires, so the redelivered message runs again. ``release_hop(task, seq)`` drops the lease of a hop
+  ``seq`` is live (a concurrent duplicate); else ``RUN``, taking the lease (given a ``submit_token``, the submit
+  claim too, in the same write: ``Hop.claim``). A runner that died leaves a lease that expires, so the
+  redelivered message runs again. ``release_hop(task, seq)`` drops the lease of a hop
   that ended without a successor (dead-lettered), so a redrive runs at once. ``hand_on_with`` (raise the seq,
   and take the lease of the next hop, for a runner that goes on with it) and ``end_with`` (report acknowledged and
   seq raised) make those changes as one write, through a ``commit`` that stores other state with it.
