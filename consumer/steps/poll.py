@@ -74,8 +74,13 @@ def _seen_finished(
     shows it, is answered from that record and written with the hop's end, one write fewer; anything else is
     written now. A race the record could not show (a webhook's other job seen finished first by a hint's poll)
     is still settled by the write: the first job recorded finished is used, and COLLECT drops any other."""
-    only_job = record is not None and record.vendor_task_id == vendor_task_id and not record.webhook_vendor_ids
-    if state is VendorState.SUCCEEDED and only_job and record is not None and not record.cancelled_vendor_ids:
+    if (
+        state is VendorState.SUCCEEDED
+        and record is not None
+        and record.vendor_task_id == vendor_task_id
+        and not record.webhook_vendor_ids
+        and not record.cancelled_vendor_ids
+    ):  # the task's only job, as far as the record shows
         return rules.mark_vendor_done(record, vendor_task_id, now)[1], vendor_task_id
     return svc.ledger.mark_vendor_done(task_id, vendor_task_id, now), None
 
