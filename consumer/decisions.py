@@ -6,7 +6,8 @@
     Continue(message, delay_s)   hand on to the successor hop (a retry is a successor of the same stage);
                                  ``submission``: a vendor job the submit created, recorded with the hop's end;
                                  ``vendor_done``: a vendor job the poll saw finished, recorded with the hop's end
-    Finish(outcome)              the task has its terminal outcome: record it, then hand on to REPORT
+    Finish(outcome)              the task has its terminal outcome: record it, then hand on to REPORT;
+                                 ``vendor_done``: as for ``Continue`` (a poll whose hop COLLECT and AUDIT joined)
     Reported()                   the backend acknowledged the report: record that; the task's chain ends
     Defer(message, delay_s)      another runner holds this hop: run this same message again later
     ToDeadLetter(reason, park)   move the message to the dead-letter queue, for an operator (``park``: mark the
@@ -34,6 +35,7 @@ class Continue:
 @dataclass(frozen=True)
 class Finish:
     outcome: Outcome
+    vendor_done: str | None = None
 
 
 @dataclass(frozen=True)

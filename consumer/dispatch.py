@@ -4,6 +4,12 @@ Order of checks: poison → not yet due (a long delay split into hops) → the l
 ``seq`` already handled; busy: a duplicate is running it now, so this copy is deferred) → the task already has
 an outcome (not reported yet: report it; reported: drop) → the stage.
 
+A stage may join the hop before it (``join``): a poll that saw the job finished goes on to COLLECT, and COLLECT to
+AUDIT, in the same hop, under its lease, with no write in between. Rerunning the hop from its message redoes
+those stages (the poll asks the vendor again, COLLECT keeps what is staged), so no checkpoint is lost; the hop's
+end records what the joined stages decided. A stage joins only while at least :data:`JOIN_LEASE_SHARE` of the
+hop's lease is left, so a long COLLECT hands AUDIT a fresh lease the usual way.
+
 Errors are caught by their class in the tree of :mod:`relay_core.errors`: ``TaskFailed`` finishes the task
 ``failed`` with its reason, ``OurFault`` dead-letters, ``Transient`` (and any unexpected exception, a bug) runs
 the stage again, bounded per stage. Queue and ledger errors are not caught: the message then stays in the queue
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 from consumer.decisions import Continue, Decision, Defer, Drop, Finish, ToDeadLetter
 from consumer.delays import retry_delay, until_deadline
@@ -42,29 +49,76 @@ STEPS: dict[Stage, Callable[[JobMessage, Services, TaskRecord | None], Decision]
 #: most runs of one stage that end in a retry before the task gives up (see :func:`_exhausted`)
 STAGE_MAX_ATTEMPTS = {Stage.SUBMIT: 60, Stage.POLL: 200, Stage.COLLECT: 6, Stage.AUDIT: 10}
 
+#: the stages that may join the hop before them: what they do is redone when the hop is rerun from its message
+JOINABLE = frozenset({Stage.COLLECT, Stage.AUDIT})
+#: a stage joins its hop only while at least this share of the hop's lease (the visibility timeout) is left
+JOIN_LEASE_SHARE = 0.5
 
-def handle(body: str, svc: Services) -> tuple[JobMessage | None, Decision]:
-    """Decide what happens to one message body. Returns the parsed message (None if poison) and the decision."""
+
+def _never() -> bool:
+    return False
+
+
+def handle(body: str, svc: Services, *, join: Callable[[], bool] = _never) -> tuple[JobMessage | None, Decision]:
+    """Decide what happens to one message body. Returns the message the decision is about (None if poison: the
+    parsed one, or the last stage that joined its hop) and the decision."""
     try:
         msg = parse(body)
     except PoisonMessage as exc:
         log.error("poison message", extra={"reason": str(exc)})
         return None, ToDeadLetter(f"poison: {exc}")
-    return msg, handle_message(msg, svc)
+    return handle_message(msg, svc, join=join)
 
 
-def handle_message(msg: JobMessage, svc: Services, hop: Hop | None = None) -> Decision:
+def handle_message(
+    msg: JobMessage, svc: Services, hop: Hop | None = None, *, join: Callable[[], bool] = _never
+) -> tuple[JobMessage, Decision]:
     """Decide one parsed message; ``hop``: its hop was already begun (handed on in place, see
-    :mod:`consumer.effects`), so the not-yet-due and admission checks are skipped."""
+    :mod:`consumer.effects`), so the not-yet-due and admission checks are skipped. ``join()``: whether a stage due
+    next may join this hop now (the runner's budget); see the module docstring. Returns the message of the last
+    stage run (the hop's own ``seq``) and its decision, carrying what the stages before it left to the hop's end."""
     with logs.bind(task_id=msg.task_id, stage=msg.stage.value, seq=msg.seq, attempt=msg.attempt):
-        return _handle(msg, svc, hop)
+        admitted, decision = _handle(msg, svc, hop)
+    vendor_done = None
+    while (
+        admitted is not None
+        and isinstance(decision, Continue)
+        and (joined := _joining(msg, decision, admitted, svc, join)) is not None
+    ):
+        vendor_done = decision.vendor_done or vendor_done
+        msg = joined
+        with logs.bind(task_id=msg.task_id, stage=msg.stage.value, seq=msg.seq, attempt=msg.attempt):
+            log.debug("stage joins the hop")
+            decision = _step(msg, svc, admitted)
+    if vendor_done is not None and isinstance(decision, (Continue, Finish)) and decision.vendor_done is None:
+        decision = replace(decision, vendor_done=vendor_done)
+    return msg, decision
 
 
-def _handle(msg: JobMessage, svc: Services, hop: Hop | None) -> Decision:
+def _joining(
+    msg: JobMessage, decision: Continue, hop: Hop, svc: Services, join: Callable[[], bool]
+) -> JobMessage | None:
+    """The stage that joins ``msg``'s hop next (with the hop's ``seq``), or ``None``: the decision goes to the
+    effects."""
+    if decision.delay_s > 0 or decision.submission is not None:
+        return None
+    successor = decision.message
+    if successor.stage not in JOINABLE or successor.seq != msg.seq + 1 or successor.not_before is not None:
+        return None
+    record = hop.record
+    if record is None or record.hop_until - svc.clock() < JOIN_LEASE_SHARE * svc.settings.visibility_timeout_s:
+        return None
+    if not join():
+        return None
+    return successor.replace(seq=msg.seq)
+
+
+def _handle(msg: JobMessage, svc: Services, hop: Hop | None) -> tuple[Hop | None, Decision]:
+    """The hop admitted for ``msg`` (``None``: not run) and the decision."""
     if hop is None:
         now = svc.clock()
         if msg.not_before is not None and now < msg.not_before - 0.5:
-            return Continue(msg.next(attempt=msg.attempt, not_before=msg.not_before), msg.not_before - now)
+            return None, Continue(msg.next(attempt=msg.attempt, not_before=msg.not_before), msg.not_before - now)
         # a SUBMIT hop takes the submit claim with its lease: one write (the claim lives as long as the lease)
         token = uuid.uuid4().hex if msg.stage is Stage.SUBMIT else None
         lease_s = svc.settings.visibility_timeout_s
@@ -77,20 +131,26 @@ def _handle(msg: JobMessage, svc: Services, hop: Hop | None) -> Decision:
             "merged into it): the uploader must use a fresh task id, or an operator purges this letter"
         )
         log.error("message of another user's task refused", extra={"user_id": msg.user_id})
-        return ToDeadLetter(reason, park=False)
+        return None, ToDeadLetter(reason, park=False)
     if hop.state is HopState.STALE:
         log.info("stale message dropped")
-        return Drop("stale")
+        return None, Drop("stale")
     if hop.state is HopState.BUSY:  # a duplicate of a hop another runner is doing right now
         log.info("hop busy elsewhere; deferred", extra={"retry_after_s": round(hop.retry_after_s, 1)})
-        return Defer(msg, hop.retry_after_s + 1)
+        return None, Defer(msg, hop.retry_after_s + 1)
     record = hop.record  # as stored with the lease: no second read
     if record is not None and record.outcome is not None and msg.stage is not Stage.REPORT:
         if record.reported_at is None:  # a run died between recording the outcome and sending REPORT
             log.warning("task has an unreported outcome; reporting it")
-            return Finish(record.outcome)
+            return None, Finish(record.outcome)
         log.info("task already finished; message dropped")
-        return Drop("finished")
+        return None, Drop("finished")
+    return hop, _step(msg, svc, hop)
+
+
+def _step(msg: JobMessage, svc: Services, hop: Hop) -> Decision:
+    """Run ``msg``'s stage in the admitted ``hop``; errors become decisions by their class."""
+    record = hop.record
     try:
         if msg.stage is not Stage.REPORT:  # a renamed pipeline is our fault, whatever the task's deadline says
             svc.pipelines.get(msg.pipeline)

@@ -7,9 +7,10 @@ idle only after ``RELAY_IDLE_RECEIVES`` consecutive empty receives. The long-run
 loop. Observers plug in through :class:`Hooks` (as Dramatiq middleware or arq's ``on_job_*``), never by
 wrapping the queue.
 
-A runner keeps a task whose next hop is due at once (poll → collect → audit → report) when the queue and the
-ledger allow it (:meth:`consumer.effects.apply`'s ``in_place``): at most :data:`IN_PLACE_HOPS` hops in a row, and
-only while the budget leaves room for another step and no stop was asked for.
+A runner keeps a task whose next stage is due at once (poll → collect → audit → report), only while the budget
+leaves room for another step and no stop was asked for: COLLECT and AUDIT join the hop before them
+(:mod:`consumer.dispatch`), and where the queue and the ledger allow it the next hop is handed on in place
+(:meth:`consumer.effects.apply`'s ``in_place``), at most :data:`IN_PLACE_HOPS` hops in a row.
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def process(
     stats = stats if stats is not None else DrainStats()
     started = time.perf_counter()
     try:
-        msg, decision = handle(received.body, svc)
+        msg, decision = handle(received.body, svc, join=in_place)
     except Exception:  # noqa: BLE001 - a ledger fault: the message stays and comes back later
         _failed(stats, received)
         return None
@@ -191,7 +192,7 @@ def process(
         started = time.perf_counter()
         msg, hop = handed
         try:
-            decision = handle_message(msg, svc, hop)
+            msg, decision = handle_message(msg, svc, hop, join=in_place)
         except Exception:  # noqa: BLE001 - a ledger fault: the message (now this hop) comes back later
             _failed(stats, received)
             return None

@@ -6,7 +6,8 @@ limit) leaves that message in the queue, and its redelivery finds enough in the 
 ``Continue``      (record the vendor job a submit created, or the one a poll saw finished →) send the successor
                   → record the hop (``seq``) as handled → delete the message. Where the queue and the ledger share
                   one Redis (``Services.hop_commit``) these are one atomic script instead.
-``Finish``        record the outcome (the first recorded one wins) with the REPORT hop it owes → send REPORT →
+``Finish``        (record the vendor job a poll saw finished, when COLLECT and AUDIT joined its hop →) record the
+                  outcome (the first recorded one wins) with the REPORT hop it owes → send REPORT →
                   record the hop → delete. A crash between the outcome and the REPORT send is healed by dispatch:
                   a redelivered hop of a task whose outcome is recorded but not reported decides ``Finish``
                   again; a REPORT message lost anyway (a queue that dropped it) is re-sent by the housekeeping
@@ -106,7 +107,7 @@ def _hand_on(
         user_id=msg.user_id,
         outcome=outcome,
         report_message=body if outcome is not None else None,
-        vendor_done=decision.vendor_done if isinstance(decision, Continue) else None,
+        vendor_done=decision.vendor_done,
     )
     if hop.state is not HopState.RUN:
         return None
@@ -165,6 +166,8 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
         send_successor(svc, decision.message, decision.delay_s)
         _boundary("successor_sent")
     elif isinstance(decision, Finish):
+        if decision.vendor_done is not None:
+            svc.ledger.mark_vendor_done(msg.task_id, decision.vendor_done, svc.clock())
         report = msg.next(Stage.REPORT, attempt=0)
         stored = svc.ledger.record_outcome(
             msg.task_id, decision.outcome, svc.clock(), user_id=msg.user_id, report_message=report.dumps()

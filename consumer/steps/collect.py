@@ -7,8 +7,8 @@ vendor a second status query): messages and logs never carry them (invariant 6).
 
 A staged result is written once and never replaced (``overwrite=False``): moderation judges those bytes, and a
 second run of this hop (a redelivered message) keeps what is staged instead of downloading again over it. The
-downloads of one run end well inside the hop's lease (the queue's visibility timeout), so the message does not
-become visible to a second runner while this one still writes.
+downloads of one run end well inside what is left of the hop's lease (the queue's visibility timeout, less what
+the poll it joined used), so the message does not become visible to a second runner while this one still writes.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from vendors.base import VendorState
 log = logs.get("consumer.collect")
 
 
-def download_budget_s(visibility_timeout_s: float) -> float:
-    """How long one COLLECT run may spend downloading: the hop's lease minus a margin (a fifth, at least 5 s)
+def download_budget_s(lease_s: float) -> float:
+    """How long one COLLECT run may spend downloading: the hop's lease left minus a margin (a fifth, at least 5 s)
     for what follows the downloads: completing the upload, sending the next message, closing the hop."""
-    return max(1.0, visibility_timeout_s - max(5.0, visibility_timeout_s / 5))
+    return max(1.0, lease_s - max(5.0, lease_s / 5))
 
 
 def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Decision:
@@ -45,7 +45,10 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
     if used is not None and used != msg.vendor_task_id:  # another job of the task was seen finished first
         log.info("vendor job superseded by another job of the task", extra={"used": used})
         return Drop("another vendor job of the task is used")
-    ends_at = time.monotonic() + download_budget_s(svc.settings.visibility_timeout_s)
+    lease_s = float(svc.settings.visibility_timeout_s)
+    if record is not None and record.hop_until > 0:  # what is left of the hop's lease (less when joined to a poll)
+        lease_s = min(lease_s, max(0.0, record.hop_until - svc.clock()))
+    ends_at = time.monotonic() + download_budget_s(lease_s)
     pipeline = svc.pipelines.get(msg.pipeline)
     vendor_task_id = msg.vendor_task_id or ""
     status = svc.seen_finished.take(pipeline.vendor, vendor_task_id) or svc.vendor_for(pipeline).status(vendor_task_id)
@@ -87,9 +90,7 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
     return Continue(msg.next(Stage.AUDIT, audit_job_id=None))
 
 
-def _staged(
-    svc: Services, key: str, spec: OutputSpec, info: ObjectInfo | None = None
-) -> tuple[ObjectInfo, str] | None:
+def _staged(svc: Services, key: str, spec: OutputSpec, info: ObjectInfo | None = None) -> tuple[ObjectInfo, str] | None:
     """The result already staged under ``key`` (checked as a download would be), or ``None``; ``info``: the
     object as a listing just showed it (else it is looked up)."""
     from consumer.fetch import FetchRejected

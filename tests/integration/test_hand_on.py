@@ -38,7 +38,7 @@ def _run(stack, totals: DrainStats, rounds: int = 200) -> None:
     raise AssertionError("tasks did not finish")
 
 
-def test_collect_audit_and_report_run_in_place_after_the_poll_that_found_the_job_done(tmp_path, redis_url):
+def test_collect_and_audit_join_the_poll_that_found_the_job_done_and_report_runs_in_place(tmp_path, redis_url):
     totals = DrainStats()
     with _stack(tmp_path, redis_url) as stack:
         stack.deliver(stack.upload("t1", "u1", "model_pose12", make_jpeg(1)))
@@ -46,15 +46,15 @@ def test_collect_audit_and_report_run_in_place_after_the_poll_that_found_the_job
         [report] = stack.receiver.by_task()["t1"]
         record = stack.svc.ledger.get("t1")
     assert report.body["status"] == "done" and len(report.body["resultUrls"]) == 12
-    assert totals.handed_on == 3  # poll → collect → audit → (outcome) report, each without a new message
-    assert totals.received == record.seq + 1 - 3  # every other hop was a message of its own
+    assert totals.handed_on == 1  # poll (+ collect + audit, one hop) → (outcome) report, without a new message
+    assert totals.received == record.seq + 1 - 1  # every other hop was a message of its own
     assert record.reported_at is not None and record.hop_seq == record.seq
+    assert record.vendor_done_at is not None  # the poll's sighting, recorded with the outcome at the hop's end
 
 
-@pytest.mark.parametrize("nth", [1, 2, 3])
-def test_a_crash_right_after_a_hop_was_handed_on_leaves_it_to_finish_the_task_once(tmp_path, redis_url, nth):
-    """The runner dies just after the ``nth`` hand-on of the chain committed (poll → collect, collect → audit,
-    audit → report with the outcome): the message carrying the successor comes back after its visibility timeout."""
+def test_a_crash_right_after_the_hand_on_leaves_report_to_finish_the_task_once(tmp_path, redis_url):
+    """The runner dies just after the hand-on that recorded the outcome and gave the message REPORT's body: that
+    message comes back after its visibility timeout."""
     totals = DrainStats()
     with _stack(tmp_path, redis_url) as stack:
         commit = stack.svc.hop_commit
@@ -63,7 +63,7 @@ def test_a_crash_right_after_a_hop_was_handed_on_leaves_it_to_finish_the_task_on
         def hand_on_then_die(*args, **kwargs):
             hop = real(*args, **kwargs)
             calls.append(hop.state)
-            if len(calls) == nth:
+            if len(calls) == 1:
                 raise RuntimeError("runner died here")
             return hop
 
@@ -72,8 +72,52 @@ def test_a_crash_right_after_a_hop_was_handed_on_leaves_it_to_finish_the_task_on
         _run(stack, totals)
         reports = stack.receiver.by_task()["t1"]
         submissions = len(stack.emulator.tasks)
-    assert len(calls) == 3 and totals.errors == 1  # it died once; the redelivered successor went on in place
+    assert len(calls) == 1 and totals.errors == 1  # it died once; the redelivered REPORT was reported
     assert [r.body["status"] for r in reports] == ["done"] and submissions == 1
+
+
+class Killed(BaseException):
+    """The runner's process ends here (nothing in the consumer catches a BaseException that is not an Exception)."""
+
+
+@pytest.mark.parametrize("stage", ["collect", "audit"])
+def test_a_crash_inside_a_joined_stage_reruns_the_poll_hop_once(tmp_path, redis_url, stage):
+    """The runner dies while COLLECT (its first download) or AUDIT (its first moderation call) runs in the poll's
+    hop: nothing was written since the poll's lease, so the POLL message comes back after its visibility timeout,
+    asks the vendor again and finishes the task with one submission and one report."""
+    with _stack(tmp_path, redis_url) as stack:
+        svc, died = stack.svc, []
+        target = svc.fetcher if stage == "collect" else svc.auditor
+        name = "session" if stage == "collect" else "audit_image"
+        real = getattr(target, name)
+
+        def die_once(*args, **kwargs):
+            if not died:
+                died.append(stack.svc.ledger.get("t1"))
+                raise Killed(stage)
+            return real(*args, **kwargs)
+
+        setattr(target, name, die_once)
+        stack.deliver(stack.upload("t1", "u1", "promo_poster", make_jpeg(2)))
+        totals = DrainStats()
+        for _ in range(200):
+            try:
+                _run(stack, totals, rounds=1)
+                break
+            except Killed:
+                stack.clock.advance(0.5)
+            except AssertionError:
+                pass
+        else:
+            raise AssertionError("the task did not finish")
+        statuses = [r for r in stack.emulator.requests if r[1].endswith("/outputs")]
+        reports = stack.receiver.by_task()["t1"]
+        record = stack.svc.ledger.get("t1")
+    [before] = died
+    assert before.vendor_done_at is None and before.outcome is None  # nothing recorded by the joined stages
+    assert [r.body["status"] for r in reports] == ["done"] and len(stack.emulator.tasks) == 1
+    assert len(statuses) >= 2  # the rerun hop asked the vendor again
+    assert record.vendor_done_at is not None and record.reported_at is not None
 
 
 def test_a_runner_hands_on_only_with_room_left_in_its_budget_and_no_stop_asked():

@@ -176,6 +176,45 @@ def test_a_poll_that_sees_the_only_job_succeed_records_it_with_the_hops_end(svc,
     assert (record.seq, record.vendor_done_at) == (1, now)
 
 
+def test_collect_joins_the_hop_of_the_poll_that_saw_the_job_succeed(svc, vendor):
+    """Asked to (``join``), the runner goes on with COLLECT in the poll's hop: the decision is COLLECT's (here: the
+    vendor's answer had no outputs, so the task fails), about the hop's own seq, and it carries the poll's sighting
+    for the hop's end to record."""
+    now = svc.clock()
+    svc.clock = lambda: now
+    _submitted(svc)
+    vendor.statuses.append(VendorStatus(VendorState.SUCCEEDED))  # kept for COLLECT: one status query in all
+    parsed, move = handle(
+        message(Stage.POLL, vendor_task_id="19000000000000000001", seq=1).dumps(), svc, join=lambda: True
+    )
+    assert (parsed.stage, parsed.seq) == (Stage.COLLECT, 1)
+    assert isinstance(move, Finish) and move.outcome.status is Status.FAILED and "0 outputs" in move.outcome.detail
+    assert move.vendor_done == "19000000000000000001" and len(vendor.calls) == 1
+    forward(svc, parsed, move)
+    record = svc.ledger.get("t1")
+    assert record.vendor_done_at == now and record.outcome.status is Status.FAILED and record.seq == 1
+
+
+@pytest.mark.parametrize("why", ["not asked", "half the lease spent"])
+def test_collect_does_not_join_when_not_asked_or_the_lease_is_half_spent(svc, vendor, why):
+    clock = [svc.clock()]
+    svc.clock = lambda: clock[0]
+    _submitted(svc)
+    status = vendor.status
+
+    def slow_status(vendor_task_id):
+        if why == "half the lease spent":
+            clock[0] += svc.settings.visibility_timeout_s * 0.51
+        return status(vendor_task_id)
+
+    vendor.status = slow_status
+    vendor.statuses.append(VendorStatus(VendorState.SUCCEEDED))
+    poll = message(Stage.POLL, vendor_task_id="19000000000000000001", seq=1)
+    parsed, move = handle(poll.dumps(), svc, join=lambda: why != "not asked")
+    assert parsed == poll and isinstance(move, Continue) and move.delay_s == 0
+    assert (move.message.stage, move.message.seq) == (Stage.COLLECT, 2)
+
+
 def test_a_failed_job_or_one_of_several_is_recorded_finished_at_once(svc, vendor):
     _submitted(svc)
     vendor.statuses.append(VendorStatus(VendorState.FAILED, detail="oom"))
