@@ -99,6 +99,36 @@ def test_our_side_failures_dead_letter_without_report_then_redrive_saves_the_tas
         assert assert_one_verified_report(stack, "t-ours")["status"] == "done"
 
 
+def test_a_dead_letter_of_a_joined_stage_holds_the_poll_and_its_redrive_finishes_the_task(tmp_path, stack_env):
+    """AUDIT ran in the poll's hop and hit our configuration: the letter is the POLL message with AUDIT's reason;
+    once fixed, its redrive asks the vendor again, keeps what COLLECT staged, moderates and reports once."""
+    from jobqueue.message import Stage
+    from moderation.errors import AuditConfigError
+
+    with LocalStack(tmp_path / "home", clock=VirtualClock(), env=stack_env) as stack:
+        auditor = stack.svc.auditor
+        real = auditor.audit_image
+
+        def misconfigured(*args, **kwargs):
+            raise AuditConfigError("moderation is not enabled for this account")
+
+        auditor.audit_image = misconfigured
+        stack.deliver(stack.upload("t-joined", "u3", "promo_poster", make_jpeg(11)))
+        assert stack.run_until_terminal(timeout_s=30)
+        [dead] = operator.list_dead(stack.queue_admin)
+        assert dead.message.stage is Stage.POLL and dead.letter.reason.startswith("audit: ")
+        assert files_under(stack.bucket_dir, "staging/u3") and stack.receiver.reports == []
+        statuses = sum(path.endswith("/outputs") for _, path, _ in stack.emulator.requests)
+
+        auditor.audit_image = real
+        assert operator.redrive(stack.queue_admin, stack.svc.ledger, None)
+        stack.views["t-joined"].dead_letter = None
+        assert stack.run_until_terminal(timeout_s=30)
+        assert assert_one_verified_report(stack, "t-joined")["status"] == "done"
+        assert sum(path.endswith("/outputs") for _, path, _ in stack.emulator.requests) == statuses + 1
+        assert files_under(stack.bucket_dir, "staging/u3") == [] and files_under(stack.bucket_dir, "output/u3")
+
+
 def test_operator_fail_reports_failed_once(tmp_path, stack_env):
     env = {**stack_env, "RUNNINGHUB_API_KEY": "not-our-key"}
     with LocalStack(tmp_path / "home", clock=VirtualClock(), env=env) as stack:
