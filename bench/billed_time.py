@@ -60,6 +60,7 @@ def baseline_hop_ms(home: Path, hops: int = 300) -> float:
 
 
 def run(tasks: int) -> dict:
+    from jobqueue.errors import PoisonMessage
     from jobqueue.message import Stage, parse
     from scf_relay.demo.clock import VirtualClock
     from scf_relay.demo.stack import LocalStack
@@ -79,7 +80,7 @@ def run(tasks: int) -> dict:
             def receive_noting_stages(*args, **kwargs):
                 batch = receive(*args, **kwargs)
                 for message in batch:
-                    with contextlib.suppress(Exception):  # a poison body has no stage
+                    with contextlib.suppress(PoisonMessage):  # a poison body has no stage
                         parsed = parse(message.body)
                         received[(parsed.task_id, parsed.seq)] = parsed.stage
                 return batch
