@@ -39,3 +39,19 @@ def relay_home(tmp_path, monkeypatch):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RELAY_HOME", str(tmp_path / "relay"))
     return tmp_path / "relay"
+
+
+@pytest.fixture(autouse=True)
+def relay_logs_reach_caplog():
+    """``relay_core.logs.setup`` (run by every entry on first use) stops the ``relay`` loggers at their own JSON
+    handler. Set up here first (a later call leaves the handlers alone), they also propagate within a test, so
+    ``caplog`` sees them whichever test ran first in the process."""
+    import logging
+
+    from relay_core import logs
+
+    logs.setup()
+    relay = logging.getLogger("relay")
+    relay.propagate = True
+    yield
+    relay.propagate = False

@@ -59,12 +59,8 @@ def test_an_output_name_template_that_would_eat_memory_is_refused(tmp_path):
 def test_an_unknown_relay_variable_is_warned_about_with_the_likely_name(relay_home, monkeypatch, caplog):
     monkeypatch.setenv("RELAY_QEUEU", "redis://127.0.0.1:6379/0")
     assert unknown_variables({"RELAY_QEUEU": "x", "RELAY_QUEUE": "y", "PATH": "z"}) == ["RELAY_QEUEU"]
-    logging.getLogger("relay").propagate = True
-    try:
-        with caplog.at_level(logging.WARNING, logger="relay.settings"):
-            load()
-    finally:
-        logging.getLogger("relay").propagate = False
+    with caplog.at_level(logging.WARNING, logger="relay.settings"):
+        load()
     assert any("RELAY_QEUEU" in r.getMessage() and "RELAY_QUEUE" in r.getMessage() for r in caplog.records)
 
 
