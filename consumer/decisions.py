@@ -7,7 +7,8 @@
                                  ``submission``: a vendor job the submit created, recorded with the hop's end;
                                  ``vendor_done``: a vendor job the poll saw finished, recorded with the hop's end
     Finish(outcome)              the task has its terminal outcome: record it, then hand on to REPORT;
-                                 ``vendor_done``: as for ``Continue`` (a poll whose hop COLLECT and AUDIT joined)
+                                 ``vendor_done``: as for ``Continue`` (a poll whose hop COLLECT and AUDIT joined);
+                                 ``report_joins``: REPORT may run in this same hop (the hop's lease has room)
     Reported()                   the backend acknowledged the report: record that; the task's chain ends
     Defer(message, delay_s)      another runner holds this hop: run this same message again later
     ToDeadLetter(reason, park)   move the message to the dead-letter queue, for an operator (``park``: mark the
@@ -36,6 +37,7 @@ class Continue:
 class Finish:
     outcome: Outcome
     vendor_done: str | None = None
+    report_joins: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ A stage may join the hop before it (``join``): a poll that saw the job finished 
 AUDIT, in the same hop, under its lease, with no write in between. Rerunning the hop from its message redoes
 those stages (the poll asks the vendor again, COLLECT keeps what is staged), so no checkpoint is lost; the hop's
 end records what the joined stages decided. A stage joins only while at least :data:`JOIN_LEASE_SHARE` of the
-hop's lease is left, so a long COLLECT hands AUDIT a fresh lease the usual way.
+hop's lease is left, so a long COLLECT hands AUDIT a fresh lease the usual way. On the same terms a ``Finish``
+is marked ``report_joins``: its effects record the outcome keeping the hop, and REPORT runs in it too.
 
 Errors are caught by their class in the tree of :mod:`relay_core.errors`: ``TaskFailed`` finishes the task
 ``failed`` with its reason, ``OurFault`` dead-letters, ``Transient`` (and any unexpected exception, a bug) runs
@@ -92,6 +93,8 @@ def handle_message(
             decision = _step(msg, svc, admitted)
     if vendor_done is not None and isinstance(decision, (Continue, Finish)) and decision.vendor_done is None:
         decision = replace(decision, vendor_done=vendor_done)
+    if isinstance(decision, Finish) and admitted is not None and _lease_has_room(admitted, svc) and join():
+        decision = replace(decision, report_joins=True)
     return msg, decision
 
 
@@ -105,12 +108,15 @@ def _joining(
     successor = decision.message
     if successor.stage not in JOINABLE or successor.seq != msg.seq + 1 or successor.not_before is not None:
         return None
-    record = hop.record
-    if record is None or record.hop_until - svc.clock() < JOIN_LEASE_SHARE * svc.settings.visibility_timeout_s:
-        return None
-    if not join():
+    if not _lease_has_room(hop, svc) or not join():
         return None
     return successor.replace(seq=msg.seq)
+
+
+def _lease_has_room(hop: Hop, svc: Services) -> bool:
+    """Whether at least :data:`JOIN_LEASE_SHARE` of ``hop``'s lease is left for a stage to join it."""
+    record = hop.record
+    return record is not None and record.hop_until - svc.clock() >= JOIN_LEASE_SHARE * svc.settings.visibility_timeout_s
 
 
 def _handle(msg: JobMessage, svc: Services, hop: Hop | None) -> tuple[Hop | None, Decision]:

@@ -12,6 +12,11 @@ limit) leaves that message in the queue, and its redelivery finds enough in the 
                   a redelivered hop of a task whose outcome is recorded but not reported decides ``Finish``
                   again; a REPORT message lost anyway (a queue that dropped it) is re-sent by the housekeeping
                   sweep of the ledger's pending-report index.
+``Finish`` with ``report_joins`` (and ``in_place``)
+                  record the outcome keeping the hop's lease (``Ledger.finish_in_hop``, one write), and return the
+                  REPORT with the hop's own ``seq`` for the same runner to run next: the received message stays
+                  as it is, so a crash redelivers it and dispatch's healing above reports the outcome. The REPORT's
+                  own decision then ends the hop.
 ``Reported``      record that the backend acknowledged → record the hop → delete. A crash before the record
                   resends the same report (same ``X-Relay-Delivery``), which the backend drops.
 ``Defer``         send the same message again with a delay → delete (the hop is not recorded).
@@ -69,6 +74,10 @@ def apply(
         return None
     if msg is None:
         raise ValueError("only a dead letter can lack a parsed message")
+    if in_place and isinstance(decision, Finish) and decision.report_joins:
+        reporting = _report_in_hop(svc, msg, decision)
+        if reporting is not None:
+            return reporting
     commit = svc.hop_commit
     if commit is not None:
         handed = _hand_on(svc, commit, received, msg, decision) if in_place else None
@@ -117,6 +126,26 @@ def _hand_on(
     _boundary("successor_sent")
     _boundary("hop_recorded")
     return successor, hop
+
+
+def _report_in_hop(svc: Services, msg: JobMessage, decision: Finish) -> tuple[JobMessage, Hop] | None:
+    """Record the outcome keeping the hop, and return its REPORT (with the hop's ``seq``) for this runner to run
+    next; ``None`` when the hop's lease is no longer live (nothing was written then)."""
+    report = msg.next(Stage.REPORT, attempt=0)
+    hop = svc.ledger.finish_in_hop(
+        msg.task_id,
+        msg.seq,
+        decision.outcome,
+        svc.clock(),
+        user_id=msg.user_id,
+        report_message=report.dumps(),
+        vendor_done=decision.vendor_done,
+    )
+    if hop.state is not HopState.RUN:
+        return None
+    _boundary("outcome_recorded")
+    _log_outcome(hop.record.outcome if hop.record is not None else None, decision.outcome)
+    return report.replace(seq=msg.seq), hop
 
 
 def _commit_atomically(

@@ -22,6 +22,8 @@ of every backend (``tests/contract/test_ledger_contract.py`` checks each one):
   that ended without a successor (dead-lettered), so a redrive runs at once. ``hand_on_with`` (raise the seq,
   and take the lease of the next hop, for a runner that goes on with it) and ``end_with`` (report acknowledged and
   seq raised) make those changes as one write, through a ``commit`` that stores other state with it.
+  ``finish_in_hop(task, seq, outcome)`` records the outcome (as ``record_outcome``) only while hop ``seq`` is
+  leased and not handled, answering ``RUN``, so that its runner reports the task in the same hop.
 * **Terminal outcome.** ``record_outcome(task, outcome)`` stores the first outcome and returns the stored
   one: later calls, whatever they pass, get the first back. That is how a task gets exactly one outcome.
   ``mark_reported(task)`` records that the backend acknowledged the report.
@@ -310,6 +312,28 @@ class Ledger(abc.ABC):
             return _with_record(current, *answer)
 
         return self._apply(task_id, rule, commit)
+
+    def finish_in_hop(
+        self,
+        task_id: str,
+        seq: int,
+        outcome: Outcome,
+        now: float,
+        *,
+        user_id: str | None = None,
+        report_message: str | None = None,
+        vendor_done: str | None = None,
+    ) -> Hop:
+        """Hop ``seq``'s runner goes on to report the task in the same hop (see :func:`rules.finish_in_hop`):
+        ``outcome`` recorded as :meth:`record_outcome` would (``vendor_done`` as :meth:`mark_vendor_done` would), in
+        one write, while the hop's lease is live and the hop not handled. Returns ``RUN`` with the record (its
+        ``outcome`` the stored one, which the report must use); any other state wrote nothing."""
+
+        def rule(current: TaskRecord | None) -> tuple[TaskRecord | None, Hop]:
+            answer = rules.finish_in_hop(current, task_id, seq, now, outcome, user_id, report_message, vendor_done)
+            return _with_record(current, *answer)
+
+        return self._apply(task_id, rule)
 
     def end_with(self, task_id: str, seq: int, now: float, commit: Commit, *, reported: bool = False) -> bool:
         """:meth:`mark_reported` (when ``reported``) and :meth:`advance` as one change, written by ``commit`` as in

@@ -45,7 +45,7 @@ PRUNE_BATCH = 500
 #: how long (monotonic s) a record this ledger read or wrote is the first guess of a write (and vouches for the
 #: index entries of its version), and how many it keeps; a record read moments ago cannot have expired and started
 #: again at the same version (records live ``retention_s`` after their last write)
-RECORD_CACHE_S = 10.0
+RECORD_CACHE_S = 60.0
 RECORD_CACHE_MAX = 4096
 
 

@@ -245,6 +245,31 @@ def end_hop(
     return (changed or (record if record is not current else None)), rose
 
 
+def finish_in_hop(
+    current: TaskRecord | None,
+    task_id: str,
+    seq: int,
+    now: float,
+    outcome: Outcome,
+    user_id: str | None = None,
+    report_message: str | None = None,
+    vendor_done: str | None = None,
+) -> tuple[TaskRecord | None, Hop]:
+    """Hop ``seq``'s runner reports the task itself, in the same hop: while the lease of hop ``seq`` is live and
+    the hop not handled, (``vendor_done``: :func:`mark_vendor_done` first, then) :func:`record_outcome`, as one
+    change, answering ``RUN``. Otherwise nothing changes: ``STALE`` (handled, or a later hop began) or ``BUSY``
+    (the lease lapsed, so another runner may hold the hop), and the caller ends the hop the usual way."""
+    if current is None or seq <= current.seq or current.hop_seq != seq:
+        return None, Hop(HopState.STALE)
+    if current.hop_until <= now:
+        return None, Hop(HopState.BUSY)
+    record = current
+    if vendor_done is not None:
+        record = mark_vendor_done(record, vendor_done, now)[0] or record
+    record = record_outcome(record, task_id, outcome, now, user_id, report_message)[0] or record
+    return (record if record is not current else None), Hop(HopState.RUN)
+
+
 def release_hop(
     current: TaskRecord | None, seq: int, now: float, parked: bool = False
 ) -> tuple[TaskRecord | None, bool]:

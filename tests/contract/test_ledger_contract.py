@@ -253,6 +253,25 @@ def test_the_first_outcome_wins_and_every_caller_gets_it_back(ledger):
     assert ledger.get("t1").outcome == DONE
 
 
+def test_finish_in_hop_records_the_outcome_only_while_the_hop_is_leased_and_not_handled(ledger):
+    assert ledger.finish_in_hop("t1", 1, DONE, NOW).state is HopState.STALE  # no record: no hop of it began
+    assert ledger.begin_hop("t1", 1, 30, NOW) == Hop(HopState.RUN)
+    lapsed = ledger.finish_in_hop("t1", 1, DONE, NOW + 31)  # its lease lapsed: another runner may hold it
+    assert lapsed.state is HopState.BUSY and ledger.get("t1").outcome is None
+    assert ledger.begin_hop("t1", 1, 30, NOW + 32) == Hop(HopState.RUN)
+    kept = ledger.finish_in_hop("t1", 1, DONE, NOW + 33, user_id="u1", report_message="r", vendor_done="v9")
+    stored = ledger.get("t1")
+    assert kept.state is HopState.RUN and kept.record == stored and stored.outcome == DONE
+    assert (stored.seq, stored.hop_seq, stored.hop_until) == (-1, 1, NOW + 62)  # the hop and its lease are kept
+    assert stored.report_message == "r" and stored.user_id == "u1"
+    assert [r.task_id for r in ledger.unreported(NOW + 34)] == ["t1"]
+    again = ledger.finish_in_hop("t1", 1, FAILED, NOW + 34)  # a rerun of the hop: the first outcome is the one
+    assert again.state is HopState.RUN and again.record.outcome == DONE
+    ledger.advance("t1", 1, NOW + 35)
+    assert ledger.finish_in_hop("t1", 1, FAILED, NOW + 36).state is HopState.STALE  # handled
+    assert ledger.get("t1").outcome == DONE
+
+
 def test_mark_reported_records_the_first_acknowledgement(ledger):
     ledger.record_outcome("t1", FAILED, NOW)
     assert ledger.get("t1").reported_at is None

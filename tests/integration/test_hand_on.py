@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from bench.two_workers import fast_pipelines
+from consumer import dispatch
 from consumer.drain import Budget, DrainStats, drain
+from jobqueue.ledger.base import HopState
 from scf_relay.demo.clock import VirtualClock
 from scf_relay.demo.stack import LocalStack
 from vendors.emulator.media import make_jpeg
@@ -38,41 +40,63 @@ def _run(stack, totals: DrainStats, rounds: int = 200) -> None:
     raise AssertionError("tasks did not finish")
 
 
-def test_collect_and_audit_join_the_poll_that_found_the_job_done_and_report_runs_in_place(tmp_path, redis_url):
+def test_collect_audit_and_report_join_the_poll_that_found_the_job_done(tmp_path, redis_url):
     totals = DrainStats()
     with _stack(tmp_path, redis_url) as stack:
         stack.deliver(stack.upload("t1", "u1", "model_pose12", make_jpeg(1)))
         _run(stack, totals)
         [report] = stack.receiver.by_task()["t1"]
         record = stack.svc.ledger.get("t1")
+        pending = stack.svc.queue.stats().pending
     assert report.body["status"] == "done" and len(report.body["resultUrls"]) == 12
-    assert totals.handed_on == 1  # poll (+ collect + audit, one hop) → (outcome) report, without a new message
-    assert totals.received == record.seq + 1 - 1  # every other hop was a message of its own
-    assert record.reported_at is not None and record.hop_seq == record.seq
-    assert record.vendor_done_at is not None  # the poll's sighting, recorded with the outcome at the hop's end
+    assert totals.handed_on == 1  # poll (+ collect + audit) → (outcome) report, in the poll's hop
+    assert totals.received == record.seq + 1  # every hop was a message of its own: submit, then the polls
+    assert record.reported_at is not None and record.hop_seq == record.seq and pending == 0
+    assert record.vendor_done_at is not None  # the poll's sighting, recorded with the outcome
 
 
-def test_a_crash_right_after_the_hand_on_leaves_report_to_finish_the_task_once(tmp_path, redis_url):
-    """The runner dies just after the hand-on that recorded the outcome and gave the message REPORT's body: that
-    message comes back after its visibility timeout."""
-    totals = DrainStats()
+def _die_after_first(calls: list, real, when=lambda kwargs: True):
+    def wrapped(*args, **kwargs):
+        answer = real(*args, **kwargs)
+        if when(kwargs) and not calls:
+            calls.append(answer.state)
+            raise RuntimeError("runner died here")
+        return answer
+
+    return wrapped
+
+
+def test_a_crash_right_after_the_outcome_is_recorded_in_the_hop_reports_once(tmp_path, redis_url):
+    """The runner dies just after recording the outcome in the poll's hop, before reporting: the POLL message comes
+    back after its visibility timeout, finds the outcome unreported and reports it."""
+    totals, calls = DrainStats(), []
     with _stack(tmp_path, redis_url) as stack:
-        commit = stack.svc.hop_commit
-        real, calls = commit.hand_on, []
-
-        def hand_on_then_die(*args, **kwargs):
-            hop = real(*args, **kwargs)
-            calls.append(hop.state)
-            if len(calls) == 1:
-                raise RuntimeError("runner died here")
-            return hop
-
-        commit.hand_on = hand_on_then_die
+        ledger = stack.svc.ledger
+        ledger.finish_in_hop = _die_after_first(calls, ledger.finish_in_hop)
         stack.deliver(stack.upload("t1", "u1", "promo_poster", make_jpeg(2)))
         _run(stack, totals)
         reports = stack.receiver.by_task()["t1"]
         submissions = len(stack.emulator.tasks)
-    assert len(calls) == 1 and totals.errors == 1  # it died once; the redelivered REPORT was reported
+        record = ledger.get("t1")
+    assert calls == [HopState.RUN] and totals.errors == 1  # it died once, after the outcome's write
+    assert [r.body["status"] for r in reports] == ["done"] and submissions == 1
+    assert record.reported_at is not None
+
+
+def test_a_crash_right_after_the_hand_on_leaves_report_to_finish_the_task_once(tmp_path, redis_url, monkeypatch):
+    """Without room to join (no stage joins here), the outcome is recorded by the hand-on that gives the message
+    REPORT's body; the runner dies just after it: that message comes back after its visibility timeout."""
+    monkeypatch.setattr(dispatch, "JOIN_LEASE_SHARE", 2.0)  # more than a whole lease: nothing ever joins
+    totals, calls = DrainStats(), []
+    with _stack(tmp_path, redis_url) as stack:
+        commit = stack.svc.hop_commit
+        commit.hand_on = _die_after_first(calls, commit.hand_on, lambda kwargs: kwargs.get("outcome") is not None)
+        stack.deliver(stack.upload("t1", "u1", "promo_poster", make_jpeg(2)))
+        _run(stack, totals)
+        reports = stack.receiver.by_task()["t1"]
+        submissions = len(stack.emulator.tasks)
+    assert calls == [HopState.RUN] and totals.errors == 1  # it died once; the redelivered REPORT was reported
+    assert totals.handed_on >= 2  # COLLECT and AUDIT were handed on, not joined
     assert [r.body["status"] for r in reports] == ["done"] and submissions == 1
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from consumer.decisions import Continue, Defer, Drop, Finish, ToDeadLetter
 from consumer.dispatch import handle
-from consumer.effects import forward
+from consumer.effects import apply, forward
 from jobqueue.ledger.base import ClaimState
 from jobqueue.message import Stage, parse
 from relay_core.domain import Outcome, Status
@@ -190,6 +190,7 @@ def test_collect_joins_the_hop_of_the_poll_that_saw_the_job_succeed(svc, vendor)
     assert (parsed.stage, parsed.seq) == (Stage.COLLECT, 1)
     assert isinstance(move, Finish) and move.outcome.status is Status.FAILED and "0 outputs" in move.outcome.detail
     assert move.vendor_done == "19000000000000000001" and len(vendor.calls) == 1
+    assert move.report_joins  # the lease has room: REPORT may run in this hop too
     forward(svc, parsed, move)
     record = svc.ledger.get("t1")
     assert record.vendor_done_at == now and record.outcome.status is Status.FAILED and record.seq == 1
@@ -213,6 +214,43 @@ def test_collect_does_not_join_when_not_asked_or_the_lease_is_half_spent(svc, ve
     parsed, move = handle(poll.dumps(), svc, join=lambda: why != "not asked")
     assert parsed == poll and isinstance(move, Continue) and move.delay_s == 0
     assert (move.message.stage, move.message.seq) == (Stage.COLLECT, 2)
+
+
+@pytest.mark.parametrize("why", ["asked", "not asked", "half the lease spent"])
+def test_a_finish_lets_report_join_its_hop_only_when_asked_and_with_half_the_lease_left(svc, vendor, why):
+    clock = [svc.clock()]
+    svc.clock = lambda: clock[0]
+    _submitted(svc)
+    status = vendor.status
+
+    def slow_status(vendor_task_id):
+        if why == "half the lease spent":
+            clock[0] += svc.settings.visibility_timeout_s * 0.51
+        return status(vendor_task_id)
+
+    vendor.status = slow_status
+    vendor.statuses.append(VendorStatus(VendorState.FAILED, detail="oom"))
+    poll = message(Stage.POLL, vendor_task_id="19000000000000000001", seq=1)
+    parsed, move = handle(poll.dumps(), svc, join=lambda: why != "not asked")
+    assert parsed == poll and isinstance(move, Finish) and move.outcome.status is Status.FAILED
+    assert move.report_joins is (why == "asked")
+
+
+def test_a_finish_whose_report_joins_records_the_outcome_and_keeps_the_hop_and_its_message(svc, vendor):
+    """The outcome is written keeping hop 1's lease; the same runner gets REPORT with the hop's seq, and the POLL
+    message stays received (a crash redelivers it)."""
+    _submitted(svc)
+    vendor.statuses.append(VendorStatus(VendorState.FAILED, detail="oom"))
+    svc.queue.send(message(Stage.POLL, vendor_task_id="19000000000000000001", seq=1).dumps())
+    [received] = svc.queue.receive(1, visibility_timeout_s=60)
+    parsed, move = handle(received.body, svc, join=lambda: True)
+    assert isinstance(move, Finish) and move.report_joins
+    reporting, hop = apply(svc, received, parsed, move, in_place=True)
+    assert (reporting.stage, reporting.seq) == (Stage.REPORT, 1) and hop.record.outcome.status is Status.FAILED
+    record = svc.ledger.get("t1")
+    assert record.outcome is not None and (record.seq, record.hop_seq) == (0, 1) and record.reported_at is None
+    assert svc.queue.stats().in_flight == 1
+    assert Stage.REPORT.value in (record.report_message or "")  # what the report sweep would resend
 
 
 def test_a_failed_job_or_one_of_several_is_recorded_finished_at_once(svc, vendor):

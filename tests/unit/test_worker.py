@@ -47,7 +47,7 @@ def test_until_idle_reports_every_task_exactly_once_and_writes_health(tmp_path, 
         assert len(stack.emulator.tasks) == len(ids)  # one vendor submission per task
         assert stack.svc.queue.stats().pending == 0
     assert summary["exit_code"] == 0 and summary["stopped_by"] == "idle"
-    assert summary["errors"] == 0 and summary["received"] >= 3 * len(ids)  # submit, poll (+ collect, audit), report
+    assert summary["errors"] == 0 and summary["received"] >= 2 * len(ids)  # submit, poll (+ collect, audit, report)
     beat = json.loads(health.read_text())
     assert beat["pid"] == os.getpid() and beat["state"] == "stopped" and beat["concurrency"] == 3
     assert beat["received"] == summary["received"] and beat["last_step_at"] <= beat["at"]
@@ -61,7 +61,7 @@ def test_stop_from_another_thread_finishes_the_step_in_flight(tmp_path, relay_ho
         result: dict = {}
         runner = threading.Thread(target=lambda: result.update(worker.run()), daemon=True)
         runner.start()
-        _wait(lambda: stack.emulator.requests, "a vendor request in progress")
+        _wait(lambda: stack.emulator.requests and health.exists(), "a vendor request in progress, a heartbeat")
         assert json.loads(health.read_text())["state"] == "running"
 
         stopped_at = time.monotonic()
