@@ -9,6 +9,11 @@ main program calls them in the order of the hop end:
 * hand on: check the receipt, ledger compare-and-set, then renew the received message with the successor's body;
 * end: ledger compare-and-set, then finish the received message.
 
+A finish after a compare-and-set that raised the task's seq to the hop's own skips the receipt check
+(``finish.lua``'s "owned"): until that write no runner could have ended the hop, so no successor was handed on in
+place in the received message, which therefore still holds this hop (or is gone). Deleting it whoever received it
+last is then safe: a runner that still holds it finds the hop handled. Otherwise the receipt is checked as usual.
+
 KEYS: the queue's keys (as every queue script gets them), then ``save.lua``'s keys (none when the record does not
 change). ARGV: the number of argument groups of the queue's functions, each group's length, those groups in the
 order above, then ``save.lua``'s arguments. A lost compare-and-set returns 0 having written nothing (the ledger's
@@ -108,7 +113,7 @@ class RedisHopCommit:
     ) -> bool:
         _, send_args = self._queue.send_request([successor], delay_s)
         groups = [send_args, self._queue.finish_request(received.receipt)]
-        commit = self._commit(self._continue, groups)
+        commit = self._commit(self._continue, groups, finish_group=1)
         return self._ledger.advance_with(task_id, seq, now, commit, submission=submission, vendor_done=vendor_done)
 
     def hand_on(
@@ -144,18 +149,24 @@ class RedisHopCommit:
 
     def end_hop(self, received: Received, task_id: str, seq: int, now: float, *, reported: bool = False) -> bool:
         groups = [self._queue.finish_request(received.receipt)]
-        return self._ledger.end_with(task_id, seq, now, self._commit(self._end, groups), reported=reported)
+        commit = self._commit(self._end, groups, finish_group=0)
+        return self._ledger.end_with(task_id, seq, now, commit, reported=reported)
 
-    def _commit(self, script: Script, groups: list[list[str]], *, only_changes: bool = False) -> Commit:
+    def _commit(
+        self, script: Script, groups: list[list[str]], *, only_changes: bool = False, finish_group: int | None = None
+    ) -> Commit:
         """The ledger's write as ``script``, run with the queue's argument ``groups``; ``only_changes``: no call
-        when the record does not change."""
+        when the record does not change; ``finish_group``: the group of ``finish.lua``, told to skip the receipt
+        check when the write raises the seq (see the module docstring)."""
         queue_keys = list(self._queue.keys)
-        head = [str(len(groups)), *(str(len(group)) for group in groups), *(arg for group in groups for arg in group)]
 
         def commit(record: TaskRecord | None, expected_version: int) -> bool:
             if record is None and only_changes:
                 return False
-            keys, args = list(queue_keys), list(head)
+            owned = record is not None and self._ledger.raises_seq(record, expected_version)
+            parts = [[*g, "owned"] if owned and i == finish_group else g for i, g in enumerate(groups)]
+            keys = list(queue_keys)
+            args = [str(len(parts)), *(str(len(part)) for part in parts), *(arg for part in parts for arg in part)]
             if record is not None:
                 save_keys, save_args = self._ledger.save_request(record, expected_version)
                 keys += save_keys

@@ -186,6 +186,12 @@ class RedisLedger(Ledger):
         ]
         return keys, args
 
+    def raises_seq(self, record: TaskRecord, expected_version: int) -> bool:
+        """Whether ``record`` raises the handled seq of version ``expected_version`` as this ledger last read or
+        wrote it (``False`` when it no longer holds that version); version 0 is a record not yet written."""
+        previous = self._cached(record.task_id) if expected_version else TaskRecord.blank(record.task_id, 0.0)
+        return previous is not None and previous.version == expected_version and record.seq > previous.seq
+
     def same_server(self, client: redis.Redis) -> bool:
         """Whether ``client`` talks to the same Redis server and database as this ledger."""
         return _address(client) == _address(self._client)

@@ -22,20 +22,22 @@
 -- ARGV[1]      receipt "<id>.<token>"
 -- ARGV[2]      now (unix seconds; the dead letter's time)
 -- ARGV[3]      reason; empty to delete
+-- ARGV[4]      optional: "owned" deletes without comparing the receipt (only inside a hop's end, whose ledger write in
+--              the same script raised the task's seq to this message's hop: see jobqueue/redis_hop.py)
 -- Returns 1 if the message was finished, 0 if the receipt is stale or unknown.
 --
 -- A receipt stays current until the next receive replaces it, so a worker that outran its visibility
 -- timeout may still finish the message as long as nobody else received it meanwhile (it may already be
 -- back on the ready list, hence the LREM when it is no longer in flight).
 
-local receipt, now, reason = ARGV[1], ARGV[2], ARGV[3]
+local receipt, now, reason, owned = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == 'owned'
 local id = string.match(receipt, '^([^.]+)%.')
 if not id then
     return 0
 end
 local msg = KEYS[1] .. id
 if reason == '' then
-    if redis.call('HGET', msg, 'receipt') ~= receipt then
+    if not owned and redis.call('HGET', msg, 'receipt') ~= receipt then
         return 0
     end
 else

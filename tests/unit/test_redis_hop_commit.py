@@ -113,7 +113,9 @@ def test_a_record_changed_behind_the_commit_is_kept_and_the_hop_still_ends_once(
     assert [m.body for m in queue.receive(5, 30)] == ["hop 1"]  # sent once, not once per try
 
 
-def test_a_stale_receipt_leaves_the_message_to_its_new_receiver(pair):
+def test_a_stale_receipt_whose_hop_end_raises_the_seq_deletes_the_message_for_good(pair):
+    """The write that raised the seq proves nobody ended the hop before, so the message still holds this hop: it
+    goes, and its new receiver would find the hop handled."""
     queue, ledger = pair
     commit = open_hop_commit(queue, ledger)
     queue.send("hop 0")
@@ -121,7 +123,28 @@ def test_a_stale_receipt_leaves_the_message_to_its_new_receiver(pair):
     time.sleep(0.1)  # the visibility timeout passes; another receiver gets the message
     second = queue.receive(1, 30)[0]
     assert commit.continue_hop(first, "t1", 0, "hop 1", 0.0, NOW) is True
-    assert queue.delete(second.receipt) is True  # still there for the runner that holds it now
+    assert queue.delete(second.receipt) is False and queue.stats().in_flight == 0
+    assert [m.body for m in queue.receive(5, 30)] == ["hop 1"]
+
+
+@pytest.mark.parametrize("end", ["continue", "end"])
+def test_a_stale_runner_whose_hop_end_does_not_raise_the_seq_leaves_a_successor_handed_on_in_place(pair, end):
+    """Runner B's lease lapsed; A ran the hop again and handed its successor on in place (the same message, A's
+    receipt). B's late end raises nothing, so the receipt is checked and A's successor stays in the queue."""
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    queue.send("hop 0")
+    stale = queue.receive(1, 0.05)[0]
+    time.sleep(0.1)
+    current = queue.receive(1, 30)[0]
+    ledger.begin_hop("t1", 0, 30, NOW)
+    assert commit.hand_on(current, "t1", 0, "hop 1", 30, NOW + 1).state is HopState.RUN
+    if end == "continue":
+        assert commit.continue_hop(stale, "t1", 0, "duplicate hop 1", 5.0, NOW + 2) is False
+    else:
+        assert commit.end_hop(stale, "t1", 0, NOW + 2) is False
+    assert _body(queue, current) == "hop 1" and queue.stats().in_flight == 1
+    assert queue.delete(current.receipt) is True
 
 
 # -- handing the next hop on in place ------------------------------------------------------------------
