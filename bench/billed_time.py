@@ -89,8 +89,10 @@ def run(tasks: int) -> dict:
                 original(msg, move, elapsed_ms)
                 if msg is not None:
                     first = received.get((msg.task_id, msg.seq), msg.stage)
-                    # stages that joined the hop of the received one (poll → collect → audit) are one step
-                    label = msg.stage.value if first is msg.stage else f"{first.value}→{msg.stage.value}"
+                    # stages that joined the hop of the received one (poll → collect → audit) are one step; a
+                    # REPORT run in that hop after the outcome's write is a step of its own
+                    joined = first is not msg.stage and msg.stage is not Stage.REPORT
+                    label = f"{first.value}→{msg.stage.value}" if joined else msg.stage.value
                     by_stage[label].append(elapsed_ms)
                     per_task[msg.task_id] += elapsed_ms
 
