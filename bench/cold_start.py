@@ -9,7 +9,9 @@ setup) on the embedded configuration (SQLite queue and ledger, local store and
 auditor, a fresh ``RELAY_HOME`` per run) and on the cloud one (COS, CMQ, Redis ledger, Tencent auditor: built
 without connecting anywhere). Each is run as ``python -c "<code>"`` ``--runs`` times; the
 median wall time and peak RSS (``ru_maxrss`` of the child, from ``os.wait4``) are reported as measured and
-over the same script's baseline, ``python -c pass``.
+over the same script's baseline, ``python -c pass``. The time over the baseline is the median of paired runs
+(a baseline run right before each run of the entry, their difference), so that a slow spell of a shared machine
+does not fall on one side only; the baseline's own row is the median of separate runs.
 
 Two modes:
 
@@ -143,11 +145,21 @@ def run_once(entry: Entry, code: str, source_root: Path, compiled: bool) -> tupl
         return wall_ms, usage.ru_maxrss / 1024, out_path.read_text()
 
 
-def measure(entry: Entry, source_root: Path, compiled: bool, runs: int) -> dict[str, float]:
-    """Median wall time and peak RSS of ``python -c <entry>`` itself (nothing added to its code)."""
-    samples = [run_once(entry, entry.code, source_root, compiled)[:2] for _ in range(runs)]
-    walls, rss = zip(*samples, strict=True)
-    return {"wall_ms": round(statistics.median(walls), 1), "peak_rss_mb": round(statistics.median(rss), 1)}
+def measure(entry: Entry, source_root: Path, compiled: bool, runs: int, *, paired: bool = False) -> dict[str, float]:
+    """Median wall time and peak RSS of ``python -c <entry>`` itself (nothing added to its code). ``paired``: each
+    run comes right after a run of the baseline, and ``wall_ms_over_baseline`` is the median of the pairs'
+    differences, so a slow spell of a shared machine weighs on both sides of a pair instead of on one side only."""
+    walls, rss, over = [], [], []
+    for _ in range(runs):
+        base_ms = run_once(BASELINE, BASELINE.code, source_root, compiled)[0] if paired else 0.0
+        wall_ms, peak_mb, _ = run_once(entry, entry.code, source_root, compiled)
+        walls.append(wall_ms)
+        rss.append(peak_mb)
+        over.append(wall_ms - base_ms)
+    result = {"wall_ms": round(statistics.median(walls), 1), "peak_rss_mb": round(statistics.median(rss), 1)}
+    if paired:
+        result["wall_ms_over_baseline"] = round(statistics.median(over), 1)
+    return result
 
 
 def probe(entry: Entry, source_root: Path, compiled: bool, runs: int) -> dict[str, Any]:
@@ -185,10 +197,9 @@ def run_mode(source_root: Path, compiled: bool, runs: int) -> dict[str, Any]:
         if compiled:
             run_once(entry, entry.code, source_root, compiled)  # warm-up: writes the .pyc files
         found = probe(entry, source_root, compiled, runs)
-        timed = measure(entry, source_root, compiled, runs)
+        timed = measure(entry, source_root, compiled, runs, paired=True)
         entries[entry.name] = {
             **timed,
-            "wall_ms_over_baseline": round(timed["wall_ms"] - baseline["wall_ms"], 1),
             "rss_mb_over_baseline": round(timed["peak_rss_mb"] - baseline["peak_rss_mb"], 1),
             **found,
         }

@@ -196,8 +196,9 @@ def test_collect_joins_the_hop_of_the_poll_that_saw_the_job_succeed(svc, vendor)
     assert record.vendor_done_at == now and record.outcome.status is Status.FAILED and record.seq == 1
 
 
-@pytest.mark.parametrize("why", ["not asked", "half the lease spent"])
-def test_collect_does_not_join_when_not_asked_or_the_lease_is_half_spent(svc, vendor, why):
+def _poll_seeing(svc, vendor, state: VendorState, why: str):
+    """Handle hop 1's POLL whose status query answers ``state``: ``why`` "not asked" (no joining), "half the lease
+    spent" (the query takes just over half the hop's lease), or anything else (asked, with time to spare)."""
     clock = [svc.clock()]
     svc.clock = lambda: clock[0]
     _submitted(svc)
@@ -209,30 +210,24 @@ def test_collect_does_not_join_when_not_asked_or_the_lease_is_half_spent(svc, ve
         return status(vendor_task_id)
 
     vendor.status = slow_status
-    vendor.statuses.append(VendorStatus(VendorState.SUCCEEDED))
+    vendor.statuses.append(VendorStatus(state, detail="oom" if state is VendorState.FAILED else ""))
     poll = message(Stage.POLL, vendor_task_id="19000000000000000001", seq=1)
     parsed, move = handle(poll.dumps(), svc, join=lambda: why != "not asked")
-    assert parsed == poll and isinstance(move, Continue) and move.delay_s == 0
+    assert parsed == poll
+    return move
+
+
+@pytest.mark.parametrize("why", ["not asked", "half the lease spent"])
+def test_collect_does_not_join_when_not_asked_or_the_lease_is_half_spent(svc, vendor, why):
+    move = _poll_seeing(svc, vendor, VendorState.SUCCEEDED, why)
+    assert isinstance(move, Continue) and move.delay_s == 0
     assert (move.message.stage, move.message.seq) == (Stage.COLLECT, 2)
 
 
 @pytest.mark.parametrize("why", ["asked", "not asked", "half the lease spent"])
 def test_a_finish_lets_report_join_its_hop_only_when_asked_and_with_half_the_lease_left(svc, vendor, why):
-    clock = [svc.clock()]
-    svc.clock = lambda: clock[0]
-    _submitted(svc)
-    status = vendor.status
-
-    def slow_status(vendor_task_id):
-        if why == "half the lease spent":
-            clock[0] += svc.settings.visibility_timeout_s * 0.51
-        return status(vendor_task_id)
-
-    vendor.status = slow_status
-    vendor.statuses.append(VendorStatus(VendorState.FAILED, detail="oom"))
-    poll = message(Stage.POLL, vendor_task_id="19000000000000000001", seq=1)
-    parsed, move = handle(poll.dumps(), svc, join=lambda: why != "not asked")
-    assert parsed == poll and isinstance(move, Finish) and move.outcome.status is Status.FAILED
+    move = _poll_seeing(svc, vendor, VendorState.FAILED, why)
+    assert isinstance(move, Finish) and move.outcome.status is Status.FAILED
     assert move.report_joins is (why == "asked")
 
 
