@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from consumer.drain import DrainStats
     from jobqueue.message import JobMessage
     from jobqueue.queue.base import QueueAdmin
+    from jobqueue.queue.base import Received as QueueMessage
     from scf_relay.demo.receiver import Received, ReportReceiver
     from vendors.emulator import RunningHubEmulator
 
@@ -225,7 +226,7 @@ class LocalStack:
 
         if self.webhooks and self.emulator is not None:
             self.emulator.webhooks.fire_due()  # in virtual time: the webhooks due at this instant go out first
-        return drain(self.svc, Budget(budget_s), hooks=Hooks(on_step=self._on_step))
+        return drain(self.svc, Budget(budget_s), hooks=Hooks(on_step=self._on_step, on_receive=self._on_receive))
 
     def run_until_terminal(
         self,
@@ -258,7 +259,6 @@ class LocalStack:
 
     def _on_step(self, msg: JobMessage | None, decision: Decision, elapsed_ms: float) -> None:
         from consumer.decisions import ToDeadLetter
-        from jobqueue.message import Stage
 
         view = self.views.get(msg.task_id) if msg else None
         if msg is not None and view is not None:
@@ -266,7 +266,20 @@ class LocalStack:
                 view.dead_letter = decision.reason
             view.steps += 1
             view.billed_ms += elapsed_ms
-            view.polls += msg.stage is Stage.POLL
+
+    def _on_receive(self, received: QueueMessage) -> None:
+        """Count the POLL messages a task's runners received (a poll that goes on with COLLECT, AUDIT and REPORT
+        in its hop is reported as the last of them, so its step does not say POLL)."""
+        from jobqueue.errors import PoisonMessage
+        from jobqueue.message import Stage, parse
+
+        try:
+            msg = parse(received.body)
+        except PoisonMessage:
+            return
+        view = self.views.get(msg.task_id)
+        if view is not None and msg.stage is Stage.POLL:
+            view.polls += 1
 
     def refresh(self) -> None:
         """Update every view from the ledger, the bucket and the receiver (dead letters are seen as they happen:

@@ -64,6 +64,9 @@ def test_every_outcome_ends_in_exactly_one_correct_report(tmp_path, stack_env):
         assert len(submitted) == len(cases) - 1
         timed_out = stack.emulator.state_of(bodies["t-timeout"]["vendorTaskId"])
         assert timed_out.value == "CANCEL"  # the vendor job was cancelled, it would bill forever
+        # the demo's polls column counts every POLL received, also one whose hop COLLECT, AUDIT and REPORT joined
+        assert all(stack.views[t].polls >= 1 for t in ("t-done-pose", "t-done-poster", "t-done-video"))
+        assert stack.views["t-not-image"].polls == 0
 
 
 def test_backend_outage_is_retried_until_one_report_lands(tmp_path, stack_env):
