@@ -163,7 +163,9 @@ class RedisHopCommit:
         def commit(record: TaskRecord | None, expected_version: int) -> bool:
             if record is None and only_changes:
                 return False
-            owned = record is not None and self._ledger.raises_seq(record, expected_version)
+            owned = (
+                finish_group is not None and record is not None and self._ledger.raises_seq(record, expected_version)
+            )
             parts = [[*g, "owned"] if owned and i == finish_group else g for i, g in enumerate(groups)]
             keys = list(queue_keys)
             args = [str(len(parts)), *(str(len(part)) for part in parts), *(arg for part in parts for arg in part)]
