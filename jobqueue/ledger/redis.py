@@ -34,11 +34,14 @@ except ImportError as exc:  # pragma: no cover - the [redis] extra is part of ev
 
 DEFAULT_PREFIX = "relay"
 #: compare-and-set of a runtime estimate, stored as one string ``<version>|<estimate JSON>``: KEYS[1] its key;
-#: ARGV expected version ("0": absent), new version, estimate JSON. Returns 1 when written.
+#: ARGV expected version ("0": absent), new version, estimate JSON. Returns 1 when written; a lost compare-and-set
+#: puts the stored value back (written first, checked after, as ``save.lua`` does).
 _SAVE_ESTIMATE = """
-local stored = redis.call('GET', KEYS[1])
-if (stored and string.match(stored, '^(%d+)|') or '0') ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2] .. '|' .. ARGV[3])
+local stored = redis.call('SET', KEYS[1], ARGV[2] .. '|' .. ARGV[3], 'GET')
+if (stored and string.match(stored, '^(%d+)|') or '0') ~= ARGV[1] then
+  if stored then redis.call('SET', KEYS[1], stored) else redis.call('DEL', KEYS[1]) end
+  return 0
+end
 return 1
 """
 PRUNE_BATCH = 500

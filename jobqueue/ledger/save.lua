@@ -29,16 +29,25 @@
 -- ARGV[6]  unreported score, "" to leave that index, or "=" when the expected version has the same (no write)
 -- ARGV[7]  retention_s (TTL of the record)
 --
--- Returns 1 when written, 0 when the stored version differs (nothing is written). Versions are compared
--- as strings, never as Lua numbers (doubles), so they stay exact however large they grow.
+-- Returns 1 when written, 0 when the stored version differs (nothing is written: the record is put back as it
+-- was, only its TTL restarts at retention_s). Versions are compared as strings, never as Lua numbers (doubles),
+-- so they stay exact however large they grow.
+--
+-- The record is written first and the version it replaced checked after (SET ... GET, Redis >= 6.2): one
+-- command instead of a GET and a SET on the common path, where the compare-and-set wins. Nothing can see the
+-- record between the SET and the undo of a lost compare-and-set (a script runs atomically).
 local task, deadlines, unreported = KEYS[1], KEYS[2], KEYS[3]
 local task_id, expected, version, record, deadline_score, unreported_score, retention_s = unpack(ARGV)
 
-local stored = redis.call('GET', task)
+local stored = redis.call('SET', task, version .. '|' .. record, 'EX', retention_s, 'GET')
 if (stored and string.match(stored, '^(%d+)|') or '0') ~= expected then
+  if stored then
+    redis.call('SET', task, stored, 'EX', retention_s)
+  else
+    redis.call('DEL', task)
+  end
   return 0
 end
-redis.call('SET', task, version .. '|' .. record, 'EX', retention_s)
 if deadline_score == '' then
   redis.call('ZREM', deadlines, task_id)
 elseif deadline_score ~= '=' then

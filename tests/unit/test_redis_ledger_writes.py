@@ -5,6 +5,8 @@ Counted on a redis-server of the test's own (``INFO commandstats`` counts every 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import redis
 
@@ -27,8 +29,9 @@ def test_a_hop_that_keeps_the_indexes_writes_only_the_record_and_a_changed_index
             assert ledger.advance("t1", 0, NOW + 1)
             writes = delta(command_calls(server), before)
             # the record this object just wrote is the start of the write: no load, and the only write is the
-            # record itself (one SET); no index or vendor-id entry is written again
-            assert writes == {"evalsha": 1, "get": 1, "set": 1}
+            # record itself (one SET that also returns the version it replaced); no index or vendor-id entry is
+            # written again
+            assert writes == {"evalsha": 1, "set": 1}
 
             # another ledger object changes the record: this one's memory no longer matches the stored version
             other.record_outcome("t1", Outcome(Status.DONE, result_keys=("k",)), NOW + 2)
@@ -47,7 +50,7 @@ def test_an_insert_writes_only_the_index_entries_the_new_record_has():
             before = command_calls(server)
             ledger.begin_hop("t1", 0, 60, NOW, "u1")  # a new record: in neither index
             writes = delta(command_calls(server), before)
-            assert writes == {"get": 1, "evalsha": 1, "set": 1}  # a first hop guesses an insert: no load, no ZREM
+            assert writes == {"evalsha": 1, "set": 1}  # a first hop guesses an insert: no load, no ZREM
 
             before = command_calls(server)
             ledger.claim_submit("t2", "tok", 60, deadline_at=NOW + 600, now=NOW)  # a new record with a deadline
@@ -60,4 +63,26 @@ def test_an_insert_writes_only_the_index_entries_the_new_record_has():
             assert [r.task_id for r in ledger.open_tasks(NOW + 10_000)] == ["t2"]
             ledger.claim_submit("t3", "tok", 60, deadline_at=NOW + 900, now=NOW)
             assert server.zscore("w:deadlines", "t3") == NOW + 900
+        server.close()
+
+
+def test_a_lost_compare_and_set_puts_the_stored_record_back_and_writes_no_index():
+    with private_redis() as url:
+        server = redis.Redis.from_url(url, decode_responses=True)
+        with RedisLedger.from_url(f"{url}?prefix=w") as ledger:
+            ledger.claim_submit("t1", "tok", 60, deadline_at=NOW + 600, now=NOW)
+            record = ledger.get("t1")
+            stored, deadlines = server.get("w:task:t1"), server.zrange("w:deadlines", 0, -1, withscores=True)
+            done = Outcome(Status.DONE, result_keys=("k",))  # the write would move the task between the indexes
+            changed = replace(record, version=record.version + 2, outcome=done, outcome_at=NOW + 1)
+
+            assert not ledger._save(changed, record.version + 1)  # a version the store does not hold
+            assert server.get("w:task:t1") == stored
+            assert server.zrange("w:deadlines", 0, -1, withscores=True) == deadlines
+            assert server.zcard("w:unreported") == 0
+            assert 0 < server.ttl("w:task:t1") <= ledger.retention_s
+
+            assert not ledger._save(replace(changed, task_id="t9"), 4)  # no record at all: none is left behind
+            assert server.exists("w:task:t9") == 0
+            assert ledger.get("t1") == record
         server.close()
