@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from objectstore.errors import InvalidKey
+from objectstore.keys import check_key as check_key  # the stores import it from here
 
 CHUNK = 1024 * 1024
 #: :meth:`ObjectStore.get_bytes` reads a bounded object in pieces of at most this much
@@ -43,17 +43,6 @@ class ObjectInfo:
     size: int
     etag: str = ""
     content_type: str = ""
-
-
-def check_key(key: str) -> str:
-    """Refuse keys that could escape a prefix or the store root."""
-    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
-        raise InvalidKey(f"object key {key!r} is empty, absolute or has a backslash/NUL")
-    if any(part in ("", ".", "..") for part in key.split("/")):
-        raise InvalidKey(f"object key {key!r} has an empty, '.' or '..' segment")
-    if len(key.encode()) > 850:
-        raise InvalidKey("object key is longer than 850 bytes")
-    return key
 
 
 def is_content_md5(etag: str) -> bool:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from objectstore.base import check_key
 from objectstore.errors import InvalidKey
+from objectstore.keys import check_key
 from producer_shim.cos_event import CosObject, CosRecord, describe
 from relay_core.field_checks import FieldError, FieldErrors
 from relay_core.ids import is_safe_id

@@ -1,4 +1,5 @@
-"""Domain values every layer shares: the user-facing error reasons and a task's terminal outcome."""
+"""Domain values every layer shares: the user-facing error reasons (:class:`ErrorReason`, defined in
+:mod:`relay_core.reasons`) and a task's terminal outcome."""
 
 from __future__ import annotations
 
@@ -7,15 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class ErrorReason(str, enum.Enum):
-    """User-facing reasons (the backend shows them to sellers). Vendor detail goes to logs only."""
-
-    TIMEOUT = "生成超时"
-    BLOCKED = "内容违规"
-    FAILED = "生成失败"
-    INVALID_INPUT = "输入文件无效"
-    GIVEN_UP = "处理失败"  # an operator failed the task from the dead-letter queue
+from relay_core.reasons import ErrorReason
 
 
 class Status(str, enum.Enum):

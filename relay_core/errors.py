@@ -19,7 +19,7 @@ consumer's dispatch catches by these classes and nothing else.
 
 from __future__ import annotations
 
-from relay_core.domain import ErrorReason
+from relay_core.reasons import ErrorReason
 
 
 class RelayError(Exception):
