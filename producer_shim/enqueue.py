@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from jobqueue.message import InputObject, JobMessage, Stage
 from producer_shim.events import ParsedRecord, ParseResult, Rejected
@@ -24,11 +23,13 @@ from relay_core.settings import RelaySettings
 _PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
-@dataclass(frozen=True)
 class PipelineRouter:
-    pipelines: PipelineFile
-    routes: dict[str, str]  # key prefix -> pipeline name
-    default: str
+    """Picks each upload's pipeline (the order: the module docstring)."""
+
+    def __init__(self, pipelines: PipelineFile, routes: dict[str, str], default: str) -> None:
+        self.pipelines = pipelines
+        self.routes = routes  # key prefix -> pipeline name
+        self.default = default
 
     @classmethod
     def from_settings(cls, settings: RelaySettings) -> PipelineRouter:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from producer_shim import events
@@ -34,11 +33,13 @@ if TYPE_CHECKING:
 log = logs.get("producer")
 
 
-@dataclass
 class _Runtime:
-    settings: RelaySettings
-    router: PipelineRouter
-    queue: Queue | None = None
+    """What a warm container keeps: the settings, the pipeline router, the queue once opened."""
+
+    def __init__(self, settings: RelaySettings, router: PipelineRouter) -> None:
+        self.settings = settings
+        self.router = router
+        self.queue: Queue | None = None
 
     def open_queue(self) -> Queue:
         if self.queue is None:

@@ -94,6 +94,9 @@ def _output_name(value: object) -> str:
 
 @dataclass(frozen=True)
 class OutputSpec:
+    """What a task delivers: ``count`` files named by the template ``name``, each of ``types``, at most
+    ``max_bytes``."""
+
     count: int
     name: str
     types: tuple[str, ...]
@@ -143,6 +146,9 @@ class PollPolicy:
 
 @dataclass(frozen=True)
 class NodeTemplate:
+    """One input of the vendor's workflow: ``value`` (``{input}`` marks the upload) goes to ``field_name`` of
+    node ``node_id``."""
+
     node_id: str
     field_name: str
     value: str
@@ -161,6 +167,8 @@ class NodeTemplate:
 
 @dataclass(frozen=True)
 class Pipeline:
+    """One ``[pipelines.<name>]`` table: the vendor target, the accepted inputs, the outputs, the deadline."""
+
     vendor: Vendor
     kind: Kind
     target_id: str
@@ -199,6 +207,8 @@ class Pipeline:
 
 @dataclass(frozen=True)
 class PipelineFile:
+    """A whole pipelines file: its pipelines by name and its ``[routes]`` (key prefix → pipeline name)."""
+
     pipelines: dict[str, Pipeline]
     routes: dict[str, str] = field(default_factory=dict)
 

@@ -40,7 +40,7 @@ _PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _log = logs.get("settings")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # its own __repr__ below
 class Secret:
     """A secret string that ``str``, ``repr`` and so logs and tracebacks show as ``**********``."""
 
