@@ -28,6 +28,7 @@ RESULTS_PATH = RESULTS_DIR / "peers.json"
 CHART_PATH = RESULTS_DIR / "peers.png"
 BASELINE = "scf-relay"
 JOB_S = 4.0
+STATUS_PATH = "/task/openapi/outputs"  # the status query both chains make (vendors.runninghub)
 IDLE_SETTLE_S = 2.0  # after the workers are ready, before the idle window opens (at most half the window)
 
 
@@ -63,8 +64,9 @@ def run_once(cls: type[System], scenario: Scenario, redis_url: str, home: Path) 
             row.update(_tasks(system, stack, client, redis_url, scenario))
         finally:
             row["exit_codes"] = system.stop()
-        assert stack.receiver is not None
+        assert stack.receiver is not None and stack.emulator is not None
         row.update(_check(stack.receiver.by_task(), row.pop("task_ids")))
+        row.update(_detection(stack.emulator, stack.receiver.reports, scenario.tasks))
     client.close()
     if not row["ok"]:
         row["log_tail"] = system.log_tail()
@@ -146,6 +148,20 @@ def _check(by_task: dict[str, list[Any]], task_ids: list[str]) -> dict[str, Any]
     }
 
 
+def _detection(emulator: Any, reports: list[Any], n: int) -> dict[str, Any]:
+    """How each system polled the same vendor: status queries per task (the emulator's count), and the seconds
+    from a vendor job's end to its task's callback (p50, p95): fewer queries can mean later ones."""
+    queries = sum(1 for _, path, _ in emulator.requests if path == STATUS_PATH)
+    to_wall = time.time() - emulator.config.clock()  # the emulator's timeline is on its own (monotonic) clock
+    ends = {task.task_id: task.ends_at + to_wall for task in emulator.tasks}
+    waits = sorted(r.at - ends[r.body["vendorTaskId"]] for r in reports if r.body.get("vendorTaskId") in ends)
+    found: dict[str, Any] = {"status_queries_per_task": round(queries / n, 2)}
+    if waits:
+        found["done_to_report_p50_s"] = round(waits[len(waits) // 2], 2)
+        found["done_to_report_p95_s"] = round(waits[min(len(waits) - 1, int(len(waits) * 0.95))], 2)
+    return found
+
+
 # -- summarising -------------------------------------------------------------------------------------------
 
 
@@ -157,6 +173,8 @@ def _metrics(scenarios: list[Scenario]) -> dict[str, tuple[str, str | None]]:
             metrics[f"tasks_per_s {s.name}"] = ("tasks_per_s", s.name)
             metrics[f"cpu_ms_per_task {s.name}"] = ("cpu_ms_per_task", s.name)
             metrics[f"commands_per_task {s.name}"] = ("commands_per_task", s.name)
+            metrics[f"status_queries_per_task {s.name}"] = ("status_queries_per_task", s.name)
+            metrics[f"done_to_report_p50_s {s.name}"] = ("done_to_report_p50_s", s.name)
     metrics["monitor_sent_per_task"] = ("monitor_sent_per_task", None)
     metrics["monitor_incl_lua_per_task"] = ("monitor_incl_lua_per_task", None)
     metrics["idle_commands_per_s"] = ("idle_commands_per_s", None)
