@@ -223,9 +223,12 @@ def test_visibility_is_the_queues_not_the_callers(queue, server):
 def test_empty_queue_returns_nothing_and_long_poll_returns_a_message_sent_meanwhile(queue):
     assert queue.receive(16) == []
 
-    threading.Timer(0.2, lambda: queue.send("arrived")).start()
+    sender = threading.Timer(0.2, lambda: queue.send("arrived"))
+    sender.start()
     started = time.monotonic()
     got = queue.receive(1, wait_s=5)
+    # the long poll may return before the server's answer to the send is read: the queue is closed only after it
+    sender.join(timeout=5)
 
     assert [r.body for r in got] == ["arrived"]
     assert time.monotonic() - started < 1.5
