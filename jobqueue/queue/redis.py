@@ -12,8 +12,9 @@ died) come from this process's clock (``clock``, default :func:`time.time`), pas
 (NTP); a skew of a few seconds only shifts delays and visibility deadlines by that much.
 
 Nothing is held in worker memory: a delayed message is a sorted-set entry, a received one stays in the
-in-flight set until it is deleted, and the next receive after its deadline puts it back (with a higher
-receive count), so a worker dying between receive and delete loses nothing.
+in-flight set until it is deleted, and a receive after its deadline puts it back (with a higher receive
+count): the first one that finds nothing else ready, and while other messages are ready one per
+:data:`EXPIRY_READ_S` of each queue object, so a worker dying between receive and delete loses nothing.
 
 Waiting (``wait_s``): an empty receive blocks on the queue's wake flag (``BZPOPMIN``) instead of polling, until
 a send or release signals a ready message or the next delayed or in-flight message falls due; one thread per
@@ -63,6 +64,9 @@ KEY_NAMES = (
     "wake",
 )
 _SCRIPTS = ("send", "receive", "finish", "release", "redrive", "remove_dead")
+#: a receive that finds ready messages looks for expired in-flight ones (their runner is gone) at most this often
+#: (queue clock, per queue object); one that finds none always looks (see receive.lua)
+EXPIRY_READ_S = 1.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _REDRIVE_CHUNK = 100
 
@@ -99,6 +103,7 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
             name: client.register_script((folder / f"{name}.lua").read_text(encoding="utf-8")) for name in _SCRIPTS
         }
         self._wake_gate: WakeGate[Received] = WakeGate(clock)
+        self._next_expiry_read = float("-inf")  # queue clock; races between threads only cost an extra read
 
     @classmethod
     def from_url(cls, url: str, *, max_receive_count: int = 5, clock: Clock = time.time) -> RedisQueue:
@@ -267,6 +272,9 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
     def _receive_now(self, max_messages: int, visibility_timeout_s: float) -> tuple[list[Received], float | None]:
         """One receive script: the messages, and when there are none, when the next one becomes receivable."""
         now = self._clock()
+        read_expiry = now >= self._next_expiry_read
+        if read_expiry:
+            self._next_expiry_read = now + EXPIRY_READ_S
         tokens = [secrets.token_urlsafe(12) for _ in range(max_messages)]
         rows, next_due = self._run(
             "receive",
@@ -275,6 +283,7 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
             max_messages,
             self.max_receive_count,
             _exceeded_template(self.max_receive_count),
+            "1" if read_expiry else "0",
             *tokens,
         )
         received = [Received(mid, body, receipt, int(n), float(enqueued)) for mid, body, receipt, n, enqueued in rows]

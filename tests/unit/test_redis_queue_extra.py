@@ -150,3 +150,61 @@ def test_many_due_messages_come_back_oldest_first_a_bounded_number_per_call(redi
     delayed_order = [m for m in seen if m in set(sent)]
     assert delayed_order == [m for m in reversed(sent) if m in set(delayed_order)]
     assert {m.message_id for m in taken} <= set(seen) and not_yet not in seen
+
+
+def test_an_expired_message_waits_behind_ready_ones_at_most_one_expiry_read_interval(redis_url):
+    """receive.lua reads the in-flight set when asked (once per EXPIRY_READ_S of queue clock) or when nothing else
+    is ready: a busy receive saves that read, and an expired message still comes back within the interval."""
+    clock = FakeClock()
+    with RedisQueue.from_url(redis_url, clock=clock) as queue:
+        in_flight, started = queue.keys[3], clock.now
+        expired = queue.send("its runner died")
+        assert [m.message_id for m in queue.receive(1, 10)] == [expired]  # visible again at t + 10
+        ready = [queue.send(f"r{i}") for i in range(4)]
+        clock.now += 9.8
+        assert [m.message_id for m in queue.receive(1, 60)] == [ready[0]]  # reads the in-flight set: next at t + 10.8
+
+        clock.now += 0.7  # expired, but ready messages come first and no read is due
+        assert [m.message_id for m in queue.receive(1, 60)] == [ready[1]]
+        assert queue.client.zscore(in_flight, expired) is not None  # not looked at
+
+        clock.now += 0.4  # the interval is over: the next receive reads the set and puts it back behind r2, r3
+        assert [m.message_id for m in queue.receive(1, 60)] == [ready[2]]
+        assert queue.client.zscore(in_flight, expired) is None
+        assert [m.message_id for m in queue.receive(2, 60)] == [ready[3], expired]
+
+        clock.now += 0.5  # no read is due, but nothing is ready: the receive reads the set, so its answer knows
+        assert queue._receive_now(16, 60) == ([], pytest.approx(started + 9.8 + 60))  # r0's visibility deadline
+
+
+def test_a_busy_receive_reads_the_in_flight_set_at_most_once_per_interval(redis_url):
+    clock = FakeClock()
+    server = redis.Redis.from_url(redis_url.split("?")[0], decode_responses=True)
+    with RedisQueue.from_url(redis_url, clock=clock) as queue:
+        for i in range(4):
+            queue.send(f"m{i}")
+        queue.receive(1, 60)  # the first receive reads both sets' heads
+        before = server.info("commandstats")["cmdstat_zrange"]["calls"]
+        queue.receive(1, 60)
+        queue.receive(1, 60)
+        assert server.info("commandstats")["cmdstat_zrange"]["calls"] - before == 2  # the delayed set's head only
+
+        clock.now += 1.0
+        queue.receive(1, 60)
+        assert server.info("commandstats")["cmdstat_zrange"]["calls"] - before == 4  # both heads again
+        assert queue.receive(1, 60) == []  # empty: the in-flight set is read, so the answer knows every due time
+    server.close()
+
+
+def test_a_receive_that_buried_everything_it_popped_asks_to_be_called_again(redis_url):
+    clock = FakeClock()
+    with RedisQueue.from_url(redis_url, max_receive_count=1, clock=clock) as queue:
+        poisoned = queue.send("crashes every runner")
+        queue.receive(1, 10)
+        clock.now += 11
+        other = queue.send("later work", delay_s=0)
+        assert [m.message_id for m in queue.receive(1, 10)] == [other]  # reads in-flight: puts the poisoned back
+        clock.now += 0.2  # no in-flight read is due: the pop finds only the poisoned message and buries it
+
+        assert queue._receive_now(1, 10) == ([], clock.now)
+        assert queue.dead_letter_by_id(poisoned) is not None
