@@ -51,7 +51,7 @@ local reason_template = ARGV[5]
 local PEEK = 32  -- members of a set's head read at a time
 
 -- moves the due members of zset to the ready list (oldest first); returns the score of the first member left
--- (nil: the set is empty)
+-- (nil: the set is empty) and how many it moved
 local function promote_due(zset)
     local moved = 0
     while true do
@@ -70,13 +70,13 @@ local function promote_due(zset)
         end
         local read = #head / 2
         if #due < read then
-            return head[2 * #due + 2]  -- the score of the first member not due
+            return head[2 * #due + 2], moved  -- the score of the first member not due
         end
         if read < PEEK then
-            return nil  -- every member was due: the set is empty now
+            return nil, moved  -- every member was due: the set is empty now
         end
         if moved >= 1000 then
-            return now
+            return now, moved
         end
     end
 end
@@ -100,8 +100,11 @@ local hidden = {}  -- deadline, id pairs for one ZADD
 local popped = redis.call('RPOP', KEYS[2], wanted) or {}
 if #popped == 0 and not expiry_read then
     expiry_read = true
-    next_expiry = promote_due(KEYS[4])
-    popped = redis.call('RPOP', KEYS[2], wanted) or {}
+    local moved
+    next_expiry, moved = promote_due(KEYS[4])
+    if moved > 0 then
+        popped = redis.call('RPOP', KEYS[2], wanted) or {}
+    end
 end
 for _, id in ipairs(popped) do
     local msg = KEYS[1] .. id

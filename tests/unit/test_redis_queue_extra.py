@@ -192,7 +192,13 @@ def test_a_busy_receive_reads_the_in_flight_set_at_most_once_per_interval(redis_
         clock.now += 1.0
         queue.receive(1, 60)
         assert server.info("commandstats")["cmdstat_zrange"]["calls"] - before == 4  # both heads again
-        assert queue.receive(1, 60) == []  # empty: the in-flight set is read, so the answer knows every due time
+
+        queue.receive(1, 60)  # the last one
+        stats = server.info("commandstats")
+        zrange, rpop = stats["cmdstat_zrange"]["calls"], stats["cmdstat_rpop"]["calls"]
+        assert queue._receive_now(1, 60)[0] == []  # empty: the in-flight set is read, so the answer knows every due
+        stats = server.info("commandstats")  # time; with nothing moved from it, the list is not popped again
+        assert (stats["cmdstat_zrange"]["calls"] - zrange, stats["cmdstat_rpop"]["calls"] - rpop) == (2, 1)
     server.close()
 
 
