@@ -30,11 +30,12 @@
 -- in-flight message whose deadline passed (about 1000 of each per call at most; the rest follow on the next
 -- call). Each set is read from its head, PEEK members at a time: one read finds both the due members and the next
 -- due time, so a call that moves nothing reads each set once and one that moves a few adds only their ZREM and
--- LPUSH. A call that did not look at the in-flight set and finds the ready list empty looks at it then and pops
--- again, so an empty answer always knows every due time. (The caller asks at most about once a second: an
--- expired message, whose runner is gone, waits at most that long behind ready ones, and a busy receive saves a
--- read.) Then up to N ids are popped oldest first: one already received max_receive_count times becomes a dead letter with the reason
--- instead of being returned; the others get count + 1, a new receipt and the deadline. When N were popped and more
+-- LPUSH. A call that did not look at the in-flight set and finds the ready list empty looks at it then (and pops
+-- again if that moved anything), so an empty answer always knows every due time. (The caller asks at most about
+-- once a second: an expired message, whose runner is gone, waits at most that long behind ready ones, and a busy
+-- receive saves a read.) Then up to N ids are popped oldest first: one already received max_receive_count times
+-- becomes a dead letter with the reason instead of being returned; the others get count + 1, a new receipt and the
+-- deadline. When N were popped and more
 -- are ready, the wake flag is set so that another blocked receiver takes them; a queue found empty drops a stale
 -- flag.
 -- Returns {messages, next_due}: messages an array of {id, body, receipt, receive_count, enqueued_at};

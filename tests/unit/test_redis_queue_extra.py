@@ -11,6 +11,7 @@ import threading
 import pytest
 import redis
 
+from bench.private_redis import private_redis
 from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.queue.base import QueueStats, exceeded_reason
 from jobqueue.queue.redis import RedisQueue
@@ -177,10 +178,11 @@ def test_an_expired_message_waits_behind_ready_ones_at_most_one_expiry_read_inte
         assert queue._receive_now(16, 60) == ([], pytest.approx(started + 9.8 + 60))  # r0's visibility deadline
 
 
-def test_a_busy_receive_reads_the_in_flight_set_at_most_once_per_interval(redis_url):
+def test_a_busy_receive_reads_the_in_flight_set_at_most_once_per_interval():
+    """Counted on a redis-server of the test's own (``INFO commandstats`` counts every client of a server)."""
     clock = FakeClock()
-    server = redis.Redis.from_url(redis_url.split("?")[0], decode_responses=True)
-    with RedisQueue.from_url(redis_url, clock=clock) as queue:
+    with private_redis() as url, RedisQueue.from_url(f"{url}?prefix=q", clock=clock) as queue:
+        server = queue.client
         for i in range(4):
             queue.send(f"m{i}")
         queue.receive(1, 60)  # the first receive reads both sets' heads
@@ -199,7 +201,6 @@ def test_a_busy_receive_reads_the_in_flight_set_at_most_once_per_interval(redis_
         assert queue._receive_now(1, 60)[0] == []  # empty: the in-flight set is read, so the answer knows every due
         stats = server.info("commandstats")  # time; with nothing moved from it, the list is not popped again
         assert (stats["cmdstat_zrange"]["calls"] - zrange, stats["cmdstat_rpop"]["calls"] - rpop) == (2, 1)
-    server.close()
 
 
 def test_a_receive_that_buried_everything_it_popped_asks_to_be_called_again(redis_url):
