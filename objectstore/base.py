@@ -19,7 +19,8 @@ Contract every backend keeps (``tests/contract/test_store_contract.py``):
 * ``vendor_url`` is a time-limited GET URL a vendor can fetch without credentials, or raises
   :class:`~objectstore.errors.StoreUnsupported` where the backend has none (local files).
 * Keys are validated: empty keys, absolute keys, ``..`` segments and backslashes raise
-  :class:`~objectstore.errors.InvalidKey` before any I/O.
+  :class:`~objectstore.errors.InvalidKey` before any I/O (:func:`objectstore.keys.check_key`, the one check every
+  store applies).
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ import abc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
-
-from objectstore.keys import check_key as check_key  # the stores import it from here
 
 CHUNK = 1024 * 1024
 #: :meth:`ObjectStore.get_bytes` reads a bounded object in pieces of at most this much

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
-from objectstore.base import ObjectInfo, ObjectStore, check_key
+from objectstore.base import ObjectInfo, ObjectStore
 from objectstore.cos_parts import PartSplitter, upload_parts
 from objectstore.cos_sdk import (
     CosConfig,
@@ -46,6 +46,7 @@ from objectstore.errors import (
     StoreError,
     StoreUnavailable,
 )
+from objectstore.keys import check_key
 from relay_core import logs
 from tencent_plumbing.credentials import CredentialsMissing, CredentialsProvider, TencentCredentials, env_credentials
 

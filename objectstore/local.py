@@ -29,7 +29,7 @@ Layout and choices:
   key with such a segment is refused (:class:`InvalidKey`). ``delete`` removes a sidecar (if there is one)
   before the object, so a crash in between leaves an object without a sidecar (``head`` recomputes), never an
   orphan sidecar.
-* Paths are built lexically: :func:`~objectstore.base.check_key` refuses empty, ``.``, ``..`` and absolute
+* Paths are built lexically: :func:`~objectstore.keys.check_key` refuses empty, ``.``, ``..`` and absolute
   segments, so ``ROOT/B/K`` is under ``ROOT/B`` by construction (``ROOT`` is resolved once, when the store
   opens). What remains is symlinks: the store makes none and follows none. Each operation ``lstat``-s the bucket
   directory and the key's directories, and reads open the object with ``O_NOFOLLOW``; a symlink on the way is
@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from objectstore.base import ObjectInfo, ObjectStore, check_key, iter_file
+from objectstore.base import ObjectInfo, ObjectStore, iter_file
 from objectstore.checksum import StreamMd5
 from objectstore.errors import (
     InvalidKey,
@@ -67,6 +67,7 @@ from objectstore.errors import (
     StoreUnavailable,
     StoreUnsupported,
 )
+from objectstore.keys import check_key
 
 DEFAULT_BUCKET = "relay-local"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
