@@ -484,10 +484,15 @@ def _stamp(status: os.stat_result) -> list[int]:
     return [status.st_size, status.st_mtime_ns, status.st_ino]
 
 
+#: renames tried by :func:`_commit`, making the key's directories again between two
+COMMIT_ATTEMPTS = 8
+
+
 def _commit(tmp_name: str, path: str, overwrite: bool, what: str) -> None:
     """Move the finished temp file to ``path`` (replacing, or only if nothing is there); the key's directories
-    are made when missing (first object under them, or a concurrent delete pruned them in between)."""
-    for attempt in range(3):
+    are made when missing (first object under them, or a concurrent delete pruned them in between: that may
+    happen again while they are made, each time a tiny window, so a few attempts always get through)."""
+    for attempt in range(COMMIT_ATTEMPTS):
         try:
             if overwrite:
                 os.replace(tmp_name, path)
@@ -495,12 +500,14 @@ def _commit(tmp_name: str, path: str, overwrite: bool, what: str) -> None:
                 _link_new(tmp_name, path, what)
             return
         except FileNotFoundError:
-            if attempt == 2:
+            if attempt == COMMIT_ATTEMPTS - 1:
                 raise
         except NotADirectoryError:
             raise StoreUnavailable(f"cannot write {what}: a parent of the key is an object") from None
         try:
             os.makedirs(path.rpartition("/")[0], exist_ok=True)
+        except FileNotFoundError:
+            continue  # a concurrent delete pruned a parent between two of the directories made
         except (FileExistsError, NotADirectoryError):
             raise StoreUnavailable(f"cannot write {what}: a parent of the key is an object") from None
     raise AssertionError("unreachable")  # pragma: no cover

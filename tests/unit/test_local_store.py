@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 
 import pytest
@@ -166,6 +167,30 @@ def test_delete_prunes_empty_directories_below_the_bucket(store):
     assert (store.root / "bkt/output/u/keep.txt").exists()
     store.delete("bkt", "output/u/keep.txt")
     assert (store.root / "bkt").is_dir() and list((store.root / "bkt").iterdir()) == []
+
+
+def test_writes_survive_deletes_pruning_the_same_parents(store):
+    """Tasks of one user stage and clear files under one parent at once: a delete prunes the parent while a write
+    makes its own directory in it. Every write must land (it once failed "No such file or directory")."""
+    errors: list[str] = []
+
+    def churn(worker: int) -> None:
+        for i in range(150):
+            key = f"staging/seller-3/t{worker}-{i}/frame_01.jpg"
+            try:
+                store.put_bytes("bkt", key, b"x" * 64)
+                store.copy("bkt", key, f"output/seller-3/t{worker}-{i}/frame_01.jpg")
+                store.delete("bkt", key)
+            except StoreError as exc:
+                errors.append(str(exc))
+
+    threads = [threading.Thread(target=churn, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(list(store.list("bkt", "output/seller-3/"))) == 4 * 150
 
 
 def test_a_key_cannot_be_object_and_directory(store):
