@@ -5,7 +5,9 @@
 
     Continue(message, delay_s)   hand on to the successor hop (a retry is a successor of the same stage);
                                  ``submission``: a vendor job the submit created, recorded with the hop's end;
-                                 ``vendor_done``: a vendor job the poll saw finished, recorded with the hop's end
+                                 ``vendor_done``: a vendor job the poll saw finished, recorded with the hop's end;
+                                 ``leased=False``: the hop ran without its lease (a poll that found the job
+                                 still running), so the successor is sent only if this end raises the seq
     Finish(outcome)              the task has its terminal outcome: record it, then hand on to REPORT;
                                  ``vendor_done``: as for ``Continue`` (a poll whose hop COLLECT and AUDIT joined);
                                  ``report_joins``: REPORT may run in this same hop (the hop's lease has room)
@@ -31,6 +33,7 @@ class Continue:
     delay_s: float = 0.0
     submission: Submission | None = None
     vendor_done: str | None = None
+    leased: bool = True
 
 
 @dataclass(frozen=True)

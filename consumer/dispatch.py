@@ -34,6 +34,7 @@ from jobqueue.message import JobMessage, Stage, parse
 from moderation.errors import AuditJobFailed
 from relay_core import logs
 from relay_core.errors import OurFault, TaskFailed, Transient
+from vendors.base import VendorStatus
 
 log = logs.get("consumer")
 
@@ -121,29 +122,27 @@ def _lease_has_room(hop: Hop, svc: Services) -> bool:
 
 def _handle(msg: JobMessage, svc: Services, hop: Hop | None) -> tuple[Hop | None, Decision]:
     """The hop admitted for ``msg`` (``None``: not run) and the decision."""
+    status, decided = None, None
     if hop is None:
         now = svc.clock()
         if msg.not_before is not None and now < msg.not_before - 0.5:
             return None, Continue(msg.next(attempt=msg.attempt, not_before=msg.not_before), msg.not_before - now)
+        if msg.stage is Stage.POLL and svc.hop_commit is not None:
+            peeked = svc.ledger.peek_hop(msg.task_id, msg.seq, now, msg.user_id)
+            if peeked.state is not HopState.RUN:
+                return None, _refused(msg, peeked)
+            if peeked.record is not None and peeked.record.outcome is None:
+                status, decided = _poll_unleased(msg, svc)
+                if isinstance(decided, Continue) and not decided.leased:
+                    return None, decided
         # a SUBMIT hop takes the submit claim with its lease: one write (the claim lives as long as the lease)
         token = uuid.uuid4().hex if msg.stage is Stage.SUBMIT else None
         lease_s = svc.settings.visibility_timeout_s
         hop = svc.ledger.begin_hop(
             msg.task_id, msg.seq, lease_s, now, msg.user_id, submit_token=token, deadline_at=msg.deadline_at
         )
-    if hop.state is HopState.FOREIGN:
-        reason = (
-            f"task {msg.task_id} belongs to another user; this upload by user {msg.user_id} was refused (never "
-            "merged into it): the uploader must use a fresh task id, or an operator purges this letter"
-        )
-        log.error("message of another user's task refused", extra={"user_id": msg.user_id})
-        return None, ToDeadLetter(reason, park=False)
-    if hop.state is HopState.STALE:
-        log.info("stale message dropped")
-        return None, Drop("stale")
-    if hop.state is HopState.BUSY:  # a duplicate of a hop another runner is doing right now
-        log.info("hop busy elsewhere; deferred", extra={"retry_after_s": round(hop.retry_after_s, 1)})
-        return None, Defer(msg, hop.retry_after_s + 1)
+    if hop.state is not HopState.RUN:
+        return None, _refused(msg, hop)
     record = hop.record  # as stored with the lease: no second read
     if record is not None and record.outcome is not None and msg.stage is not Stage.REPORT:
         if record.reported_at is None:  # a run died between recording the outcome and sending REPORT
@@ -151,31 +150,73 @@ def _handle(msg: JobMessage, svc: Services, hop: Hop | None) -> tuple[Hop | None
             return None, Finish(record.outcome)
         log.info("task already finished; message dropped")
         return None, Drop("finished")
-    return hop, _step(msg, svc, hop)
+    return hop, decided if decided is not None else _step(msg, svc, hop, status)
 
 
-def _step(msg: JobMessage, svc: Services, hop: Hop) -> Decision:
-    """Run ``msg``'s stage in the admitted ``hop``; errors become decisions by their class."""
+def _poll_unleased(msg: JobMessage, svc: Services) -> tuple[VendorStatus | None, Decision | None]:
+    """A POLL's status query before its hop takes the lease (see :mod:`consumer.steps.poll`): the job still running,
+    or a failed query to retry, is decided here without the lease (``Continue(leased=False)``). Otherwise the
+    vendor's answer for the leased hop to go on from, or the decision an error came to, for it to carry out."""
+    try:
+        svc.pipelines.get(msg.pipeline)
+        status = poll.ask(msg, svc)
+    except QueueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decided by class in _failure, as a step's errors are
+        decided = _failure(msg, svc, exc)
+        if isinstance(decided, Continue) and decided.message.stage is Stage.POLL:
+            return None, replace(decided, leased=False)
+        return None, decided
+    later = poll.running(msg, svc, status)
+    return status, replace(later, leased=False) if later is not None else None
+
+
+def _refused(msg: JobMessage, hop: Hop) -> Decision:
+    """The decision for a hop the ledger does not admit (any state but ``RUN``)."""
+    if hop.state is HopState.FOREIGN:
+        reason = (
+            f"task {msg.task_id} belongs to another user; this upload by user {msg.user_id} was refused (never "
+            "merged into it): the uploader must use a fresh task id, or an operator purges this letter"
+        )
+        log.error("message of another user's task refused", extra={"user_id": msg.user_id})
+        return ToDeadLetter(reason, park=False)
+    if hop.state is HopState.STALE:
+        log.info("stale message dropped")
+        return Drop("stale")
+    # BUSY: a duplicate of a hop another runner is doing right now
+    log.info("hop busy elsewhere; deferred", extra={"retry_after_s": round(hop.retry_after_s, 1)})
+    return Defer(msg, hop.retry_after_s + 1)
+
+
+def _step(msg: JobMessage, svc: Services, hop: Hop, status: VendorStatus | None = None) -> Decision:
+    """Run ``msg``'s stage in the admitted ``hop`` (a POLL that asked already goes on from ``status``); errors
+    become decisions by their class."""
     record = hop.record
     try:
         if msg.stage is not Stage.REPORT:  # a renamed pipeline is our fault, whatever the task's deadline says
             svc.pipelines.get(msg.pipeline)
         if msg.stage is Stage.SUBMIT:
             return submit.run(msg, svc, record, claim=hop.claim)
+        if msg.stage is Stage.POLL:
+            return poll.run(msg, svc, record, status)
         return STEPS[msg.stage](msg, svc, record)
     except QueueError:
         raise
-    except TaskFailed as exc:
+    except Exception as exc:  # noqa: BLE001 - decided by class in _failure
+        return _failure(msg, svc, exc)
+
+
+def _failure(msg: JobMessage, svc: Services, exc: Exception) -> Decision:
+    """What an error a stage raised comes to, by its class in :mod:`relay_core.errors`."""
+    if isinstance(exc, TaskFailed):
         log.warning("task failed", extra={"error_reason": exc.reason.value, "detail": exc.detail})
         return Finish(failed(msg, exc.reason, exc.detail))
-    except OurFault as exc:
+    if isinstance(exc, OurFault):
         log.error("dead-lettering task", extra={"reason": str(exc), "error": type(exc).__name__})
         return ToDeadLetter(f"{msg.stage.value}: {exc}")
-    except Transient as exc:
-        return _retry(msg, svc, exc)
-    except Exception as exc:  # noqa: BLE001 - a bug or an untranslated library error: bounded retry, then DLQ
-        log.exception("step raised")
-        return _retry(msg, svc, exc)
+    if not isinstance(exc, Transient):  # a bug or an untranslated library error: bounded retry, then DLQ
+        log.error("step raised", exc_info=exc)
+    return _retry(msg, svc, exc)
 
 
 def _retry(msg: JobMessage, svc: Services, exc: Exception) -> Decision:

@@ -5,7 +5,9 @@ limit) leaves that message in the queue, and its redelivery finds enough in the 
 
 ``Continue``      (record the vendor job a submit created, or the one a poll saw finished →) send the successor
                   → record the hop (``seq``) as handled → delete the message. Where the queue and the ledger share
-                  one Redis (``Services.hop_commit``) these are one atomic script instead.
+                  one Redis (``Services.hop_commit``) these are one atomic script instead; only there may a hop
+                  run without its lease (``leased=False``), and its end sends the successor only together with
+                  the write that raises the seq.
 ``Finish``        (record the vendor job a poll saw finished, when COLLECT and AUDIT joined its hop →) record the
                   outcome (the first recorded one wins) with the REPORT hop it owes → send REPORT →
                   record the hop → delete. A crash between the outcome and the REPORT send is healed by dispatch:
@@ -96,7 +98,7 @@ def _hand_on(
     hop cannot be admitted now (nothing was written then)."""
     if isinstance(decision, Continue):
         successor, delay = _successor(svc, decision.message, decision.delay_s)
-        if delay > 0 or decision.submission is not None:
+        if delay > 0 or decision.submission is not None or not decision.leased:
             return None
         outcome = None
     elif isinstance(decision, Finish):
@@ -164,6 +166,7 @@ def _commit_atomically(
             now,
             submission=decision.submission,
             vendor_done=decision.vendor_done,
+            unleased=not decision.leased,
         )
         if decision.submission is not None and not done:
             _claim_lost(decision.submission)
@@ -186,6 +189,8 @@ def forward(svc: Services, msg: JobMessage, decision: Decision) -> None:
     if isinstance(decision, Drop) and decision.note == "stale":
         return
     if isinstance(decision, Continue):
+        if not decision.leased:  # its successor may go only with the write that raises the seq: one atomic step
+            raise ValueError("a hop run without its lease ends only through a HopCommit")
         if (submission := decision.submission) is not None and not svc.ledger.record_submission(
             msg.task_id, submission.token, submission.vendor_task_id, svc.clock(), poll_message=submission.poll_message
         ):

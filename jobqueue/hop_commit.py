@@ -30,13 +30,18 @@ class HopCommit(Protocol):
         *,
         submission: Submission | None = None,
         vendor_done: str | None = None,
+        unleased: bool = False,
     ) -> bool:
         """Atomically: send ``successor`` (receivable after ``delay_s``, within the queue's ``max_delay_s``), raise
         the task's handled seq to ``seq`` as :meth:`Ledger.advance` does (with ``submission``, recording it first as
         :meth:`Ledger.record_submission` does; with ``vendor_done``, that vendor job seen finished first, as
         :meth:`Ledger.mark_vendor_done` does), and delete ``received`` if its receipt is still current (as
         :meth:`Queue.delete`). All or nothing; returns what :meth:`Ledger.advance_with` returns. Raises
-        ``BackendUnavailable`` (then nothing happened) like the queue and the ledger."""
+        ``BackendUnavailable`` (then nothing happened) like the queue and the ledger.
+
+        ``unleased``: the hop ran without its lease (:meth:`Ledger.peek_hop`): the seq rises as
+        ``Ledger.advance_with(..., unleased=True)`` raises it, and ``successor`` is sent only when it rose; otherwise
+        ``received`` is only deleted (another run of the hop, or a later one, hands the task on)."""
         ...
 
     def hand_on(

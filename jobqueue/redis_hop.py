@@ -85,6 +85,16 @@ def _script_source(queue_keys: int, main: str, *queue_scripts: str) -> str:
     return "".join(functions) + _PRELUDE.replace("QUEUE_KEYS", str(queue_keys)) + main
 
 
+def _successor_with_change(send: Commit, finish: Commit) -> Commit:
+    """The successor is sent only with the write that raises the seq; without a change the received message is only
+    finished."""
+
+    def commit(record: TaskRecord | None, expected_version: int) -> bool:
+        return (send if record is not None else finish)(record, expected_version)
+
+    return commit
+
+
 class StaleReceipt(Exception):
     """The received message was received again by another runner: it is no longer this runner's to renew."""
 
@@ -110,11 +120,16 @@ class RedisHopCommit:
         *,
         submission: Submission | None = None,
         vendor_done: str | None = None,
+        unleased: bool = False,
     ) -> bool:
         _, send_args = self._queue.send_request([successor], delay_s)
-        groups = [send_args, self._queue.finish_request(received.receipt)]
-        commit = self._commit(self._continue, groups, finish_group=1)
-        return self._ledger.advance_with(task_id, seq, now, commit, submission=submission, vendor_done=vendor_done)
+        finish = self._queue.finish_request(received.receipt)
+        commit = self._commit(self._continue, [send_args, finish], finish_group=1)
+        if unleased:
+            commit = _successor_with_change(commit, self._commit(self._end, [finish], finish_group=0))
+        return self._ledger.advance_with(
+            task_id, seq, now, commit, submission=submission, vendor_done=vendor_done, unleased=unleased
+        )
 
     def hand_on(
         self,

@@ -9,6 +9,10 @@ task is then dropped) and, for a success, folds the time since submission into t
 ledger. A POLL may also be a webhook's hint (built by the webhook entry from the first POLL hop): it runs like any
 poll, so the vendor's answer decides.
 
+Where the queue and the ledger allow it (:mod:`consumer.dispatch`), a poll asks (:func:`ask`) before its hop takes
+the ledger's lease, and a job still running (:func:`running`) needs none: the hop's end sends the next poll only
+if it is the first end of that hop. Only a job that ended, or a deadline that passed, takes the lease first.
+
 A task may have two vendor jobs (an ambiguous submit's job, named by its webhook, and a resubmission an operator
 made): the first one seen finished is used, and the other one is cancelled (``mark_vendor_done``).
 """
@@ -26,23 +30,25 @@ from relay_core import logs
 from relay_core.domain import ErrorReason
 from relay_core.errors import OurFault
 from relay_core.pipelines import Pipeline
-from vendors.base import VendorState
+from vendors.base import VendorState, VendorStatus
 from vendors.errors import VendorConfigError, VendorError
 
 log = logs.get("consumer.poll")
 
 
-def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Decision:
-    if not msg.vendor_task_id:
-        raise OurFault("poll message without vendor_task_id (was it edited by hand?)")
+def run(
+    msg: JobMessage, svc: Services, record: TaskRecord | None = None, status: VendorStatus | None = None
+) -> Decision:
+    """``status``: the vendor's answer when this hop already asked for it (:func:`ask`)."""
+    vendor_task_id = _vendor_task_id(msg)
+    if status is None:
+        status = ask(msg, svc)
     pipeline = svc.pipelines.get(msg.pipeline)
-    status = svc.vendor_for(pipeline).status(msg.vendor_task_id)
     now = svc.clock()
-    log.info("vendor status", extra={"state": status.state.value, "polls": msg.polls + 1})
     vendor_done = None
     if status.state in (VendorState.SUCCEEDED, VendorState.FAILED):
-        done, vendor_done = _seen_finished(msg.task_id, msg.vendor_task_id, status.state, svc, record, now)
-        if done.use != msg.vendor_task_id:  # another job of the task was seen finished first: that one counts
+        done, vendor_done = _seen_finished(msg.task_id, vendor_task_id, status.state, svc, record, now)
+        if done.use != vendor_task_id:  # another job of the task was seen finished first: that one counts
             log.info("vendor job superseded by another job of the task", extra={"used": done.use})
             return Drop("another vendor job of the task is used")
         _cancel_superseded(done.cancel, pipeline, svc)
@@ -52,7 +58,7 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
             first = msg.polls == 0
             svc.ledger.observe_runtime(pipeline.name, took, first_poll=first, low_s=low, high_s=high, now=now)
     if status.state is VendorState.SUCCEEDED:
-        svc.seen_finished.put(pipeline.vendor, msg.vendor_task_id, status)
+        svc.seen_finished.put(pipeline.vendor, vendor_task_id, status)
         return Continue(msg.next(Stage.COLLECT, polls=msg.polls + 1), vendor_done=vendor_done)
     if status.state is VendorState.FAILED:
         log.warning("vendor failed the task", extra={"detail": status.detail, "code": status.raw_code})
@@ -60,8 +66,31 @@ def run(msg: JobMessage, svc: Services, record: TaskRecord | None = None) -> Dec
         # before recording 生成超时): the task timed out, whatever the vendor calls it now
         reason = ErrorReason.TIMEOUT if now >= msg.deadline_at else ErrorReason.FAILED
         return Finish(failed(msg, reason, status.detail))
-    if now >= msg.deadline_at:
-        return timed_out(msg, svc, cancel=True)
+    later = running(msg, svc, status)
+    return later if later is not None else timed_out(msg, svc, cancel=True)
+
+
+def ask(msg: JobMessage, svc: Services) -> VendorStatus:
+    """The status query of the hop's vendor job."""
+    pipeline = svc.pipelines.get(msg.pipeline)
+    status = svc.vendor_for(pipeline).status(_vendor_task_id(msg))
+    log.info("vendor status", extra={"state": status.state.value, "polls": msg.polls + 1})
+    return status
+
+
+def _vendor_task_id(msg: JobMessage) -> str:
+    if not msg.vendor_task_id:
+        raise OurFault("poll message without vendor_task_id (was it edited by hand?)")
+    return msg.vendor_task_id
+
+
+def running(msg: JobMessage, svc: Services, status: VendorStatus) -> Continue | None:
+    """The next poll, when ``status`` says the job has not ended and the task's deadline has not passed: a decision
+    that reads and changes nothing of the task, so a hop may make it without its lease; else ``None``."""
+    now = svc.clock()
+    if status.state in (VendorState.SUCCEEDED, VendorState.FAILED) or now >= msg.deadline_at:
+        return None
+    pipeline = svc.pipelines.get(msg.pipeline)
     delay = poll_delay(pipeline.poll, msg.polls, status.state is VendorState.QUEUED, svc.rng)
     return Continue(msg.next(polls=msg.polls + 1, attempt=0), until_deadline(delay, now, msg.deadline_at))
 

@@ -24,6 +24,9 @@ of every backend (``tests/contract/test_ledger_contract.py`` checks each one):
   seq raised) make those changes as one write, through a ``commit`` that stores other state with it.
   ``finish_in_hop(task, seq, outcome)`` records the outcome (as ``record_outcome``) only while hop ``seq`` is
   leased and not handled, answering ``RUN``, so that its runner reports the task in the same hop.
+  ``peek_hop(task, seq)`` answers as ``begin_hop`` would, writing nothing, for a hop that may run unleased (a
+  status query that finds the job still running); such a hop ends with ``advance_with(..., unleased=True)``,
+  which raises the seq only while no runner has begun hop ``seq`` or a later one.
 * **Terminal outcome.** ``record_outcome(task, outcome)`` stores the first outcome and returns the stored
   one: later calls, whatever they pass, get the first back. That is how a task gets exactly one outcome.
   ``mark_reported(task)`` records that the backend acknowledged the report.
@@ -272,6 +275,7 @@ class Ledger(abc.ABC):
         *,
         submission: Submission | None = None,
         vendor_done: str | None = None,
+        unleased: bool = False,
     ) -> bool:
         """:meth:`advance`, its write made by ``commit`` so that other state changes in the same atomic step:
         ``commit(record, expected_version)`` stores ``record`` by compare-and-set as :meth:`_save` does (and
@@ -279,7 +283,12 @@ class Ledger(abc.ABC):
         ``commit(None, version)`` is called once to make the other changes alone. ``submission``: also
         :meth:`record_submission` in the same change (the end of the submit's hop); ``vendor_done``: also
         :meth:`mark_vendor_done` of that vendor job first (the end of the poll that saw it finished). Returns
-        whether the seq rose (and, with a ``submission``, whether it was recorded too)."""
+        whether the seq rose (and, with a ``submission``, whether it was recorded too). ``unleased``: the hop ran
+        without its lease (:meth:`peek_hop`), so the seq rises only while no runner has begun hop ``seq`` or a later
+        one (:func:`rules.advance_unleased`); ``commit(None, version)`` must then change nothing but the received
+        message: that runner, not this one, hands the task on."""
+        if unleased:
+            return self._apply(task_id, lambda cur: rules.advance_unleased(cur, task_id, seq, now), commit)
         if submission is not None:
             return self._apply(task_id, lambda cur: rules.advance_submitted(cur, task_id, seq, now, submission), commit)
         if vendor_done is not None:
@@ -365,6 +374,19 @@ class Ledger(abc.ABC):
             return _with_record(current, *answer)
 
         return self._apply(task_id, rule, likely_new=seq == 0)  # a task's first hop usually creates its record
+
+    def peek_hop(self, task_id: str, seq: int, now: float, user_id: str | None = None) -> Hop:
+        """What :meth:`begin_hop` would answer for hop ``seq`` now, writing nothing: no lease is taken. For a hop
+        whose work may run twice at once unharmed (a status query), ended by :meth:`advance_with` with ``unleased``,
+        so that of the runs of one hop only one, the first to end it, hands the task on. ``Hop.record`` is the
+        record decided on (``None``: the task has none). A ``RUN`` may come from the record cache (a stale entry
+        costs that end's compare-and-set, which then raises nothing); any other answer from a real load."""
+        cached = self._cached(task_id)
+        if cached is not None:
+            hop = _peeked(cached, task_id, seq, now, user_id)
+            if hop.state is HopState.RUN:
+                return hop
+        return _peeked(self._seen(self._load(task_id)), task_id, seq, now, user_id)
 
     def release_hop(self, task_id: str, seq: int, now: float, *, parked: bool = False) -> None:
         """Drop the lease of hop ``seq`` (it ended without a successor); no effect on another hop's lease.
@@ -474,6 +496,11 @@ class Ledger(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _peeked(current: TaskRecord | None, task_id: str, seq: int, now: float, user_id: str | None) -> Hop:
+    """:func:`rules.begin_hop`'s answer on ``current``, carrying ``current`` (nothing is written)."""
+    return replace(rules.begin_hop(current, task_id, seq, 0.0, now, user_id)[1], record=current)
 
 
 def _with_record(current: TaskRecord | None, changed: TaskRecord | None, hop: Hop) -> tuple[TaskRecord | None, Hop]:

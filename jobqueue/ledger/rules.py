@@ -159,6 +159,14 @@ def advance(current: TaskRecord | None, task_id: str, seq: int, now: float) -> t
     return _changed(record, now, seq=seq), True
 
 
+def advance_unleased(current: TaskRecord | None, task_id: str, seq: int, now: float) -> tuple[TaskRecord | None, bool]:
+    """:func:`advance` for the end of a hop run without its lease (see ``Ledger.peek_hop``): only while no runner
+    has begun hop ``seq`` or a later one, whose lease makes it the one to end that hop; ``True`` when it rose."""
+    if current is None or seq <= current.hop_seq:
+        return None, False
+    return advance(current, task_id, seq, now)
+
+
 def advance_submitted(
     current: TaskRecord | None, task_id: str, seq: int, now: float, submission: Submission
 ) -> tuple[TaskRecord | None, bool]:

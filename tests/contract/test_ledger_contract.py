@@ -601,6 +601,39 @@ def test_begin_hop_carries_the_record_it_was_decided_on(ledger):
     assert ledger.begin_hop("new", 0, 30, NOW, "u1").record == ledger.get("new")
 
 
+def test_peek_hop_answers_as_begin_hop_would_and_writes_nothing(make_ledger):
+    ledger, other = make_ledger(), make_ledger()
+    assert ledger.peek_hop("t1", 1, NOW, "u1") == Hop(HopState.RUN) and ledger.get("t1") is None
+    ledger.begin_hop("t1", 0, 30, NOW, "u1")
+    ledger.advance("t1", 0, NOW + 1)
+    stored = ledger.get("t1")
+    peeked = ledger.peek_hop("t1", 1, NOW + 2, "u1")
+    assert peeked == Hop(HopState.RUN) and peeked.record == stored
+    assert ledger.peek_hop("t1", 1, NOW + 2, "u2").state is HopState.FOREIGN
+    assert ledger.peek_hop("t1", 0, NOW + 2, "u1").state is HopState.STALE
+    other.begin_hop("t1", 1, 30, NOW + 3, "u1")  # another object's runner leases hop 1
+    busy = make_ledger().peek_hop("t1", 1, NOW + 4, "u1")  # (this one may answer RUN from its record cache)
+    assert busy.state is HopState.BUSY and busy.retry_after_s == 29
+    assert ledger.peek_hop("t1", 2, NOW + 4, "u1") == Hop(HopState.RUN)  # a later hop is not refused
+    assert ledger.get("t1").version == stored.version + 1  # only the other object's lease was written
+
+
+def test_an_unleased_advance_rises_only_while_no_runner_began_the_hop(ledger):
+    def commit(record, expected_version):  # a plain write of the record, with nothing else in it
+        return record is None or ledger._save(record, expected_version)
+
+    ledger.begin_hop("t1", 0, 30, NOW)
+    ledger.advance("t1", 0, NOW + 1)
+    assert ledger.advance_with("t1", 1, NOW + 2, commit, unleased=True) is True
+    assert ledger.advance_with("t1", 1, NOW + 3, commit, unleased=True) is False  # a second run of hop 1
+    assert ledger.get("t1").seq == 1
+    assert ledger.begin_hop("t1", 2, 30, NOW + 4).state is HopState.RUN  # hop 2 leased (a hint that found it done)
+    assert ledger.advance_with("t1", 2, NOW + 5, commit, unleased=True) is False
+    assert ledger.get("t1").seq == 1
+    assert ledger.advance_with("t1", 3, NOW + 6, commit, unleased=True) is True  # a later hop, as begin_hop admits
+    assert ledger.advance_with("missing", 0, NOW, commit, unleased=True) is False and ledger.get("missing") is None
+
+
 def test_a_first_hop_of_a_task_another_object_created_gets_the_stored_answer(make_ledger):
     a, b = make_ledger(), make_ledger()
     assert b.begin_hop("t1", 0, 30, NOW, "u1").state is HopState.RUN

@@ -443,3 +443,12 @@ def test_a_job_found_ended_after_the_deadline_reports_the_timeout_not_a_vendor_f
     vendor.statuses.append(VendorStatus(VendorState.FAILED, detail="task cancelled"))
     decision = run(svc, message(Stage.POLL, vendor_task_id="v1", deadline_in_s=-5))
     assert isinstance(decision, Finish) and decision.outcome.error_reason == "生成超时"
+
+
+def test_a_hop_run_without_its_lease_is_never_forwarded_one_effect_at_a_time(svc):
+    """Only a HopCommit may end an unleased hop: its successor must go with the write that raises the seq, which
+    the send-then-record order cannot promise."""
+    poll = message().next(Stage.POLL, vendor_task_id="19000000000000000001", polls=0)
+    with pytest.raises(ValueError, match="HopCommit"):
+        forward(svc, poll, Continue(poll.next(polls=1), 2.0, leased=False))
+    assert svc.queue.stats().pending == 0 and svc.ledger.get("t1") is None

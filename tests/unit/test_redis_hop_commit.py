@@ -98,6 +98,44 @@ def test_a_seq_that_does_not_rise_still_sends_and_deletes(pair):
     assert (stats.delayed, stats.in_flight) == (1, 0)
 
 
+def test_an_unleased_hop_end_sends_the_successor_only_with_the_write_that_raises_the_seq(pair):
+    """Two runs of one poll hop, neither leased: the first end raises the seq and sends the next poll; the second
+    only deletes its message, so the task's chain does not fork."""
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    ledger.begin_hop("t1", 0, 30, NOW)
+    ledger.advance("t1", 0, NOW)
+    version = ledger.get("t1").version
+    queue.send("poll 1")
+    queue.send("poll 1, again")
+    first, second = queue.receive(2, 30)
+
+    assert commit.continue_hop(first, "t1", 1, "poll 2", 0.0, NOW + 1, unleased=True) is True
+    assert commit.continue_hop(second, "t1", 1, "poll 2, again", 0.0, NOW + 2, unleased=True) is False
+    record = ledger.get("t1")
+    assert (record.seq, record.version) == (1, version + 1)  # one write, by the first end
+    assert [m.body for m in queue.receive(5, 30)] == ["poll 2"]
+    assert queue.stats().in_flight == 1  # both received messages are gone; only "poll 2" is in flight
+
+
+def test_an_unleased_hop_end_leaves_the_task_to_a_runner_that_took_the_hop_lease(pair):
+    """A hint of the same hop found the job ended and took the hop's lease: the unleased run that found it still
+    running a moment before ends without a successor, so only the leased runner goes on."""
+    queue, ledger = pair
+    commit = open_hop_commit(queue, ledger)
+    ledger.begin_hop("t1", 0, 30, NOW)
+    ledger.advance("t1", 0, NOW)
+    assert ledger.begin_hop("t1", 1, 30, NOW + 1).state is HopState.RUN  # the hint's run
+    queue.send("poll 1")
+    received = queue.receive(1, 30)[0]
+
+    assert commit.continue_hop(received, "t1", 1, "poll 2", 3.0, NOW + 2, unleased=True) is False
+    assert ledger.get("t1").seq == 0  # left to the leased run's end
+    stats = queue.stats()
+    assert (stats.delayed, stats.ready, stats.in_flight) == (0, 0, 0)
+    assert ledger.begin_hop("t1", 1, 30, NOW + 3).state is HopState.BUSY  # the lease is still the hint's
+
+
 def test_a_record_changed_behind_the_commit_is_kept_and_the_hop_still_ends_once(redis_url, pair):
     queue, ledger = pair
     commit = open_hop_commit(queue, ledger)
