@@ -190,6 +190,7 @@ class Ledger(abc.ABC):
         commit: Commit | None = None,
         *,
         likely_new: bool = False,
+        usable: Callable[[TaskRecord], bool] | None = None,
     ) -> R:
         """Load → rule → compare-and-set, again on a lost race; ``BackendUnavailable`` after ``MAX_TRIES``.
 
@@ -198,11 +199,15 @@ class Ledger(abc.ABC):
         and the next try loads), but an answer without a change is only returned once it was computed from a real
         load, since a stale record could give a wrong read-only answer. ``likely_new``: with a record cache and no
         entry, the first try guesses that no record exists (an insert, which fails if one does) instead of loading.
+        ``usable``: a cached record it rejects is known to be stale, so the first try loads instead of losing a
+        compare-and-set.
 
         ``commit`` (default: :meth:`_save`) writes a change as ``commit(record, expected_version)``, and is called
         once as ``commit(None, current_version)`` when the rule changes nothing: a backend that writes the record
         together with other state (see :meth:`advance_with`) does the rest then."""
         current = self._cached(task_id)
+        if current is not None and usable is not None and not usable(current):
+            current = None
         from_cache = current is not None or (likely_new and self._record_cache is not None)
         for _ in range(MAX_TRIES):
             if not from_cache:
@@ -373,7 +378,8 @@ class Ledger(abc.ABC):
             answer = rules.begin_hop(current, task_id, seq, lease_s, now, user_id, submit_token, deadline_at)
             return _with_record(current, *answer)
 
-        return self._apply(task_id, rule, likely_new=seq == 0)  # a task's first hop usually creates its record
+        # a task's first hop usually creates its record; a later one's record has seen the end of the hop before
+        return self._apply(task_id, rule, likely_new=seq == 0, usable=lambda cached: _seen_hop_before(cached, seq))
 
     def peek_hop(self, task_id: str, seq: int, now: float, user_id: str | None = None) -> Hop:
         """What :meth:`begin_hop` would answer for hop ``seq`` now, writing nothing: no lease is taken. For a hop
@@ -382,7 +388,7 @@ class Ledger(abc.ABC):
         record decided on (``None``: the task has none). A ``RUN`` may come from the record cache (a stale entry
         costs that end's compare-and-set, which then raises nothing); any other answer from a real load."""
         cached = self._cached(task_id)
-        if cached is not None:
+        if cached is not None and _seen_hop_before(cached, seq):
             hop = _peeked(cached, task_id, seq, now, user_id)
             if hop.state is HopState.RUN:
                 return hop
@@ -496,6 +502,13 @@ class Ledger(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _seen_hop_before(cached: TaskRecord, seq: int) -> bool:
+    """Whether a cached record is worth starting hop ``seq`` from: it has seen the end of hop ``seq - 1``, which is
+    what sent hop ``seq`` (bar a webhook's hint, sent sooner). One that has not is most likely stale: a load costs a
+    read, a lost compare-and-set a write and its undo."""
+    return cached.seq >= seq - 1
 
 
 def _peeked(current: TaskRecord | None, task_id: str, seq: int, now: float, user_id: str | None) -> Hop:

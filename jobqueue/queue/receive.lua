@@ -23,25 +23,27 @@
 -- ARGV[3]      N, the most messages to return
 -- ARGV[4]      max_receive_count
 -- ARGV[5]      dead-letter reason for a message received too often, with "%d" where its count goes
--- ARGV[6]      "1": look for expired in-flight messages first; "0": only when nothing else is ready
--- ARGV[7..6+N] one random token per message, made into its receipt "<id>.<token>"
+-- ARGV[6]      "1": look for due delayed messages first; "0": only when nothing else is ready
+-- ARGV[7]      "1": look for expired in-flight messages first; "0": only when nothing else is ready
+-- ARGV[8..7+N] one random token per message, made into its receipt "<id>.<token>"
 --
--- First every delayed message that is due goes back onto the ready list, and, when ARGV[6] asks for it, every
--- in-flight message whose deadline passed (about 1000 of each per call at most; the rest follow on the next
--- call). Each set is read from its head, PEEK members at a time: one read finds both the due members and the next
--- due time, so a call that moves nothing reads each set once and one that moves a few adds only their ZREM and
--- LPUSH. A call that did not look at the in-flight set and finds the ready list empty looks at it then (and pops
--- again if that moved anything), so an empty answer always knows every due time. (The caller asks at most about
--- once a second: an expired message, whose runner is gone, waits at most that long behind ready ones, and a busy
--- receive saves a read.) Then up to N ids are popped oldest first: one already received max_receive_count times
--- becomes a dead letter with the reason instead of being returned; the others get count + 1, a new receipt and the
--- deadline. When N were popped and more
--- are ready, the wake flag is set so that another blocked receiver takes them; a queue found empty drops a stale
--- flag.
--- Returns {messages, next_due}: messages an array of {id, body, receipt, receive_count, enqueued_at};
--- next_due, only when no message is returned, the earliest time a delayed or in-flight message becomes
--- receivable (a score string), or false when there is none: how long an empty receiver may sleep ("now" when
--- every message popped was buried before the in-flight set was read: receive again).
+-- First, when ARGV[6] asks for it, every delayed message that is due goes back onto the ready list, and, when
+-- ARGV[7] asks for it, every in-flight message whose deadline passed (about 1000 of each per call at most; the
+-- rest follow on the next call). Each set is read from its head, PEEK members at a time: one read finds both the
+-- due members and the next due time, so a call that moves nothing reads each set once and one that moves a few
+-- adds only their ZREM and LPUSH. A call that did not look at a set and finds the ready list empty looks at it
+-- then (and pops again if that moved anything), so an empty answer always knows every due time. (The caller asks
+-- for the delayed set when a delayed message it knows of is due, or a tenth of a second after its last look, and
+-- for the in-flight set about once a second: while other messages are ready, a due message waits at most that
+-- long to join them, and a busy receive saves the reads.) Then up to N ids are popped oldest first: one already
+-- received max_receive_count times becomes a dead letter with the reason instead of being returned; the others get
+-- count + 1, a new receipt and the deadline. When N were popped and more are ready, the wake flag is set so that
+-- another blocked receiver takes them; a queue found empty drops a stale flag.
+-- Returns {messages, next_due[, next_delayed]}: messages an array of {id, body, receipt, receive_count,
+-- enqueued_at}; next_due, only when no message is returned, the earliest time a delayed or in-flight message
+-- becomes receivable (a score string), or false when there is none: how long an empty receiver may sleep ("now"
+-- when every message popped was buried before both sets were read: receive again); next_delayed, when the call
+-- read the delayed set, the time its first member falls due (false: the set is empty).
 
 local now = ARGV[1]
 local deadline = ARGV[2]
@@ -89,9 +91,11 @@ local function bury(id, body, count)
     redis.call('DEL', KEYS[1] .. id)
 end
 
-local next_delayed = promote_due(KEYS[3])
-local next_expiry = nil
-local expiry_read = ARGV[6] == '1'
+local next_delayed, next_expiry = nil, nil
+local delayed_read, expiry_read = ARGV[6] == '1', ARGV[7] == '1'
+if delayed_read then
+    next_delayed = promote_due(KEYS[3])
+end
 if expiry_read then
     next_expiry = promote_due(KEYS[4])
 end
@@ -99,10 +103,18 @@ end
 local out = {}
 local hidden = {}  -- deadline, id pairs for one ZADD
 local popped = redis.call('RPOP', KEYS[2], wanted) or {}
-if #popped == 0 and not expiry_read then
-    expiry_read = true
-    local moved
-    next_expiry, moved = promote_due(KEYS[4])
+if #popped == 0 and not (delayed_read and expiry_read) then
+    local moved, more = 0, 0
+    if not delayed_read then
+        delayed_read = true
+        next_delayed, more = promote_due(KEYS[3])
+        moved = moved + more
+    end
+    if not expiry_read then
+        expiry_read = true
+        next_expiry, more = promote_due(KEYS[4])
+        moved = moved + more
+    end
     if moved > 0 then
         popped = redis.call('RPOP', KEYS[2], wanted) or {}
     end
@@ -116,7 +128,7 @@ for _, id in ipairs(popped) do
         if count > max_receive_count then
             bury(id, body, count - 1)
         else
-            local receipt = id .. '.' .. ARGV[6 + #out + 1]
+            local receipt = id .. '.' .. ARGV[7 + #out + 1]
             redis.call('HSET', msg, 'count', count, 'receipt', receipt)
             hidden[#hidden + 1] = deadline
             hidden[#hidden + 1] = id
@@ -130,11 +142,15 @@ end
 if #popped == wanted and redis.call('LLEN', KEYS[2]) > 0 then
     redis.call('ZADD', KEYS[7], 0, 'ready')
 end
-if #out > 0 then
-    return {out, false}
+local delayed_head = nil  -- in the answer only when the delayed set was read
+if delayed_read then
+    delayed_head = next_delayed or false
 end
-if not expiry_read then  -- every message popped was buried, and the in-flight set is unread: receive again now
-    return {out, now}
+if #out > 0 then
+    return {out, false, delayed_head}
+end
+if not (delayed_read and expiry_read) then  -- every message popped was buried, and a set is unread: receive again
+    return {out, now, delayed_head}
 end
 if not next_delayed and not next_expiry and #popped < wanted then  -- an empty queue: no flag can be due
     redis.call('DEL', KEYS[7])
@@ -143,4 +159,4 @@ local next_due = next_delayed
 if next_expiry and (not next_due or tonumber(next_expiry) < tonumber(next_due)) then
     next_due = next_expiry
 end
-return {out, next_due or false}
+return {out, next_due or false, delayed_head}

@@ -14,7 +14,10 @@ died) come from this process's clock (``clock``, default :func:`time.time`), pas
 Nothing is held in worker memory: a delayed message is a sorted-set entry, a received one stays in the
 in-flight set until it is deleted, and a receive after its deadline puts it back (with a higher receive
 count): the first one that finds nothing else ready, and while other messages are ready one per
-:data:`EXPIRY_READ_S` of each queue object, so a worker dying between receive and delete loses nothing.
+:data:`EXPIRY_READ_S` of each queue object, so a worker dying between receive and delete loses nothing. Due
+delayed messages join the ready list the same way: at the first receive that finds nothing else ready, and while
+other messages are ready at a receive of a queue object that knows one is due (it sent it, or an earlier receive
+saw it at the head of the delayed set) or that last looked :data:`DELAYED_READ_S` ago.
 
 Waiting (``wait_s``): an empty receive blocks on the queue's wake flag (``BZPOPMIN``) instead of polling, until
 a send or release signals a ready message or the next delayed or in-flight message falls due; one thread per
@@ -67,6 +70,9 @@ _SCRIPTS = ("send", "receive", "finish", "release", "redrive", "remove_dead")
 #: a receive that finds ready messages looks for expired in-flight ones (their runner is gone) at most this often
 #: (queue clock, per queue object); one that finds none always looks (see receive.lua)
 EXPIRY_READ_S = 1.0
+#: while other messages are ready, the longest a queue object goes without looking for due delayed messages it
+#: does not know of (sent by another process): how long such a message may wait to join the ready ones
+DELAYED_READ_S = 0.1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _REDRIVE_CHUNK = 100
 
@@ -104,6 +110,8 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
         }
         self._wake_gate: WakeGate[Received] = WakeGate(clock)
         self._next_expiry_read = float("-inf")  # queue clock; races between threads only cost an extra read
+        # the earliest a delayed message this object knows of falls due, and when it looks again regardless
+        self._delayed_due = self._next_delayed_read = float("-inf")
 
     @classmethod
     def from_url(cls, url: str, *, max_receive_count: int = 5, clock: Clock = time.time) -> RedisQueue:
@@ -138,6 +146,8 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
         ids = [uuid.uuid4().hex for _ in bodies]
         now = self._clock()
         pairs = [value for message_id, body in zip(ids, bodies, strict=True) for value in (message_id, body)]
+        if delay_s > 0:  # due before what a receive last saw at the delayed set's head: look for it then
+            self._delayed_due = min(self._delayed_due, now + delay_s)
         return ids, [_score(now), _score(now + delay_s), *pairs]
 
     def renew_request(self, receipt: str, body: str, visibility_timeout_s: float) -> list[str]:
@@ -272,20 +282,25 @@ class RedisQueue(Queue, Releasable, QueueAdmin, StatsSource, Peekable):
     def _receive_now(self, max_messages: int, visibility_timeout_s: float) -> tuple[list[Received], float | None]:
         """One receive script: the messages, and when there are none, when the next one becomes receivable."""
         now = self._clock()
+        read_delayed = now >= self._delayed_due or now >= self._next_delayed_read
         read_expiry = now >= self._next_expiry_read
         if read_expiry:
             self._next_expiry_read = now + EXPIRY_READ_S
         tokens = [secrets.token_urlsafe(12) for _ in range(max_messages)]
-        rows, next_due = self._run(
+        rows, next_due, *delayed_head = self._run(
             "receive",
             _score(now),
             _score(now + visibility_timeout_s),
             max_messages,
             self.max_receive_count,
             _exceeded_template(self.max_receive_count),
+            "1" if read_delayed else "0",
             "1" if read_expiry else "0",
             *tokens,
         )
+        if delayed_head:  # the script read the delayed set: its head is what is due next (races cost a read)
+            self._delayed_due = float(delayed_head[0]) if delayed_head[0] else float("inf")
+            self._next_delayed_read = now + DELAYED_READ_S
         received = [Received(mid, body, receipt, int(n), float(enqueued)) for mid, body, receipt, n, enqueued in rows]
         return received, float(next_due) if next_due else None
 

@@ -86,3 +86,24 @@ def test_a_lost_compare_and_set_puts_the_stored_record_back_and_writes_no_index(
             assert server.exists("w:task:t9") == 0
             assert ledger.get("t1") == record
         server.close()
+
+
+@pytest.mark.parametrize("start", ["peek", "lease"])
+def test_a_hop_whose_cached_record_missed_the_hop_before_loads_instead_of_losing_a_compare_and_set(start):
+    """Hop 2 runs in the process that ran hop 0; hop 1 ran in another. The cached record's seq shows it missed hop
+    1's end, so the hop starts from a fresh load: one GET (and for a lease, one write), no lost compare-and-set."""
+    with private_redis() as url:
+        server = redis.Redis.from_url(url, decode_responses=True)
+        with RedisLedger.from_url(f"{url}?prefix=w") as ledger, RedisLedger.from_url(f"{url}?prefix=w") as other:
+            ledger.begin_hop("t1", 0, 60, NOW, "u1")
+            ledger.advance("t1", 0, NOW + 1)  # hop 0 ends here: this object caches seq 0
+            other.begin_hop("t1", 1, 60, NOW + 2, "u1")
+            other.advance("t1", 1, NOW + 3)  # hop 1 runs and ends elsewhere
+            before = command_calls(server)
+            if start == "peek":
+                assert ledger.peek_hop("t1", 2, NOW + 4, "u1").record.seq == 1
+                assert delta(command_calls(server), before) == {"get": 1}
+            else:
+                assert ledger.begin_hop("t1", 2, 60, NOW + 4, "u1").record.hop_seq == 2
+                assert delta(command_calls(server), before) == {"get": 1, "evalsha": 1, "set": 1}
+        server.close()

@@ -14,7 +14,7 @@ import redis
 from bench.private_redis import private_redis
 from jobqueue.errors import BackendUnavailable, QueueConfigError
 from jobqueue.queue.base import QueueStats, exceeded_reason
-from jobqueue.queue.redis import RedisQueue
+from jobqueue.queue.redis import DELAYED_READ_S, RedisQueue
 
 pytestmark = pytest.mark.redis
 
@@ -178,22 +178,22 @@ def test_an_expired_message_waits_behind_ready_ones_at_most_one_expiry_read_inte
         assert queue._receive_now(16, 60) == ([], pytest.approx(started + 9.8 + 60))  # r0's visibility deadline
 
 
-def test_a_busy_receive_reads_the_in_flight_set_at_most_once_per_interval():
+def test_a_busy_receive_reads_a_set_head_only_when_it_is_due():
     """Counted on a redis-server of the test's own (``INFO commandstats`` counts every client of a server)."""
     clock = FakeClock()
     with private_redis() as url, RedisQueue.from_url(f"{url}?prefix=q", clock=clock) as queue:
         server = queue.client
         for i in range(4):
             queue.send(f"m{i}")
-        queue.receive(1, 60)  # the first receive reads both sets' heads
+        queue.receive(1, 60)  # the first receive reads both sets' heads: nothing delayed
         before = server.info("commandstats")["cmdstat_zrange"]["calls"]
         queue.receive(1, 60)
         queue.receive(1, 60)
-        assert server.info("commandstats")["cmdstat_zrange"]["calls"] - before == 2  # the delayed set's head only
+        assert server.info("commandstats")["cmdstat_zrange"]["calls"] - before == 0  # no read is due
 
         clock.now += 1.0
         queue.receive(1, 60)
-        assert server.info("commandstats")["cmdstat_zrange"]["calls"] - before == 4  # both heads again
+        assert server.info("commandstats")["cmdstat_zrange"]["calls"] - before == 2  # both intervals are over
 
         queue.receive(1, 60)  # the last one
         stats = server.info("commandstats")
@@ -201,6 +201,35 @@ def test_a_busy_receive_reads_the_in_flight_set_at_most_once_per_interval():
         assert queue._receive_now(1, 60)[0] == []  # empty: the in-flight set is read, so the answer knows every due
         stats = server.info("commandstats")  # time; with nothing moved from it, the list is not popped again
         assert (stats["cmdstat_zrange"]["calls"] - zrange, stats["cmdstat_rpop"]["calls"] - rpop) == (2, 1)
+
+
+def test_a_due_delayed_message_joins_ready_ones_when_known_or_within_the_read_interval(redis_url):
+    """While messages are ready, a receive looks at the delayed set when a delayed message its queue object sent
+    (or saw at the set's head) is due, or DELAYED_READ_S after its last look: one another process sent waits that
+    long at most, and each joins the ready list behind what is ready then."""
+    clock = FakeClock()
+    with RedisQueue.from_url(redis_url, clock=clock) as queue, RedisQueue.from_url(redis_url, clock=clock) as other:
+        delayed = queue.keys[2]
+        ready = [queue.send(f"r{i}") for i in range(6)]
+        assert [m.message_id for m in queue.receive(1, 60)] == [ready[0]]  # reads the delayed set: empty
+        mine = queue.send("mine", delay_s=0.5)
+        theirs = other.send("theirs", delay_s=0.5)
+        clock.now += 0.3
+        assert [m.message_id for m in queue.receive(1, 60)] == [ready[1]]  # nothing due that it knows of
+
+        clock.now += 0.3  # both due: it knows of its own, so it looks, and both join the ready list
+        assert [m.message_id for m in queue.receive(1, 60)] == [ready[2]]
+        assert queue.client.zscore(delayed, mine) is None and queue.client.zscore(delayed, theirs) is None
+
+        late = other.send("theirs, later", delay_s=0.01)
+        clock.now += 0.05  # due, unknown to this queue object, which looked 0.05 s ago
+        assert [m.message_id for m in queue.receive(1, 60)] == [ready[3]]
+        assert queue.client.zscore(delayed, late) is not None
+        clock.now += DELAYED_READ_S  # the interval is over: it looks again
+        assert [m.message_id for m in queue.receive(1, 60)] == [ready[4]]
+        assert queue.client.zscore(delayed, late) is None
+        rest = [m.message_id for m in queue.receive(16, 60)]
+        assert rest == [ready[5], mine, theirs, late] or rest == [ready[5], theirs, mine, late]
 
 
 def test_a_receive_that_buried_everything_it_popped_asks_to_be_called_again(redis_url):
