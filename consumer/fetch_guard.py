@@ -17,12 +17,13 @@ except name resolution.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from relay_core.domain import ErrorReason
 from relay_core.errors import TaskFailed, Transient
@@ -90,11 +91,27 @@ def parse_result_url(url: str, *, allow_http: bool) -> ResultTarget:
         raise FetchRejected(f"result URL contains control characters or spaces ({', '.join(bad)})")
     try:
         parts = urlsplit(url)
-        port = parts.port
     except ValueError as exc:
         raise FetchRejected(f"result URL is malformed: {exc}") from None
     if parts.scheme != "https" and not (allow_http and parts.scheme == "http"):
         raise FetchRejected(f"result URL scheme {parts.scheme!r} is not https")
+    host, port, address, host_header = _authority(parts.scheme, parts.netloc)
+    try:
+        target = _request_target(parts.path, parts.query)
+    except UnicodeEncodeError:
+        raise FetchRejected("result URL is malformed: it cannot be encoded as UTF-8") from None
+    return ResultTarget(url, parts.scheme, host, port, address, target, host_header)
+
+
+@functools.lru_cache(maxsize=256)
+def _authority(scheme: str, netloc: str) -> tuple[str, int, IPAddress | None, bytes]:
+    """The checked host, port, address and ``Host`` header of a URL's authority (the results of one vendor
+    answer share it, so it is judged once; a refusal is raised every time, never cached)."""
+    parts = SplitResult(scheme, netloc, "", "", "")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise FetchRejected(f"result URL is malformed: {exc}") from None
     host = (parts.hostname or "").lower()
     if not host:
         raise FetchRejected("result URL has no host")
@@ -102,16 +119,12 @@ def parse_result_url(url: str, *, allow_http: bool) -> ResultTarget:
         raise FetchRejected("result URL carries credentials")
     if port == 0:
         raise FetchRejected("result URL port 0 is out of range")
-    address = _host_address(parts.netloc, host)
-    default_port = 443 if parts.scheme == "https" else 80
+    address = _host_address(netloc, host)
+    default_port = 443 if scheme == "https" else 80
     port = port or default_port
     written = f"[{host}]" if isinstance(address, ipaddress.IPv6Address) else host
     host_header = written if port == default_port else f"{written}:{port}"
-    try:
-        target = _request_target(parts.path, parts.query)
-    except UnicodeEncodeError:
-        raise FetchRejected("result URL is malformed: it cannot be encoded as UTF-8") from None
-    return ResultTarget(url, parts.scheme, host, port, address, target, host_header.encode("ascii"))
+    return host, port, address, host_header.encode("ascii")
 
 
 def _host_address(netloc: str, host: str) -> IPAddress | None:

@@ -66,9 +66,10 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
-        return redact(json.dumps(entry, ensure_ascii=False, default=str))
+        return redact(_ENCODER.encode(entry))
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)  # built once: json.dumps builds one per call
 _configured = False
 
 

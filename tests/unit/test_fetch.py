@@ -156,3 +156,18 @@ def test_a_session_vets_each_host_once_for_many_downloads(server, store):
             )
             assert store.get_bytes("b", f"k/{name}.jpg") == make_jpeg(4 if name == "a" else 5)
     assert asked == ["localhost"]  # resolved and checked once; both downloads went to that address
+
+
+def test_urls_of_one_authority_are_parsed_alike_and_a_refused_one_is_refused_every_time():
+    """The authority of a URL (host, port, address, Host header) is judged once per authority and remembered; a
+    refusal is not remembered, so every URL naming that authority is refused again."""
+    from consumer.fetch_guard import parse_result_url
+
+    first = parse_result_url("https://cdn.example.com:8443/a/1.png", allow_http=False)
+    second = parse_result_url("https://cdn.example.com:8443/b/2.png?x=1", allow_http=False)
+    assert (first.host, first.port, first.host_header) == ("cdn.example.com", 8443, b"cdn.example.com:8443")
+    assert (second.host, second.port, second.target) == ("cdn.example.com", 8443, b"/b/2.png?x=1")
+    for _ in range(3):
+        with pytest.raises(FetchRejected, match="credentials"):
+            parse_result_url("https://user:pw@cdn.example.com/a.png", allow_http=False)
+    assert parse_result_url("http://[::1]:80/x", allow_http=True).host_header == b"[::1]"
