@@ -42,21 +42,27 @@ def _run(stack, received: list[tuple[Stage, int]], rounds: int = 100) -> None:
     raise AssertionError("tasks did not finish")
 
 
+def _count_leases(ledger) -> list[int]:
+    """The seqs of the hops ``ledger.begin_hop`` is asked to lease, from now on."""
+    begun: list[int] = []
+    real_begin = ledger.begin_hop
+
+    def begin_hop(task_id, seq, *args, **kwargs):
+        begun.append(seq)
+        return real_begin(task_id, seq, *args, **kwargs)
+
+    ledger.begin_hop = begin_hop
+    return begun
+
+
 def _status_queries(stack) -> int:
     return sum(1 for _, path, _ in stack.emulator.requests if path.endswith("/outputs"))
 
 
 def test_a_poll_that_finds_the_job_running_writes_once_and_takes_no_lease(tmp_path, redis_url):
-    begun: list[int] = []
     with _stack(tmp_path, redis_url) as stack:
         ledger = stack.svc.ledger
-        real_begin = ledger.begin_hop
-
-        def begin_hop(task_id, seq, *args, **kwargs):
-            begun.append(seq)
-            return real_begin(task_id, seq, *args, **kwargs)
-
-        ledger.begin_hop = begin_hop
+        begun = _count_leases(ledger)
         stack.deliver(stack.upload("t1", "u1", "model_pose12", make_jpeg(1)))
         _run(stack, [])
         polls = _status_queries(stack)
@@ -121,7 +127,6 @@ def _hop(message) -> tuple[Stage, int]:
 def test_without_one_redis_for_queue_and_ledger_every_poll_takes_its_lease(tmp_path):
     """On SQLite the hop's end is not one atomic step, so a poll's successor could not wait for its seq to rise:
     every poll leases its hop as before."""
-    begun: list[int] = []
     settings = {
         "RELAY_PIPELINES": str(fast_pipelines(tmp_path, POLL_EVERY_HALF_SECOND)),
         "RELAY_POLL_FROM_ESTIMATE": "0",
@@ -129,14 +134,7 @@ def test_without_one_redis_for_queue_and_ledger_every_poll_takes_its_lease(tmp_p
     emulator = {"job_s": 2.0, "queue_s": 0.0, "concurrency": 1000, "seed": 5}
     with LocalStack(tmp_path / "relay", clock=VirtualClock(), emulator=emulator, env=settings) as stack:
         assert stack.svc.hop_commit is None
-        ledger = stack.svc.ledger
-        real_begin = ledger.begin_hop
-
-        def begin_hop(task_id, seq, *args, **kwargs):
-            begun.append(seq)
-            return real_begin(task_id, seq, *args, **kwargs)
-
-        ledger.begin_hop = begin_hop
+        begun = _count_leases(stack.svc.ledger)
         stack.deliver(stack.upload("t1", "u1", "model_pose12", make_jpeg(1)))
         _run(stack, [])
         polls = _status_queries(stack)
