@@ -4,6 +4,12 @@ Order of checks: poison → not yet due (a long delay split into hops) → the l
 ``seq`` already handled; busy: a duplicate is running it now, so this copy is deferred) → the task already has
 an outcome (not reported yet: report it; reported: drop) → the stage.
 
+Where the queue and the ledger share one Redis (``Services.hop_commit``), a POLL runs those checks on the record
+as it reads it (``Ledger.peek_hop``, no write) and asks the vendor before it takes the lease: a job still running
+(or a status query to retry) is decided without one, and the hop's end sends the next poll only if it is the first
+end of the hop (``Continue(leased=False)``, see :mod:`consumer.effects`). A job that ended, or a deadline that
+passed, takes the lease first, and the stage goes on from the vendor's answer.
+
 A stage may join the hop before it (``join``): a poll that saw the job finished goes on to COLLECT, and COLLECT to
 AUDIT, in the same hop, under its lease, with no write in between. Rerunning the hop from its message redoes
 those stages (the poll asks the vendor again, COLLECT keeps what is staged), so no checkpoint is lost; the hop's

@@ -497,7 +497,7 @@ COMMIT_ATTEMPTS = 8
 def _commit(tmp_name: str, path: str, overwrite: bool, what: str) -> None:
     """Move the finished temp file to ``path`` (replacing, or only if nothing is there); the key's directories
     are made when missing (first object under them, or a concurrent delete pruned them in between: that may
-    happen again while they are made, each time a tiny window, so a few attempts always get through)."""
+    happen again while they are made, each time in a tiny window, so a few attempts get through)."""
     for attempt in range(COMMIT_ATTEMPTS):
         try:
             if overwrite:

@@ -199,7 +199,7 @@ class Ledger(abc.ABC):
         and the next try loads), but an answer without a change is only returned once it was computed from a real
         load, since a stale record could give a wrong read-only answer. ``likely_new``: with a record cache and no
         entry, the first try guesses that no record exists (an insert, which fails if one does) instead of loading.
-        ``usable``: a cached record it rejects is known to be stale, so the first try loads instead of losing a
+        ``usable``: a cached record it rejects is most likely stale, so the first try loads instead of losing a
         compare-and-set.
 
         ``commit`` (default: :meth:`_save`) writes a change as ``commit(record, expected_version)``, and is called
@@ -386,7 +386,8 @@ class Ledger(abc.ABC):
         whose work may run twice at once unharmed (a status query), ended by :meth:`advance_with` with ``unleased``,
         so that of the runs of one hop only one, the first to end it, hands the task on. ``Hop.record`` is the
         record decided on (``None``: the task has none). A ``RUN`` may come from the record cache (a stale entry
-        costs that end's compare-and-set, which then raises nothing); any other answer from a real load."""
+        costs the hop's end one lost compare-and-set, then its rule runs on the stored record); any other answer
+        comes from a real load."""
         cached = self._cached(task_id)
         if cached is not None and _seen_hop_before(cached, seq):
             hop = _peeked(cached, task_id, seq, now, user_id)
