@@ -490,8 +490,9 @@ def _stamp(status: os.stat_result) -> list[int]:
     return [status.st_size, status.st_mtime_ns, status.st_ino]
 
 
-#: renames tried by :func:`_commit`, making the key's directories again between two
-COMMIT_ATTEMPTS = 8
+#: renames tried by :func:`_commit`, making the key's directories again between two (a handful is enough unless
+#: many threads or processes prune the same parents at once; each try is a few syscalls)
+COMMIT_ATTEMPTS = 100
 
 
 def _commit(tmp_name: str, path: str, overwrite: bool, what: str) -> None:
