@@ -164,8 +164,7 @@ def _poll_unleased(msg: JobMessage, svc: Services) -> tuple[VendorStatus | None,
     or a failed query to retry, is decided here without the lease (``Continue(leased=False)``). Otherwise the
     vendor's answer for the leased hop to go on from, or the decision an error came to, for it to carry out."""
     try:
-        svc.pipelines.get(msg.pipeline)
-        status = poll.ask(msg, svc)
+        status = poll.ask(msg, svc)  # looks the pipeline up first: a renamed one is our fault, as in _step
     except QueueError:
         raise
     except Exception as exc:  # noqa: BLE001 - decided by class in _failure, as a step's errors are

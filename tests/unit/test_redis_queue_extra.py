@@ -198,8 +198,8 @@ def test_a_busy_receive_reads_a_set_head_only_when_it_is_due():
         queue.receive(1, 60)  # the last one
         stats = server.info("commandstats")
         zrange, rpop = stats["cmdstat_zrange"]["calls"], stats["cmdstat_rpop"]["calls"]
-        assert queue._receive_now(1, 60)[0] == []  # empty: the in-flight set is read, so the answer knows every due
-        stats = server.info("commandstats")  # time; with nothing moved from it, the list is not popped again
+        assert queue._receive_now(1, 60)[0] == []  # empty: both set heads are read, so the answer knows every due
+        stats = server.info("commandstats")  # time; with nothing moved from them, the list is not popped again
         assert (stats["cmdstat_zrange"]["calls"] - zrange, stats["cmdstat_rpop"]["calls"] - rpop) == (2, 1)
 
 
